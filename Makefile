@@ -1,0 +1,39 @@
+# IED back office. `make run` starts the whole product; `make test` runs the suite on PostgreSQL.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+FLASK := $(BIN)/flask --app wsgi
+
+.PHONY: run test test-sqlite bench lint install install-dev
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+## run: web server, RQ worker with scheduler, embedded Redis and a local mail catcher (Ctrl-C stops all)
+run: $(VENV)/.installed
+	$(FLASK) db upgrade
+	$(FLASK) ied seed-demo --if-empty
+	MAIL_CATCHER_ENABLED=1 $(FLASK) ied dev
+
+## test: the suite on a throwaway PostgreSQL cluster and a real Redis, both torn down afterwards
+test: $(VENV)/.installed-dev
+	IED_TEST_DB=postgres $(BIN)/pytest $(PYTEST_ARGS)
+
+## test-sqlite: the same suite on SQLite
+test-sqlite: $(VENV)/.installed-dev
+	IED_TEST_DB=sqlite $(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check ied tests

@@ -1,0 +1,60 @@
+"""IED back office: the Flask application factory."""
+
+from pathlib import Path
+
+from flask import Flask, render_template
+from flask_wtf.csrf import CSRFError
+
+from ied.config import check_production_safety, settings_from_environment
+from ied.extensions import csrf, db, login_manager, migrate
+
+MIGRATIONS_DIR = str(Path(__file__).resolve().parent.parent / "migrations")
+
+
+def create_app(config: dict | None = None) -> Flask:
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.update(settings_from_environment(app.instance_path))
+    app.config.update(config or {})
+    check_production_safety(app.config)
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True)
+    login_manager.init_app(app)
+    csrf.init_app(app)
+
+    from ied import models, navigation  # noqa: F401  (every table registered before migrations look)
+    from ied.auth import access
+    from ied.cli import ied_cli
+    from ied.auth.views import bp as auth_bp
+    from ied.home import bp as home_bp
+
+    access.init_app(app)
+    navigation.init_app(app)
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(home_bp)
+    if app.config["MAIL_CATCHER_ENABLED"]:
+        from ied.mailcatcher.views import bp as mailcatcher_bp
+
+        app.register_blueprint(mailcatcher_bp)
+    app.cli.add_command(ied_cli)
+    _register_error_pages(app)
+    return app
+
+
+def _register_error_pages(app: Flask) -> None:
+    @app.errorhandler(CSRFError)
+    def csrf_error(error):
+        return render_template("error.html", title="Form expired",
+                               message="The form expired or was sent from elsewhere. "
+                               "Reload the page and try again."), 400
+
+    @app.errorhandler(403)
+    def forbidden(error):
+        return render_template("error.html", title="Not allowed",
+                               message="Your role does not give access to this page."), 403
+
+    @app.errorhandler(404)
+    def not_found(error):
+        return render_template("error.html", title="Not found",
+                               message="There is nothing at this address."), 404

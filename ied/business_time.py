@@ -1,0 +1,52 @@
+"""Calendar questions answered in the business time zone (days, billing cycles)."""
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from flask import current_app
+
+from ied.timestamps import utcnow
+
+
+def business_zone() -> ZoneInfo:
+    return ZoneInfo(current_app.config["BUSINESS_TIMEZONE"])
+
+
+def local_midnight(day: date) -> datetime:
+    """The instant (aware) a business day starts; correct across daylight-saving changes."""
+    return datetime.combine(day, time.min, tzinfo=business_zone())
+
+
+def business_today(now: datetime | None = None) -> date:
+    return (now or utcnow()).astimezone(business_zone()).date()
+
+
+def day_bounds(day: date) -> tuple[datetime, datetime]:
+    return local_midnight(day), local_midnight(day + timedelta(days=1))
+
+
+@dataclass(frozen=True)
+class BillingCycle:
+    label: str
+    starts_at: datetime
+    ends_at: datetime
+
+
+def _add_months(year: int, month: int, months: int) -> tuple[int, int]:
+    index = year * 12 + (month - 1) + months
+    return index // 12, index % 12 + 1
+
+
+def billing_cycle(anchor_day: int, at: datetime | None = None) -> BillingCycle:
+    """Monthly cycle starting on the installer's anchor day (1-28), labelled by its start month."""
+    today = business_today(at)
+    year, month = today.year, today.month
+    if today.day < anchor_day:
+        year, month = _add_months(year, month, -1)
+    next_year, next_month = _add_months(year, month, 1)
+    return BillingCycle(
+        label=f"{year:04d}-{month:02d}",
+        starts_at=local_midnight(date(year, month, anchor_day)),
+        ends_at=local_midnight(date(next_year, next_month, anchor_day)),
+    )

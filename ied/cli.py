@@ -1,0 +1,60 @@
+"""`flask --app wsgi ied ...`: operations commands; each calls the same services as the views."""
+
+import secrets
+
+import click
+from flask.cli import AppGroup
+
+from ied.auth.models import ROLES
+from ied.auth.services import create_user
+from ied.devstack import dev_command
+from ied.errors import DomainError
+from ied.extensions import db
+from ied.intake.services import create_api_key
+
+ied_cli = AppGroup("ied", help="IED back office commands.")
+ied_cli.add_command(dev_command)
+
+
+@ied_cli.command("create-user")
+@click.argument("email")
+@click.option("--role", type=click.Choice(ROLES), required=True)
+@click.option("--password", help="Generated and printed when left out.")
+def create_user_command(email: str, role: str, password: str | None) -> None:
+    """Create a user who signs in with EMAIL."""
+    password = password or secrets.token_urlsafe(12)
+    try:
+        user = create_user(email, role, password)
+    except DomainError as error:
+        raise click.ClickException(error.message) from error
+    db.session.commit()
+    click.echo(f"Created {user.role} {user.email} with password {password}")
+
+
+@ied_cli.command("create-api-key")
+@click.argument("source")
+def create_api_key_command(source: str) -> None:
+    """Create an intake API key for SOURCE; the key is printed once and stored only hashed."""
+    try:
+        raw_key, api_key = create_api_key(source)
+    except DomainError as error:
+        raise click.ClickException(error.message) from error
+    db.session.commit()
+    click.echo(f"API key for source '{api_key.source}' (shown once, store it now):")
+    click.echo(raw_key)
+
+
+@ied_cli.command("seed-demo")
+@click.option("--if-empty", is_flag=True, help="Do nothing when the database already has leads.")
+def seed_demo_command(if_empty: bool) -> None:
+    """Fill the database with demo installers, leads, deliveries, follow-ups and one user per role."""
+    from ied.demo import database_is_empty, seed_demo
+
+    if if_empty and not database_is_empty():
+        click.echo("Demo data skipped: the database already has leads.")
+        return
+    logins = seed_demo()
+    db.session.commit()
+    click.echo("Demo data created. Sign in with:")
+    for email, role, password in logins:
+        click.echo(f"  {role:<9} {email}  password: {password}")

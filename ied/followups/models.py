@@ -1,0 +1,106 @@
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import ForeignKey, Index, String, Text, text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ied.checks import one_of
+from ied.extensions import db
+from ied.timestamps import UTCDateTime, utcnow
+
+if TYPE_CHECKING:
+    from ied.auth.models import User
+    from ied.installers.models import Installer
+    from ied.leads.models import Lead
+
+FOLLOW_UP_STATUSES = ("pending", "in_progress", "completed", "closed_with_issue")
+OPEN_FOLLOW_UP_STATUSES = ("pending", "in_progress")
+CLOSED_FOLLOW_UP_STATUSES = ("completed", "closed_with_issue")
+FOLLOW_UP_TRANSITIONS = {
+    "pending": ("in_progress",),
+    "in_progress": ("completed", "closed_with_issue"),
+    "completed": (),
+    "closed_with_issue": (),
+}
+CONTACT_OUTCOMES = ("attempted", "left_message", "no_response", "reached_customer")
+SATISFACTION_OUTCOMES = ("satisfied", "mixed", "unsatisfied")
+FOLLOW_UP_STATUS_LABELS = {
+    "pending": "Pending",
+    "in_progress": "In progress",
+    "completed": "Completed",
+    "closed_with_issue": "Closed with issue",
+}
+CONTACT_OUTCOME_LABELS = {
+    "attempted": "Attempted",
+    "left_message": "Left message",
+    "no_response": "No response",
+    "reached_customer": "Reached customer",
+}
+_OPEN_SQL = "status IN ('pending', 'in_progress')"
+
+
+class FollowUp(db.Model):
+    __tablename__ = "follow_ups"
+    __table_args__ = (
+        one_of("status", FOLLOW_UP_STATUSES),
+        one_of("last_contact_outcome", CONTACT_OUTCOMES),
+        one_of("satisfaction_outcome", SATISFACTION_OUTCOMES),
+        Index("ix_follow_ups_open_due_at", "due_at", "id",
+              postgresql_where=text(_OPEN_SQL), sqlite_where=text(_OPEN_SQL)),
+        Index("ix_follow_ups_status_due_at", "status", "due_at", "id"),
+        Index("ix_follow_ups_installer_id_due_at", "installer_id", "due_at"),
+        Index("ix_follow_ups_open_issue", "due_at",
+              postgresql_where=text("has_issue AND NOT issue_resolved"),
+              sqlite_where=text("has_issue AND NOT issue_resolved")),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id"), unique=True)
+    installer_id: Mapped[int] = mapped_column(ForeignKey("installers.id"))
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    contact_attempt_count: Mapped[int] = mapped_column(default=0)
+    last_contacted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_contacted_by_email: Mapped[str | None] = mapped_column(String(254))
+    last_contact_outcome: Mapped[str | None] = mapped_column(String(20))
+    satisfaction_outcome: Mapped[str | None] = mapped_column(String(20))
+    has_issue: Mapped[bool] = mapped_column(default=False)
+    issue_summary: Mapped[str | None] = mapped_column(Text)
+    issue_resolved: Mapped[bool] = mapped_column(default=False)
+    referral_opportunity: Mapped[bool] = mapped_column(default=False)
+    notes: Mapped[str | None] = mapped_column(Text)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    lead: Mapped["Lead"] = relationship(back_populates="follow_up")
+    installer: Mapped["Installer"] = relationship()
+    contact_attempts: Mapped[list["ContactAttempt"]] = relationship(
+        back_populates="follow_up", order_by="ContactAttempt.id"
+    )
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_FOLLOW_UP_STATUSES
+
+    @property
+    def has_open_issue(self) -> bool:
+        return self.has_issue and not self.issue_resolved
+
+
+class ContactAttempt(db.Model):
+    __tablename__ = "contact_attempts"
+    __table_args__ = (one_of("outcome", CONTACT_OUTCOMES),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    follow_up_id: Mapped[int] = mapped_column(ForeignKey("follow_ups.id"), index=True)
+    contacted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    contacted_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    contacted_by_email: Mapped[str] = mapped_column(String(254))
+    outcome: Mapped[str] = mapped_column(String(20))
+    note: Mapped[str | None] = mapped_column(Text)
+
+    follow_up: Mapped[FollowUp] = relationship(back_populates="contact_attempts")
+    contacted_by: Mapped["User | None"] = relationship()

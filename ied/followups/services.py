@@ -1,0 +1,212 @@
+"""The follow-up contract: the only code that writes FollowUp.status. Never touches leads or billing."""
+
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from ied.auth.models import User
+from ied.delivery.models import Assignment
+from ied.errors import DomainError, NotFound
+from ied.extensions import db
+from ied.followups.models import (
+    CONTACT_OUTCOMES,
+    FOLLOW_UP_TRANSITIONS,
+    SATISFACTION_OUTCOMES,
+    ContactAttempt,
+    FollowUp,
+)
+from ied.leads.models import Lead
+from ied.leads.services import lock_lead
+from ied.timestamps import utcnow
+
+
+class FollowUpRefused(DomainError):
+    pass
+
+
+def sent_assignments(lead: Lead) -> list[Assignment]:
+    return list(
+        db.session.scalars(
+            sa.select(Assignment)
+            .where(Assignment.lead_id == lead.id, Assignment.status == "sent")
+            .order_by(Assignment.sent_at)
+        )
+    )
+
+
+def why_no_follow_up(lead: Lead) -> str | None:
+    """The reason a follow-up cannot be created for this lead, or None when it can."""
+    existing = db.session.scalars(sa.select(FollowUp.id).where(FollowUp.lead_id == lead.id)).first()
+    if existing is not None:
+        return f"Lead {lead.reference} already has its follow-up."
+    if not sent_assignments(lead):
+        return f"Lead {lead.reference} has no sent delivery yet: follow-up starts after delivery."
+    return None
+
+
+def create_follow_up(
+    lead: Lead, installer_id: int | None, due_at: datetime | None, actor: User | None,
+    notes: str | None = None,
+) -> FollowUp:
+    lead = lock_lead(lead.id)
+    reason = why_no_follow_up(lead)
+    if reason:
+        raise FollowUpRefused(reason)
+    if due_at is None:
+        raise FollowUpRefused("A due date is required.", field="due_at")
+    if due_at.tzinfo is None:
+        raise FollowUpRefused("The due date needs a time zone.", field="due_at")
+    sent_installer_ids = {assignment.installer_id for assignment in sent_assignments(lead)}
+    if installer_id not in sent_installer_ids:
+        raise FollowUpRefused(
+            "Choose one of the installers this lead was delivered to.", field="installer_id"
+        )
+    follow_up = FollowUp(
+        lead_id=lead.id,
+        installer_id=installer_id,
+        status="pending",
+        due_at=due_at,
+        notes=notes,
+        created_by_id=actor.id if actor else None,
+    )
+    db.session.add(follow_up)
+    db.session.flush()
+    return follow_up
+
+
+def lock_follow_up(follow_up_id: int) -> FollowUp:
+    follow_up = db.session.scalars(
+        sa.select(FollowUp)
+        .where(FollowUp.id == follow_up_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).first()
+    if follow_up is None:
+        raise NotFound(f"No follow-up has the id {follow_up_id}.")
+    return follow_up
+
+
+def _move(follow_up: FollowUp, to_status: str) -> None:
+    allowed = FOLLOW_UP_TRANSITIONS[follow_up.status]
+    if to_status not in allowed:
+        allowed_text = " or ".join(f"'{status}'" for status in allowed) or "nothing (it is closed)"
+        raise FollowUpRefused(
+            f"The follow-up is '{follow_up.status}' and cannot become '{to_status}'; "
+            f"it may become {allowed_text}."
+        )
+    follow_up.status = to_status
+
+
+def start(follow_up: FollowUp, actor: User | None) -> FollowUp:
+    follow_up = lock_follow_up(follow_up.id)
+    _move(follow_up, "in_progress")
+    follow_up.started_at = utcnow()
+    db.session.flush()
+    return follow_up
+
+
+def log_contact_attempt(
+    follow_up: FollowUp, outcome: str, actor: User, note: str | None = None
+) -> ContactAttempt:
+    """Count the attempt and keep it as a row; a pending follow-up starts with its first attempt."""
+    follow_up = lock_follow_up(follow_up.id)
+    if outcome not in CONTACT_OUTCOMES:
+        raise FollowUpRefused(
+            f"Outcome must be one of: {', '.join(CONTACT_OUTCOMES)}.", field="outcome"
+        )
+    if not follow_up.is_open:
+        raise FollowUpRefused(
+            f"The follow-up is '{follow_up.status}': contact attempts are logged on open "
+            "follow-ups only."
+        )
+    if follow_up.status == "pending":
+        _move(follow_up, "in_progress")
+        follow_up.started_at = utcnow()
+    attempt = ContactAttempt(
+        follow_up=follow_up,
+        contacted_at=utcnow(),
+        contacted_by_id=actor.id,
+        contacted_by_email=actor.email,
+        outcome=outcome,
+        note=(note or "").strip() or None,
+    )
+    db.session.add(attempt)
+    follow_up.contact_attempt_count += 1
+    follow_up.last_contacted_at = attempt.contacted_at
+    follow_up.last_contacted_by_email = actor.email
+    follow_up.last_contact_outcome = outcome
+    db.session.flush()
+    return attempt
+
+
+def record_outcome(
+    follow_up: FollowUp,
+    *,
+    satisfaction_outcome: str | None,
+    has_issue: bool,
+    issue_summary: str | None,
+    issue_resolved: bool,
+    referral_opportunity: bool,
+    notes: str | None,
+    actor: User | None,
+) -> FollowUp:
+    follow_up = lock_follow_up(follow_up.id)
+    if not follow_up.is_open:
+        raise FollowUpRefused(
+            f"The follow-up is '{follow_up.status}': its outcome can no longer change "
+            "(an open issue can still be marked resolved)."
+        )
+    if satisfaction_outcome is not None and satisfaction_outcome not in SATISFACTION_OUTCOMES:
+        raise FollowUpRefused(
+            f"Satisfaction must be one of: {', '.join(SATISFACTION_OUTCOMES)}.",
+            field="satisfaction_outcome",
+        )
+    issue_summary = (issue_summary or "").strip() or None
+    if has_issue and not issue_summary:
+        raise FollowUpRefused("Describe the issue in a few words.", field="issue_summary")
+    follow_up.satisfaction_outcome = satisfaction_outcome
+    follow_up.has_issue = has_issue
+    follow_up.issue_summary = issue_summary if has_issue else None
+    follow_up.issue_resolved = issue_resolved if has_issue else False
+    follow_up.referral_opportunity = referral_opportunity
+    follow_up.notes = (notes or "").strip() or None
+    db.session.flush()
+    return follow_up
+
+
+def why_not_closable(follow_up: FollowUp) -> str | None:
+    if not follow_up.is_open:
+        return f"The follow-up is already '{follow_up.status}'."
+    reached = db.session.scalars(
+        sa.select(ContactAttempt.id).where(
+            ContactAttempt.follow_up_id == follow_up.id,
+            ContactAttempt.outcome == "reached_customer",
+        )
+    ).first()
+    if reached is None:
+        return "Log a contact attempt that reached the customer before closing."
+    if follow_up.satisfaction_outcome is None:
+        return "Record the customer's satisfaction before closing."
+    return None
+
+
+def close(follow_up: FollowUp, actor: User | None) -> FollowUp:
+    """Completed, or closed_with_issue while an issue is still open."""
+    follow_up = lock_follow_up(follow_up.id)
+    reason = why_not_closable(follow_up)
+    if reason:
+        raise FollowUpRefused(reason)
+    _move(follow_up, "closed_with_issue" if follow_up.has_open_issue else "completed")
+    follow_up.completed_at = utcnow()
+    db.session.flush()
+    return follow_up
+
+
+def mark_issue_resolved(follow_up: FollowUp, actor: User | None) -> FollowUp:
+    """Resolving a closed follow-up's issue drops it from the open-issue view; status stays."""
+    follow_up = lock_follow_up(follow_up.id)
+    if not follow_up.has_open_issue:
+        raise FollowUpRefused("This follow-up has no open issue to resolve.")
+    follow_up.issue_resolved = True
+    db.session.flush()
+    return follow_up

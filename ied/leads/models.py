@@ -1,0 +1,112 @@
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ied.checks import one_of
+from ied.extensions import db
+from ied.timestamps import UTCDateTime, utcnow
+
+if TYPE_CHECKING:
+    from ied.auth.models import User
+    from ied.delivery.models import Assignment
+    from ied.followups.models import FollowUp
+    from ied.installers.models import Installer
+
+LEAD_STATUSES = ("new", "reviewing", "ready_to_route", "assigned")
+# The locked lifecycle: each status has at most one next status, nothing goes back.
+NEXT_LEAD_STATUS = {"new": "reviewing", "reviewing": "ready_to_route", "ready_to_route": "assigned"}
+SELECTED_PATHS = ("compare_quotes", "recommended_installer")
+PRODUCTS = ("solar_pv", "battery", "heat_pump", "ev_charger", "insulation", "boiler")
+PRODUCT_LABELS = {
+    "solar_pv": "Solar PV",
+    "battery": "Battery storage",
+    "heat_pump": "Heat pump",
+    "ev_charger": "EV charger",
+    "insulation": "Insulation",
+    "boiler": "Boiler",
+}
+PATH_LABELS = {"compare_quotes": "Compare quotes", "recommended_installer": "Recommended installer"}
+STATUS_LABELS = {
+    "new": "New",
+    "reviewing": "Reviewing",
+    "ready_to_route": "Ready to route",
+    "assigned": "Assigned",
+}
+
+
+class Lead(db.Model):
+    __tablename__ = "leads"
+    __table_args__ = (
+        UniqueConstraint("source", "external_id"),
+        one_of("status", LEAD_STATUSES),
+        one_of("selected_path", SELECTED_PATHS),
+        one_of("product_interest", PRODUCTS),
+        Index("ix_leads_status_created_at_id", "status", "created_at", "id"),
+        Index("ix_leads_created_at_id", "created_at", "id"),
+        Index("ix_leads_email_normalized_created_at", "email_normalized", "created_at"),
+        Index("ix_leads_phone_normalized_created_at", "phone_normalized", "created_at"),
+        Index("ix_leads_postcode_normalized", "postcode_normalized"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reference: Mapped[str] = mapped_column(String(32), unique=True)
+    source: Mapped[str] = mapped_column(String(64))
+    external_id: Mapped[str | None] = mapped_column(String(128))
+    customer_name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(254))
+    email_normalized: Mapped[str | None] = mapped_column(String(254))
+    phone: Mapped[str | None] = mapped_column(String(40))
+    phone_normalized: Mapped[str | None] = mapped_column(String(20))
+    address: Mapped[str | None] = mapped_column(Text)
+    postcode: Mapped[str] = mapped_column(String(12))
+    postcode_normalized: Mapped[str] = mapped_column(String(12))
+    product_interest: Mapped[str] = mapped_column(String(32))
+    assessment: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    recommendation: Mapped[str | None] = mapped_column(Text)
+    recommended_installer_id: Mapped[int | None] = mapped_column(
+        ForeignKey("installers.id"), index=True
+    )
+    selected_path: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(20), default="new")
+    possible_duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("leads.id"), index=True)
+    notes: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    recommended_installer: Mapped["Installer | None"] = relationship()
+    possible_duplicate_of: Mapped["Lead | None"] = relationship(remote_side=[id])
+    status_changes: Mapped[list["LeadStatusChange"]] = relationship(
+        back_populates="lead", order_by="LeadStatusChange.id"
+    )
+    assignments: Mapped[list["Assignment"]] = relationship(
+        back_populates="lead", order_by="Assignment.id"
+    )
+    follow_up: Mapped["FollowUp | None"] = relationship(back_populates="lead")
+
+    @property
+    def next_status(self) -> str | None:
+        return NEXT_LEAD_STATUS.get(self.status)
+
+    def __repr__(self) -> str:
+        return f"<Lead {self.reference} {self.status}>"
+
+
+class LeadStatusChange(db.Model):
+    __tablename__ = "lead_status_changes"
+    __table_args__ = (
+        one_of("to_status", LEAD_STATUSES),
+        one_of("from_status", LEAD_STATUSES),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id"), index=True)
+    from_status: Mapped[str | None] = mapped_column(String(20))
+    to_status: Mapped[str] = mapped_column(String(20))
+    changed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    note: Mapped[str | None] = mapped_column(Text)
+
+    lead: Mapped[Lead] = relationship(back_populates="status_changes")
+    changed_by: Mapped["User | None"] = relationship()

@@ -1,0 +1,236 @@
+"""The lead lifecycle: the only code that writes Lead.status."""
+
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from flask import current_app
+
+from ied.auth.models import User
+from ied.errors import DomainError, NotFound
+from ied.extensions import db
+from ied.leads.models import NEXT_LEAD_STATUS, PRODUCTS, SELECTED_PATHS, Lead, LeadStatusChange
+from ied.timestamps import utcnow
+
+REFERENCE_PREFIX = "IED-"
+_POSTCODE = re.compile(r"^[A-Z]{1,2}[0-9][A-Z0-9]?[0-9][A-Z]{2}$")
+
+
+class IllegalLeadTransition(DomainError):
+    pass
+
+
+def reference_for(lead_id: int) -> str:
+    return f"{REFERENCE_PREFIX}{lead_id:06d}"
+
+
+def normalize_email(email: str | None) -> str | None:
+    email = (email or "").strip().lower()
+    return email or None
+
+
+def normalize_phone(phone: str | None) -> str | None:
+    """Digits only, UK numbers folded to the national form so +44 7700... matches 07700..."""
+    digits = re.sub(r"\D", "", phone or "")
+    if digits.startswith("44") and len(digits) >= 11:
+        digits = "0" + digits[2:]
+    return digits or None
+
+
+def normalize_postcode(postcode: str) -> str:
+    return re.sub(r"\s", "", postcode or "").upper()
+
+
+def format_postcode(postcode: str) -> str:
+    compact = normalize_postcode(postcode)
+    return f"{compact[:-3]} {compact[-3:]}" if len(compact) > 3 else compact
+
+
+def is_valid_postcode(postcode: str) -> bool:
+    return bool(_POSTCODE.match(normalize_postcode(postcode)))
+
+
+@dataclass
+class LeadInput:
+    """What intake (API or phone-in form) hands to create_lead, already shaped but unchecked."""
+
+    customer_name: str
+    postcode: str
+    product_interest: str
+    selected_path: str
+    email: str | None = None
+    phone: str | None = None
+    address: str | None = None
+    assessment: dict[str, Any] = field(default_factory=dict)
+    recommendation: str | None = None
+    recommended_installer_id: int | None = None
+    notes: str | None = None
+
+
+def validate_lead_input(data: LeadInput) -> dict[str, str]:
+    """Every problem with the input, by field name; empty when the lead may be created."""
+    from ied.installers.models import Installer
+
+    errors: dict[str, str] = {}
+    if not (data.customer_name or "").strip():
+        errors["customer_name"] = "Customer name is required."
+    if not normalize_email(data.email) and not normalize_phone(data.phone):
+        errors["email"] = "Give an email address or a phone number."
+        errors["phone"] = "Give a phone number or an email address."
+    if data.email and "@" not in data.email:
+        errors["email"] = "This is not an email address."
+    if data.phone and not normalize_phone(data.phone):
+        errors["phone"] = "This is not a phone number."
+    if not (data.postcode or "").strip():
+        errors["postcode"] = "Postcode is required."
+    elif not is_valid_postcode(data.postcode):
+        errors["postcode"] = "This is not a UK postcode."
+    if data.product_interest not in PRODUCTS:
+        errors["product_interest"] = f"Product must be one of: {', '.join(PRODUCTS)}."
+    if data.selected_path not in SELECTED_PATHS:
+        errors["selected_path"] = f"Selected path must be one of: {', '.join(SELECTED_PATHS)}."
+    if not isinstance(data.assessment, dict):
+        errors["assessment"] = "Assessment must be an object of answers."
+    if data.recommended_installer_id is not None and (
+        not isinstance(data.recommended_installer_id, int)
+        or db.session.get(Installer, data.recommended_installer_id) is None
+    ):
+        errors["recommended_installer_id"] = "No installer has this id."
+    return errors
+
+
+def find_possible_duplicate(email: str | None, phone: str | None) -> Lead | None:
+    """The newest lead of the duplicate window sharing this email or phone."""
+    email, phone = normalize_email(email), normalize_phone(phone)
+    if not email and not phone:
+        return None
+    since = utcnow() - timedelta(days=current_app.config["DUPLICATE_WINDOW_DAYS"])
+    matches = []
+    if email:
+        matches.append(Lead.email_normalized == email)
+    if phone:
+        matches.append(Lead.phone_normalized == phone)
+    return db.session.scalars(
+        sa.select(Lead)
+        .where(sa.or_(*matches), Lead.created_at >= since)
+        .order_by(Lead.created_at.desc(), Lead.id.desc())
+        .limit(1)
+    ).first()
+
+
+def create_lead(
+    data: LeadInput, *, source: str, external_id: str | None = None, actor: User | None = None
+) -> Lead:
+    """A fresh submission becomes `new`, with its first history row and a duplicate flag."""
+    errors = validate_lead_input(data)
+    if errors:
+        raise LeadValidationError(errors)
+    duplicate = find_possible_duplicate(data.email, data.phone)
+    lead = Lead(
+        reference=f"~{uuid.uuid4().hex[:24]}",  # replaced once the id is known
+        source=source,
+        external_id=external_id,
+        customer_name=data.customer_name.strip(),
+        email=(data.email or "").strip() or None,
+        email_normalized=normalize_email(data.email),
+        phone=(data.phone or "").strip() or None,
+        phone_normalized=normalize_phone(data.phone),
+        address=(data.address or "").strip() or None,
+        postcode=format_postcode(data.postcode),
+        postcode_normalized=normalize_postcode(data.postcode),
+        product_interest=data.product_interest,
+        assessment=data.assessment or {},
+        recommendation=data.recommendation,
+        recommended_installer_id=data.recommended_installer_id,
+        selected_path=data.selected_path,
+        status="new",
+        possible_duplicate_of_id=duplicate.id if duplicate else None,
+        notes=data.notes,
+    )
+    db.session.add(lead)
+    db.session.flush()
+    lead.reference = reference_for(lead.id)
+    db.session.add(
+        LeadStatusChange(
+            lead=lead,
+            from_status=None,
+            to_status="new",
+            changed_by_id=actor.id if actor else None,
+            note=f"Received from {source}",
+        )
+    )
+    db.session.flush()
+    return lead
+
+
+class LeadValidationError(DomainError):
+    def __init__(self, errors: dict[str, str]):
+        super().__init__("The lead has errors: " + "; ".join(errors.values()))
+        self.errors = errors
+
+
+def get_lead_by_reference(reference: str, *, for_update: bool = False) -> Lead:
+    query = sa.select(Lead).where(Lead.reference == reference.strip().upper())
+    if for_update:
+        query = query.with_for_update()
+    lead = db.session.scalars(query).first()
+    if lead is None:
+        raise NotFound(f"No lead has the reference {reference}.")
+    return lead
+
+
+def lock_lead(lead_id: int) -> Lead:
+    """Reload the lead under a row lock so concurrent changes queue behind this one."""
+    lead = db.session.scalars(
+        sa.select(Lead).where(Lead.id == lead_id).with_for_update().execution_options(
+            populate_existing=True
+        )
+    ).first()
+    if lead is None:
+        raise NotFound(f"No lead has the id {lead_id}.")
+    return lead
+
+
+def change_status(lead: Lead, to_status: str, actor: User | None, note: str | None = None) -> Lead:
+    """Move a lead one step along the lifecycle, or refuse with the reason."""
+    allowed = NEXT_LEAD_STATUS.get(lead.status)
+    if to_status != allowed:
+        next_text = f"the only allowed next status is '{allowed}'" if allowed else (
+            "it is the last status of the lifecycle; nothing follows it"
+        )
+        raise IllegalLeadTransition(
+            f"Lead {lead.reference} is '{lead.status}' and cannot move to '{to_status}': "
+            f"{next_text}."
+        )
+    db.session.add(
+        LeadStatusChange(
+            lead=lead,
+            from_status=lead.status,
+            to_status=to_status,
+            changed_by_id=actor.id if actor else None,
+            note=note,
+        )
+    )
+    lead.status = to_status
+    db.session.flush()
+    return lead
+
+
+def start_review(lead: Lead, actor: User | None, note: str | None = None) -> Lead:
+    return change_status(lock_lead(lead.id), "reviewing", actor, note)
+
+
+def approve_for_routing(lead: Lead, actor: User | None, note: str | None = None) -> Lead:
+    return change_status(lock_lead(lead.id), "ready_to_route", actor, note)
+
+
+def advance(lead: Lead, to_status: str, actor: User | None) -> Lead:
+    """The queue's one-click transitions; `assigned` only comes from assigning installers."""
+    if to_status == "assigned":
+        raise IllegalLeadTransition(
+            f"Lead {lead.reference} becomes 'assigned' only by assigning installers to it."
+        )
+    return change_status(lock_lead(lead.id), to_status, actor)

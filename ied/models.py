@@ -1,0 +1,13 @@
+"""Imports every model so metadata, migrations and relationships see all tables."""
+
+from ied.auth.models import User
+from ied.delivery.models import Assignment, DeliveryAudit, DeliveryEvent
+from ied.followups.models import ContactAttempt, FollowUp
+from ied.installers.models import Installer
+from ied.intake.models import ApiKey
+from ied.leads.models import Lead, LeadStatusChange
+
+__all__ = [
+    "ApiKey", "Assignment", "ContactAttempt", "DeliveryAudit", "DeliveryEvent", "FollowUp",
+    "Installer", "Lead", "LeadStatusChange", "User",
+]

@@ -1,0 +1,245 @@
+import os
+import threading
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask_migrate import upgrade
+
+from ied import create_app
+from ied.auth.models import User
+from ied.auth.services import create_user
+from ied.extensions import db
+from ied.installers.models import Installer
+from ied.leads import services as lead_services
+from ied.leads.models import Lead
+from tests.support.postgres import ThrowawayPostgres
+from tests.support.redis_server import ThrowawayRedis
+
+TEST_PASSWORD = "correct-horse-battery"
+
+
+def _database_backend() -> str:
+    backend = os.environ.get("IED_TEST_DB", "sqlite")
+    if backend not in {"sqlite", "postgres"}:
+        raise pytest.UsageError("IED_TEST_DB must be sqlite or postgres")
+    return backend
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory) -> Iterator[str]:
+    if os.environ.get("IED_TEST_DATABASE_URL"):
+        yield os.environ["IED_TEST_DATABASE_URL"]
+        return
+    if _database_backend() == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'ied-test.sqlite3'}"
+        return
+    server = ThrowawayPostgres()
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    if os.environ.get("IED_TEST_REDIS_URL"):
+        yield os.environ["IED_TEST_REDIS_URL"]
+        return
+    server = ThrowawayRedis()
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def test_settings(database_url, redis_url, tmp_path_factory) -> dict:
+    return {
+        "TESTING": True,
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "REDIS_URL": redis_url,
+        "WTF_CSRF_ENABLED": False,
+        "SECRET_KEY": "test-secret-key",
+        "SERVER_NAME": None,
+        "PUBLIC_BASE_URL": "http://127.0.0.1:5000",
+        "MAIL_CATCHER_DIR": str(tmp_path_factory.mktemp("caught-mail")),
+    }
+
+
+@pytest.fixture(scope="session")
+def migrated_database(test_settings) -> str:
+    app = create_app(test_settings)
+    with app.app_context():
+        upgrade()
+        db.engine.dispose()
+    return test_settings["SQLALCHEMY_DATABASE_URI"]
+
+
+@pytest.fixture
+def is_postgres(migrated_database) -> bool:
+    return migrated_database.startswith("postgresql")
+
+
+def _empty_all_tables() -> None:
+    tables = [table.name for table in reversed(db.metadata.sorted_tables)]
+    if db.engine.dialect.name == "postgresql":
+        db.session.execute(sa.text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+    else:
+        for table in tables:
+            db.session.execute(sa.text(f"DELETE FROM {table}"))
+    db.session.commit()
+
+
+@pytest.fixture
+def make_app(test_settings, migrated_database) -> Iterator[Callable[..., Flask]]:
+    """Build an app with extra settings; tables are emptied after the test."""
+    apps: list[Flask] = []
+
+    def build(**overrides) -> Flask:
+        app = create_app({**test_settings, **overrides})
+        apps.append(app)
+        return app
+
+    yield build
+    if apps:
+        with apps[0].app_context():
+            db.session.remove()
+            _empty_all_tables()
+    for app in apps:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+        connection = app.extensions.get("ied_redis")
+        if connection is not None:
+            connection.flushdb()
+            connection.close()
+
+
+@pytest.fixture
+def app(make_app) -> Iterator[Flask]:
+    app = make_app()
+    with app.app_context():
+        yield app
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def make_user(app) -> Callable[..., User]:
+    counter = iter(range(1, 10_000))
+
+    def build(role: str = "operator", email: str | None = None, password: str = TEST_PASSWORD):
+        user = create_user(email or f"{role}{next(counter)}@ied.test", role, password)
+        db.session.commit()
+        return user
+
+    return build
+
+
+@pytest.fixture
+def login_as(client, make_user) -> Callable[[str], User]:
+    """Sign the test client in through the real login form; returns the user."""
+
+    def sign_in(role: str = "operator") -> User:
+        user = make_user(role)
+        response = client.post("/login", data={"email": user.email, "password": TEST_PASSWORD})
+        assert response.status_code == 302, response.get_data(as_text=True)
+        return user
+
+    return sign_in
+
+
+@pytest.fixture
+def operator(make_user) -> User:
+    return make_user("operator")
+
+
+@pytest.fixture
+def make_installer(app) -> Callable[..., Installer]:
+    counter = iter(range(1, 10_000))
+
+    def build(**fields) -> Installer:
+        number = next(counter)
+        values = {
+            "company_name": f"Installer {number}",
+            "contact_name": f"Contact {number}",
+            "delivery_email": f"installer{number}@installers.test",
+            "phone": "0161 496 0000",
+            "active": True,
+            "service_areas": ["london"],
+            "products": ["solar_pv", "battery", "heat_pump"],
+            "cycle_cap": None,
+            "price_per_lead": Decimal("25.00"),
+            "billing_anchor_day": 1,
+        }
+        values.update(fields)
+        installer = Installer(**values)
+        db.session.add(installer)
+        db.session.commit()
+        return installer
+
+    return build
+
+
+STATUS_STEPS = ("new", "reviewing", "ready_to_route")
+
+
+@pytest.fixture
+def make_lead(app, operator) -> Callable[..., Lead]:
+    """A lead created through the real intake service and walked up to `status`."""
+    counter = iter(range(1, 100_000))
+
+    def build(status: str = "new", **fields) -> Lead:
+        number = next(counter)
+        data = {
+            "customer_name": f"Customer {number}",
+            "email": f"customer{number}@example.com",
+            "phone": None,
+            "postcode": "SW1A 1AA",
+            "product_interest": "solar_pv",
+            "selected_path": "compare_quotes",
+            "assessment": {"property_type": "detached"},
+        }
+        data.update(fields)
+        lead = lead_services.create_lead(
+            lead_services.LeadInput(**data), source="test", external_id=f"ext-{number}"
+        )
+        for target in STATUS_STEPS[1 : STATUS_STEPS.index(status) + 1]:
+            lead_services.change_status(lead, target, operator)
+        db.session.commit()
+        return lead
+
+    return build
+
+
+@pytest.fixture
+def run_in_threads():
+    """Run callables at once in threads, each in its own app context (own DB connection)."""
+
+    def run(app: Flask, *targets: Callable[[], object]) -> list[object]:
+        results: list[object] = [None] * len(targets)
+
+        def runner(index: int, target: Callable[[], object]) -> None:
+            with app.app_context():
+                try:
+                    results[index] = target()
+                except Exception as error:  # the test inspects which one lost
+                    db.session.rollback()
+                    results[index] = error
+                finally:
+                    db.session.remove()
+
+        threads = [threading.Thread(target=runner, args=(i, t)) for i, t in enumerate(targets)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        return results
+
+    return run

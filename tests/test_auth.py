@@ -1,0 +1,138 @@
+import pytest
+import sqlalchemy as sa
+
+from ied import create_app
+from ied.auth.models import User
+from ied.config import UnsafeConfiguration
+from ied.extensions import db
+from ied.intake.models import ApiKey
+from ied.intake.services import authenticate_api_key, hash_key, revoke_api_key
+from tests.conftest import TEST_PASSWORD
+
+PROTECTED = ["/", "/logout"]
+
+
+@pytest.mark.parametrize("path", ["/"])
+def test_pages_need_login(client, path):
+    response = client.get(path)
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/login")
+
+
+def test_htmx_requests_without_login_are_told_where_to_sign_in(client):
+    response = client.get("/", headers={"HX-Request": "true"})
+    assert response.status_code == 401
+    assert response.headers["HX-Redirect"].startswith("/login")
+
+
+def test_public_pages_need_no_login(client):
+    assert client.get("/login").status_code == 200
+    assert client.get("/healthz").get_json() == {"status": "ok"}
+
+
+def test_login_and_logout(client, make_user):
+    user = make_user("manager")
+    response = client.post("/login?next=/", data={"email": user.email.upper(), "password": TEST_PASSWORD})
+    assert response.status_code == 302
+    page = client.get("/").get_data(as_text=True)
+    assert user.email in page and "manager" in page
+    assert client.post("/logout").status_code == 302
+    assert client.get("/").status_code == 302
+
+
+def test_wrong_password_is_refused_inline_and_keeps_the_email(client, make_user):
+    user = make_user()
+    response = client.post("/login", data={"email": user.email, "password": "wrong-password"})
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert "Email or password is wrong" in page
+    assert f'value="{user.email}"' in page
+
+
+def test_inactive_users_cannot_sign_in(client, make_user):
+    user = make_user()
+    user.active = False
+    db.session.commit()
+    response = client.post("/login", data={"email": user.email, "password": TEST_PASSWORD})
+    assert response.status_code == 422
+
+
+def test_login_refuses_offsite_next(client, make_user):
+    user = make_user()
+    response = client.post("/login?next=https://evil.example/", data={"email": user.email, "password": TEST_PASSWORD})
+    assert response.headers["Location"] == "/"
+
+
+def test_csrf_is_required_when_enabled(make_app, make_user):
+    app = make_app(WTF_CSRF_ENABLED=True)
+    with app.app_context():
+        user = make_user()
+        response = app.test_client().post("/login", data={"email": user.email, "password": TEST_PASSWORD})
+        assert response.status_code == 400
+        assert "Form expired" in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(("role", "may"), [("operator", "operator"), ("manager", "operator"),
+                                           ("manager", "manager"), ("admin", "manager"),
+                                           ("admin", "admin")])
+def test_roles_nest(role, may):
+    assert User(role=role).has_role(may)
+
+
+@pytest.mark.parametrize(("role", "may_not"), [("operator", "manager"), ("operator", "admin"),
+                                               ("manager", "admin")])
+def test_roles_do_not_reach_up(role, may_not):
+    assert not User(role=role).has_role(may_not)
+
+
+def test_production_refuses_the_development_secret_key(monkeypatch):
+    monkeypatch.setenv("IED_ENV", "production")
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    with pytest.raises(UnsafeConfiguration, match="SECRET_KEY"):
+        create_app({"SQLALCHEMY_DATABASE_URI": "sqlite://"})
+
+
+def test_cli_create_user_and_api_key(app):
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["ied", "create-user", "Ops@IED.test", "--role", "manager",
+                                 "--password", "a-long-password"])
+    assert result.exit_code == 0, result.output
+    user = db.session.scalars(sa.select(User).where(User.email == "ops@ied.test")).one()
+    assert (user.role, user.check_password("a-long-password")) == ("manager", True)
+    duplicate = runner.invoke(args=["ied", "create-user", "ops@ied.test", "--role", "admin",
+                                    "--password", "a-long-password"])
+    assert duplicate.exit_code != 0 and "already exists" in duplicate.output
+
+    result = runner.invoke(args=["ied", "create-api-key", "website"])
+    assert result.exit_code == 0, result.output
+    raw_key = result.output.strip().splitlines()[-1]
+    stored = db.session.scalars(sa.select(ApiKey)).one()
+    assert stored.key_hash == hash_key(raw_key) and raw_key not in stored.key_hash
+    assert authenticate_api_key(raw_key).source == "website"
+    revoke_api_key(stored)
+    db.session.commit()
+    assert authenticate_api_key(raw_key) is None
+
+
+def test_cli_seed_demo_fills_every_state(app):
+    from ied.delivery.models import Assignment, DeliveryAudit, DeliveryEvent
+    from ied.followups.models import FollowUp
+    from ied.followups.queries import due_state_counts
+    from ied.leads.models import Lead
+
+    result = app.test_cli_runner().invoke(args=["ied", "seed-demo", "--if-empty"])
+    assert result.exit_code == 0, result.output
+    assert "operator@ied.localhost" in result.output and "admin-demo-1" in result.output
+
+    def grouped(column):
+        return dict(db.session.execute(sa.select(column, sa.func.count()).group_by(column)).all())
+
+    assert set(grouped(Lead.status)) == {"new", "reviewing", "ready_to_route", "assigned"}
+    assert set(grouped(Lead.selected_path)) == {"compare_quotes", "recommended_installer"}
+    assert {"queued", "sent", "failed"} <= set(grouped(Assignment.status))
+    assert set(grouped(DeliveryAudit.status)) == {"sent", "failed"}
+    assert set(grouped(FollowUp.status)) == {"pending", "in_progress", "completed", "closed_with_issue"}
+    assert all(count > 0 for count in due_state_counts().values())
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(DeliveryEvent)) > 0
+    again = app.test_cli_runner().invoke(args=["ied", "seed-demo", "--if-empty"])
+    assert "skipped" in again.output

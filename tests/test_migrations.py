@@ -1,0 +1,47 @@
+"""The migrations build the schema the models describe: no autogenerate drift."""
+
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from ied.extensions import db
+
+
+def test_migrations_and_models_agree(app):
+    with db.engine.connect() as connection:
+        context = MigrationContext.configure(
+            connection, opts={"compare_type": True, "compare_server_default": False}
+        )
+        differences = compare_metadata(context, db.metadata)
+    assert differences == []
+
+
+def test_every_status_column_has_a_check_constraint(app):
+    inspector = sa.inspect(db.engine)
+    checks = {
+        table: {check["name"] for check in inspector.get_check_constraints(table)}
+        for table in ("leads", "assignments", "delivery_audits", "follow_ups", "users",
+                      "lead_status_changes", "contact_attempts")
+    }
+    assert "ck_leads_status" in checks["leads"]
+    assert "ck_assignments_status" in checks["assignments"]
+    assert "ck_delivery_audits_status" in checks["delivery_audits"]
+    assert "ck_follow_ups_status" in checks["follow_ups"]
+    assert "ck_users_role" in checks["users"]
+    assert "ck_lead_status_changes_to_status" in checks["lead_status_changes"]
+    assert "ck_contact_attempts_outcome" in checks["contact_attempts"]
+
+
+def test_indexes_for_the_page_filters_exist(app):
+    inspector = sa.inspect(db.engine)
+    names = {
+        index["name"]
+        for table in ("leads", "assignments", "follow_ups", "delivery_events")
+        for index in inspector.get_indexes(table)
+    }
+    assert {
+        "ix_leads_status_created_at_id",
+        "ix_follow_ups_open_due_at",
+        "ix_assignments_status_created_at",
+        "ix_delivery_events_installer_id_billing_cycle",
+    } <= names

@@ -1,0 +1,3 @@
+from ied import create_app
+
+app = create_app()
