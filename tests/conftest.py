@@ -243,3 +243,63 @@ def run_in_threads():
         return results
 
     return run
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture
+def live_server(app):
+    """The test's app over HTTP; its PUBLIC_BASE_URL points at the server so links work."""
+    from tests.support.live_server import LiveServer
+
+    server = LiveServer(app).start()
+    app.config["PUBLIC_BASE_URL"] = server.url
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("IED_REQUIRE_BROWSER"):
+            pytest.fail(f"{CHROMIUM} is required (apt-get install chromium chromium-driver)")
+        pytest.skip(f"{CHROMIUM} is not installed")
+    from playwright.sync_api import sync_playwright
+
+    playwright = sync_playwright().start()
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()
+    playwright.stop()
+
+
+@pytest.fixture
+def browser_page(chromium, request):
+    """A fresh browser context and page; console errors are collected in page.console_errors."""
+    context = chromium.new_context(java_script_enabled=not request.node.get_closest_marker("nojs"))
+    page = context.new_page()
+    page.console_errors = []
+    page.on("console", lambda msg: msg.type == "error" and page.console_errors.append(msg.text))
+    page.on("pageerror", lambda error: page.console_errors.append(str(error)))
+    page.set_default_timeout(10_000)
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def browser_login(browser_page, live_server, make_user):
+    """Sign in through the login form in the browser; returns the user."""
+
+    def sign_in(role: str = "operator") -> User:
+        user = make_user(role)
+        browser_page.goto(f"{live_server.url}/login")
+        browser_page.fill("input[name=email]", user.email)
+        browser_page.fill("input[name=password]", TEST_PASSWORD)
+        browser_page.click("button[type=submit]")
+        browser_page.wait_for_url(f"{live_server.url}/")
+        return user
+
+    return sign_in
