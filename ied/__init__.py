@@ -7,6 +7,7 @@ from flask_wtf.csrf import CSRFError
 
 from ied.config import check_production_safety, settings_from_environment
 from ied.extensions import csrf, db, login_manager, migrate
+from ied.row_locks import configure_sqlite
 
 MIGRATIONS_DIR = str(Path(__file__).resolve().parent.parent / "migrations")
 
@@ -19,20 +20,25 @@ def create_app(config: dict | None = None) -> Flask:
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
 
     db.init_app(app)
+    with app.app_context():
+        configure_sqlite(db.engine)
     migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True)
     login_manager.init_app(app)
     csrf.init_app(app)
 
-    from ied import models, navigation  # noqa: F401  (every table registered before migrations look)
+    from ied import formatting, models, navigation  # noqa: F401  (models: every table registered)
     from ied.auth import access
     from ied.cli import ied_cli
+    from ied.delivery.views import bp as delivery_bp
     from ied.auth.views import bp as auth_bp
     from ied.home import bp as home_bp
 
     access.init_app(app)
     navigation.init_app(app)
+    formatting.init_app(app)
     app.register_blueprint(auth_bp)
     app.register_blueprint(home_bp)
+    app.register_blueprint(delivery_bp)
     if app.config["MAIL_CATCHER_ENABLED"]:
         from ied.mailcatcher.views import bp as mailcatcher_bp
 

@@ -7,6 +7,7 @@ from flask.cli import AppGroup
 
 from ied.auth.models import ROLES
 from ied.auth.services import create_user
+from ied.delivery.worker import requeue_stalled_command, worker_command
 from ied.devstack import dev_command
 from ied.errors import DomainError
 from ied.extensions import db
@@ -14,6 +15,8 @@ from ied.intake.services import create_api_key
 
 ied_cli = AppGroup("ied", help="IED back office commands.")
 ied_cli.add_command(dev_command)
+ied_cli.add_command(worker_command)
+ied_cli.add_command(requeue_stalled_command)
 
 
 @ied_cli.command("create-user")

@@ -12,8 +12,8 @@ def _bool(value: str | None, default: bool) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
-def _int_list(value: str) -> list[int]:
-    return [int(part) for part in value.split(",") if part.strip()]
+def _number_list(value: str) -> list[float]:
+    return [float(part) for part in value.split(",") if part.strip()]
 
 
 def settings_from_environment(instance_path: str) -> dict:
@@ -41,7 +41,8 @@ def settings_from_environment(instance_path: str) -> dict:
         "BUSINESS_TIMEZONE": env("BUSINESS_TIMEZONE", "Europe/London"),
         "COMPARE_QUOTES_MAX_INSTALLERS": int(env("COMPARE_QUOTES_MAX_INSTALLERS", "3")),
         "DUPLICATE_WINDOW_DAYS": int(env("DUPLICATE_WINDOW_DAYS", "90")),
-        "DELIVERY_RETRY_MINUTES": _int_list(env("DELIVERY_RETRY_MINUTES", "1,5,30,120")),
+        "DELIVERY_RETRY_MINUTES": _number_list(env("DELIVERY_RETRY_MINUTES", "1,5,30,120")),
+        "DELIVERY_LEASE_SECONDS": int(env("DELIVERY_LEASE_SECONDS", "0")),  # 0: job timeout + 30
         "DELIVERY_LINK_MAX_AGE_DAYS": int(env("DELIVERY_LINK_MAX_AGE_DAYS", "30")),
         "DELIVERY_JOB_TIMEOUT": int(env("DELIVERY_JOB_TIMEOUT", "90")),
         "FOLLOW_UP_DEFAULT_DAYS": int(env("FOLLOW_UP_DEFAULT_DAYS", "14")),

@@ -4,6 +4,7 @@ import smtplib
 import socket
 import ssl
 from dataclasses import dataclass
+from email import policy
 from email.message import EmailMessage
 from email.utils import formatdate
 
@@ -63,7 +64,7 @@ def send_message(message: EmailMessage) -> SmtpOutcome:
                 if code not in (250, 251):
                     smtp.rset()
                     return SmtpOutcome(False, code >= 500, code, _decode(reply))
-            code, reply = smtp.data(message.as_bytes())
+            code, reply = smtp.data(message.as_bytes(policy=policy.SMTP))
             if code != 250:
                 return SmtpOutcome(False, code >= 500, code, _decode(reply))
             return SmtpOutcome(True, False, code, _decode(reply))

@@ -303,3 +303,29 @@ def browser_login(browser_page, live_server, make_user):
         return user
 
     return sign_in
+
+
+@pytest.fixture
+def smtp_server(app):
+    """A real in-process SMTP server; the app sends to it."""
+    from tests.support.smtp_server import ScriptedSmtpServer
+
+    server = ScriptedSmtpServer().start()
+    app.config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=server.port, SMTP_TIMEOUT=5)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def run_worker(app):
+    """Run a real RQ worker in burst mode in this process until the delivery queue is empty."""
+    from rq import SimpleWorker
+
+    from ied.queues import delivery_queue, redis_connection
+
+    def work() -> None:
+        worker = SimpleWorker([delivery_queue(app)], connection=redis_connection(app))
+        worker.work(burst=True, with_scheduler=True, logging_level="WARNING")
+        db.session.expire_all()
+
+    return work

@@ -15,7 +15,8 @@ from ied.installers.models import Installer
 from ied.installers.services import cycle_usage, exclusion_reasons
 from ied.leads.models import Lead
 from ied.leads.services import change_status, lock_lead
-from ied.timestamps import utcnow
+from ied.row_locks import lock_rows
+from ied.timestamps import UTCDateTime, utcnow
 
 ASSIGNABLE_LEAD_STATUSES = ("ready_to_route", "assigned")
 
@@ -42,6 +43,7 @@ def path_rule(lead: Lead) -> str:
 
 def _lock_installers(installer_ids: Sequence[int]) -> list[Installer]:
     # Locking in id order keeps two concurrent assignments from deadlocking on each other.
+    lock_rows(Installer, installer_ids)
     installers = list(
         db.session.scalars(
             sa.select(Installer)
@@ -132,6 +134,7 @@ def assign_installers(lead: Lead, installer_ids: Sequence[int], actor: User | No
 
 
 def lock_assignment(assignment_id: int) -> Assignment:
+    lock_rows(Assignment, [assignment_id])
     assignment = db.session.scalars(
         sa.select(Assignment)
         .where(Assignment.id == assignment_id)
@@ -261,3 +264,17 @@ def finish_attempt(
     audit.lease_expires_at = None
     db.session.flush()
     return audit
+
+
+def record_link_open(assignment: Assignment) -> None:
+    """Count the installer opening its link, in one statement so simultaneous opens all count."""
+    db.session.execute(
+        sa.update(Assignment)
+        .where(Assignment.id == assignment.id)
+        .values(
+            open_count=Assignment.open_count + 1,
+            first_opened_at=sa.func.coalesce(
+                Assignment.first_opened_at, sa.literal(utcnow(), UTCDateTime)
+            ),
+        )
+    )

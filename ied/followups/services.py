@@ -1,10 +1,12 @@
 """The follow-up contract: the only code that writes FollowUp.status. Never touches leads or billing."""
 
-from datetime import datetime
+from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
+from flask import current_app
 
 from ied.auth.models import User
+from ied.business_time import business_today, local_midnight
 from ied.delivery.models import Assignment
 from ied.errors import DomainError, NotFound
 from ied.extensions import db
@@ -17,6 +19,7 @@ from ied.followups.models import (
 )
 from ied.leads.models import Lead
 from ied.leads.services import lock_lead
+from ied.row_locks import lock_rows
 from ied.timestamps import utcnow
 
 
@@ -32,6 +35,17 @@ def sent_assignments(lead: Lead) -> list[Assignment]:
             .order_by(Assignment.sent_at)
         )
     )
+
+
+def due_at_end_of(day: date) -> datetime:
+    """A follow-up dated for a day is due by the end of that business day, and overdue after."""
+    return local_midnight(day + timedelta(days=1)) - timedelta(seconds=1)
+
+
+def default_due_date(assignment: Assignment) -> date:
+    """The default scheduling policy: a configurable number of days after the delivery."""
+    days = current_app.config["FOLLOW_UP_DEFAULT_DAYS"]
+    return business_today(assignment.sent_at + timedelta(days=days))
 
 
 def why_no_follow_up(lead: Lead) -> str | None:
@@ -75,6 +89,7 @@ def create_follow_up(
 
 
 def lock_follow_up(follow_up_id: int) -> FollowUp:
+    lock_rows(FollowUp, [follow_up_id])
     follow_up = db.session.scalars(
         sa.select(FollowUp)
         .where(FollowUp.id == follow_up_id)

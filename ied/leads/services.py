@@ -13,6 +13,7 @@ from ied.auth.models import User
 from ied.errors import DomainError, NotFound
 from ied.extensions import db
 from ied.leads.models import NEXT_LEAD_STATUS, PRODUCTS, SELECTED_PATHS, Lead, LeadStatusChange
+from ied.row_locks import lock_rows
 from ied.timestamps import utcnow
 
 REFERENCE_PREFIX = "IED-"
@@ -184,6 +185,7 @@ def get_lead_by_reference(reference: str, *, for_update: bool = False) -> Lead:
 
 def lock_lead(lead_id: int) -> Lead:
     """Reload the lead under a row lock so concurrent changes queue behind this one."""
+    lock_rows(Lead, [lead_id])
     lead = db.session.scalars(
         sa.select(Lead).where(Lead.id == lead_id).with_for_update().execution_options(
             populate_existing=True
