@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from flask import current_app
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
+from sqlalchemy.orm import aliased
 
 from ied.delivery import services
 from ied.delivery.email import installer_email
@@ -228,12 +229,16 @@ def requeue_stalled() -> int:
     _use_own_database_connections()
     now = utcnow()
     close_abandoned_attempts(now)
+    in_flight = aliased(DeliveryAudit)
     due = db.session.execute(
         sa.select(Assignment.id, sa.func.max(DeliveryAudit.attempt_number))
         .outerjoin(DeliveryAudit, DeliveryAudit.assignment_id == Assignment.id)
         .where(
             Assignment.status == "queued",
             sa.or_(Assignment.next_attempt_at.is_(None), Assignment.next_attempt_at <= now),
+            ~sa.exists().where(  # an attempt under a live lease is still being delivered
+                in_flight.assignment_id == Assignment.id, in_flight.status == "sending"
+            ),
         )
         .group_by(Assignment.id)
         .order_by(Assignment.id)

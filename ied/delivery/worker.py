@@ -1,6 +1,7 @@
 """`flask --app wsgi ied worker` and `ied requeue-stalled`: the delivery side of the CLI."""
 
 import multiprocessing
+import os
 
 import click
 from flask import current_app
@@ -13,12 +14,11 @@ from ied.queues import DELIVERY_QUEUE, delivery_queue, redis_connection
 from ied.scheduling import PERIODIC_JOBS
 
 
-def run_periodic_jobs(connection) -> None:
+def run_periodic_jobs(connection, jobs) -> None:
     """RQ's cron scheduler, in a child process: enqueues each periodic job on its interval."""
-    scheduler = CronScheduler(connection=connection, name=f"ied-periodic-{multiprocessing.current_process().pid}")
-    for dotted_path, seconds in PERIODIC_JOBS:
-        scheduler.register(import_attribute(dotted_path), queue_name=DELIVERY_QUEUE,
-                           interval=seconds, job_timeout=300)
+    scheduler = CronScheduler(connection=connection, name=f"ied-periodic-{os.getpid()}")
+    for function, seconds in jobs:
+        scheduler.register(function, queue_name=DELIVERY_QUEUE, interval=seconds, job_timeout=300)
     scheduler.start()
 
 
@@ -31,8 +31,10 @@ def worker_command(burst: bool) -> None:
     connection = redis_connection(app)
     periodic = None
     if not burst:
+        # Imported here, before forking, so a broken job path stops the worker at once.
+        jobs = [(import_attribute(path), seconds) for path, seconds in PERIODIC_JOBS]
         periodic = multiprocessing.get_context("fork").Process(
-            target=run_periodic_jobs, args=(connection,), name="ied-periodic", daemon=True
+            target=run_periodic_jobs, args=(connection, jobs), name="ied-periodic", daemon=True
         )
         periodic.start()
     worker = Worker([delivery_queue(app)], connection=connection)

@@ -1,0 +1,111 @@
+"""The installer's signed link: valid, expired, tampered, withdrawn, revoked, rotated key."""
+
+import time
+
+import pytest
+from ied.delivery import services
+from ied.delivery.links import link_token
+from ied.extensions import db
+
+HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex"}
+
+
+@pytest.fixture
+def sent_assignment(make_lead, make_installer, operator):
+    lead = make_lead("ready_to_route", customer_name="Grace Hopper", phone="07700 900123",
+                     address="1 Navy Way")
+    assignment = services.assign_installers(lead, [make_installer().id], operator)[0]
+    db.session.commit()
+    services.record_delivery_success(assignment.id)
+    db.session.commit()
+    return assignment
+
+
+def open_link(client, token):
+    response = client.get(f"/d/{token}")
+    for header, value in HEADERS.items():
+        assert response.headers[header] == value
+    return response, response.get_data(as_text=True)
+
+
+def test_a_valid_link_shows_that_lead_and_counts_opens(client, sent_assignment):
+    token = link_token(sent_assignment)
+    response, page = open_link(client, token)
+    assert response.status_code == 200
+    for fact in ("Grace Hopper", "07700 900123", "1 Navy Way", sent_assignment.lead.reference,
+                 "Property type", "Compare quotes"):
+        assert fact in page
+    open_link(client, token)
+    db.session.refresh(sent_assignment)
+    assert sent_assignment.open_count == 2
+    first = sent_assignment.first_opened_at
+    assert first is not None
+    open_link(client, token)
+    db.session.refresh(sent_assignment)
+    assert sent_assignment.first_opened_at == first
+
+
+def test_no_login_is_needed_and_no_navigation_is_shown(client, sent_assignment):
+    _, page = open_link(client, link_token(sent_assignment))
+    assert "Sign out" not in page and "/leads" not in page
+
+
+def test_an_expired_link_answers_410_with_how_to_get_it_resent(
+    app, client, sent_assignment, monkeypatch
+):
+    token = link_token(sent_assignment)
+    later = time.time() + (app.config["DELIVERY_LINK_MAX_AGE_DAYS"] + 1) * 86400
+    monkeypatch.setattr("itsdangerous.timed.time.time", lambda: later)  # time moved on
+    response, page = open_link(client, token)
+    assert response.status_code == 410
+    assert "expired" in page and app.config["IED_CONTACT"] in page
+    assert "Grace Hopper" not in page
+
+
+def test_a_tampered_link_answers_404(client, sent_assignment):
+    token = link_token(sent_assignment)
+    tampered = token[:-3] + ("AAA" if not token.endswith("AAA") else "BBB")
+    for bad in (tampered, "not-a-token", token.replace(".", "x", 1)):
+        response, page = open_link(client, bad)
+        assert response.status_code == 404
+        assert "Grace Hopper" not in page
+
+
+def test_a_well_signed_link_for_an_unknown_assignment_answers_404(app, client, sent_assignment):
+    from ied.delivery.links import _serializer
+
+    response, _ = open_link(client, _serializer().dumps({"a": 99_999, "v": 1}))
+    assert response.status_code == 404
+
+
+def test_a_withdrawn_assignment_link_answers_410(client, make_lead, make_installer, operator):
+    lead = make_lead("ready_to_route", customer_name="Withdrawn Person")
+    assignment = services.assign_installers(lead, [make_installer().id], operator)[0]
+    db.session.commit()
+    token = link_token(assignment)
+    services.withdraw(assignment, operator)
+    db.session.commit()
+    response, page = open_link(client, token)
+    assert response.status_code == 410
+    assert "no longer valid" in page and "Withdrawn Person" not in page
+
+
+def test_bumping_the_installers_link_version_revokes_its_links(client, sent_assignment):
+    token = link_token(sent_assignment)
+    sent_assignment.installer.link_version += 1
+    db.session.commit()
+    response, page = open_link(client, token)
+    assert response.status_code == 410
+    assert "Grace Hopper" not in page
+    response, _ = open_link(client, link_token(sent_assignment))  # a new link works again
+    assert response.status_code == 200
+
+
+def test_old_keys_in_fallbacks_still_verify_after_rotation(make_app, sent_assignment):
+    token = link_token(sent_assignment)  # signed with test-secret-key
+    rotated = make_app(SECRET_KEY="a-brand-new-key", SECRET_KEY_FALLBACKS=["test-secret-key"])
+    with rotated.app_context():
+        assert rotated.test_client().get(f"/d/{token}").status_code == 200
+    forgotten = make_app(SECRET_KEY="a-brand-new-key", SECRET_KEY_FALLBACKS=[])
+    with forgotten.app_context():
+        assert forgotten.test_client().get(f"/d/{token}").status_code == 404
