@@ -75,6 +75,8 @@ def check_production_safety(config: dict) -> None:
     if config["IED_ENV"] != "production":
         return
     if config["SECRET_KEY"] == DEVELOPMENT_SECRET_KEY:
-        raise UnsafeConfiguration("SECRET_KEY must be set to a secret value when IED_ENV=production")
+        raise UnsafeConfiguration(
+            "SECRET_KEY must be set to a secret value when IED_ENV=production"
+        )
     if config["MAIL_CATCHER_ENABLED"]:
         raise UnsafeConfiguration("MAIL_CATCHER_ENABLED must be off when IED_ENV=production")

@@ -23,31 +23,102 @@ DEMO_LOGINS = (
 
 DEMO_INSTALLERS = (
     ("Brightside Solar", "Amira Shah", ["london", "SE"], ["solar_pv", "battery"], 40, "35.00", 1),
-    ("Northern Heat Pumps", "Tom Briggs", ["north_west", "yorkshire"], ["heat_pump", "boiler"], 25,
-     "45.00", 15),
-    ("Volt Home Charging", "Priya Nair", ["london", "south_east"], ["ev_charger", "battery"], None,
-     "20.00", 1),
-    ("Severn Renewables", "Gareth Lloyd", ["wales", "BS", "GL"], ["solar_pv", "heat_pump"], 30,
-     "38.50", 8),
+    (
+        "Northern Heat Pumps",
+        "Tom Briggs",
+        ["north_west", "yorkshire"],
+        ["heat_pump", "boiler"],
+        25,
+        "45.00",
+        15,
+    ),
+    (
+        "Volt Home Charging",
+        "Priya Nair",
+        ["london", "south_east"],
+        ["ev_charger", "battery"],
+        None,
+        "20.00",
+        1,
+    ),
+    (
+        "Severn Renewables",
+        "Gareth Lloyd",
+        ["wales", "BS", "GL"],
+        ["solar_pv", "heat_pump"],
+        30,
+        "38.50",
+        8,
+    ),
     ("Capital Insulation Co", "Dee Okafor", ["london"], ["insulation", "boiler"], 3, "18.00", 1),
-    ("Highland Energy", "Fiona Reid", ["scotland"], ["solar_pv", "heat_pump", "battery"], 20,
-     "42.00", 20),
-    ("Midlands Solar Works", "Raj Patel", ["midlands"], ["solar_pv", "battery", "ev_charger"], 35,
-     "33.00", 1),
+    (
+        "Highland Energy",
+        "Fiona Reid",
+        ["scotland"],
+        ["solar_pv", "heat_pump", "battery"],
+        20,
+        "42.00",
+        20,
+    ),
+    (
+        "Midlands Solar Works",
+        "Raj Patel",
+        ["midlands"],
+        ["solar_pv", "battery", "ev_charger"],
+        35,
+        "33.00",
+        1,
+    ),
     ("Coastal Installs (paused)", "Sam Carter", ["south_west"], ["solar_pv"], 10, "30.00", 1),
 )
 
 POSTCODES_BY_AREA = {
     "london": ("SW1A 1AA", "SE1 7PB", "E1 6AN", "N1 9GU", "W1A 0AX"),
-    "north_west": ("M1 1AE", "L1 8JQ"), "yorkshire": ("LS1 4DY", "S1 2HE"),
-    "wales": ("CF10 1EP", "SA1 1NW"), "BS": ("BS1 4DJ",), "GL": ("GL1 2EH",),
-    "SE": ("SE10 9NF",), "south_east": ("BN1 1AE", "GU1 3UW"), "scotland": ("EH1 1YZ", "G1 1XQ"),
-    "midlands": ("B1 1AA", "NG1 5FS"), "south_west": ("EX1 1HS",),
+    "north_west": ("M1 1AE", "L1 8JQ"),
+    "yorkshire": ("LS1 4DY", "S1 2HE"),
+    "wales": ("CF10 1EP", "SA1 1NW"),
+    "BS": ("BS1 4DJ",),
+    "GL": ("GL1 2EH",),
+    "SE": ("SE10 9NF",),
+    "south_east": ("BN1 1AE", "GU1 3UW"),
+    "scotland": ("EH1 1YZ", "G1 1XQ"),
+    "midlands": ("B1 1AA", "NG1 5FS"),
+    "south_west": ("EX1 1HS",),
 }
-FIRST = ("Alex", "Sam", "Jo", "Chris", "Pat", "Morgan", "Robin", "Jamie", "Taylor", "Casey",
-         "Nadia", "Omar", "Grace", "Liam", "Ava", "Noah")
-LAST = ("Smith", "Jones", "Taylor", "Brown", "Williams", "Wilson", "Evans", "Khan", "Patel",
-        "Murphy", "Hughes", "Edwards", "Green", "Hall")
+FIRST = (
+    "Alex",
+    "Sam",
+    "Jo",
+    "Chris",
+    "Pat",
+    "Morgan",
+    "Robin",
+    "Jamie",
+    "Taylor",
+    "Casey",
+    "Nadia",
+    "Omar",
+    "Grace",
+    "Liam",
+    "Ava",
+    "Noah",
+)
+LAST = (
+    "Smith",
+    "Jones",
+    "Taylor",
+    "Brown",
+    "Williams",
+    "Wilson",
+    "Evans",
+    "Khan",
+    "Patel",
+    "Murphy",
+    "Hughes",
+    "Edwards",
+    "Green",
+    "Hall",
+)
 
 
 def database_is_empty() -> bool:
@@ -59,10 +130,16 @@ def _installers() -> list[Installer]:
     for company, contact, areas, products, cap, price, anchor in DEMO_INSTALLERS:
         slug = company.lower().split()[0]
         installer = Installer(
-            company_name=company, contact_name=contact,
-            delivery_email=f"leads@{slug}.example", phone="0161 496 0000",
-            active="paused" not in company, service_areas=areas, products=products,
-            cycle_cap=cap, price_per_lead=Decimal(price), billing_anchor_day=anchor,
+            company_name=company,
+            contact_name=contact,
+            delivery_email=f"leads@{slug}.example",
+            phone="0161 496 0000",
+            active="paused" not in company,
+            service_areas=areas,
+            products=products,
+            cycle_cap=cap,
+            price_per_lead=Decimal(price),
+            billing_anchor_day=anchor,
         )
         db.session.add(installer)
         installers.append(installer)
@@ -99,8 +176,9 @@ def _lead(rng: random.Random, number: int, installers: list[Installer]) -> Lead:
 def _deliver(assignment, *, fail: bool) -> None:
     audit = delivery.begin_attempt(assignment, job_id="demo", lease_seconds=60)
     if fail:
-        delivery.finish_attempt(audit, status="failed", smtp_code=550,
-                                smtp_reply="5.1.1 Mailbox unavailable")
+        delivery.finish_attempt(
+            audit, status="failed", smtp_code=550, smtp_reply="5.1.1 Mailbox unavailable"
+        )
         delivery.record_delivery_failure(assignment.id, "550 5.1.1 Mailbox unavailable")
     else:
         delivery.finish_attempt(audit, status="sent", smtp_code=250, smtp_reply="2.0.0 OK queued")
@@ -158,9 +236,14 @@ def _work_follow_up(follow_up, offset: int, actor) -> None:
     followups.log_contact_attempt(follow_up, "reached_customer", actor, "Spoke to the customer")
     has_issue = offset in (-20, 30)
     followups.record_outcome(
-        follow_up, satisfaction_outcome="unsatisfied" if has_issue else "satisfied",
-        has_issue=has_issue, issue_summary="Installer has not called back" if has_issue else None,
-        issue_resolved=False, referral_opportunity=offset == 12, notes=None, actor=actor,
+        follow_up,
+        satisfaction_outcome="unsatisfied" if has_issue else "satisfied",
+        has_issue=has_issue,
+        issue_summary="Installer has not called back" if has_issue else None,
+        issue_resolved=False,
+        referral_opportunity=offset == 12,
+        notes=None,
+        actor=actor,
     )
     if offset != 30:
         followups.close(follow_up, actor)

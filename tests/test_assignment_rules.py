@@ -41,7 +41,9 @@ def test_recommended_installer_takes_exactly_one(app, make_lead, make_installer,
     refused(lead, [second.id], operator, "exactly one installer")
 
 
-def test_compare_quotes_takes_up_to_the_configured_maximum(app, make_lead, make_installer, operator):
+def test_compare_quotes_takes_up_to_the_configured_maximum(
+    app, make_lead, make_installer, operator
+):
     installers = [make_installer() for _ in range(4)]
     lead = make_lead("ready_to_route", selected_path="compare_quotes")
     refused(lead, [i.id for i in installers], operator, "one to 3")
@@ -139,10 +141,18 @@ def test_billing_cycle_runs_monthly_from_the_anchor_day_in_business_time(app, an
 
 
 ASSIGNMENT_MOVES = [
-    ("queued", "sent", True), ("queued", "failed", True), ("queued", "withdrawn", True),
-    ("failed", "queued", True), ("failed", "withdrawn", True), ("failed", "sent", False),
-    ("sent", "withdrawn", False), ("sent", "failed", False), ("sent", "queued", False),
-    ("withdrawn", "queued", False), ("withdrawn", "sent", False), ("queued", "queued", False),
+    ("queued", "sent", True),
+    ("queued", "failed", True),
+    ("queued", "withdrawn", True),
+    ("failed", "queued", True),
+    ("failed", "withdrawn", True),
+    ("failed", "sent", False),
+    ("sent", "withdrawn", False),
+    ("sent", "failed", False),
+    ("sent", "queued", False),
+    ("withdrawn", "queued", False),
+    ("withdrawn", "sent", False),
+    ("queued", "queued", False),
 ]
 
 
@@ -177,7 +187,9 @@ def test_a_sent_assignment_cannot_be_withdrawn(app, make_lead, make_installer, o
         delivery.withdraw(assignment, operator)
 
 
-def test_resend_puts_a_failed_assignment_back_in_the_queue(app, make_lead, make_installer, operator):
+def test_resend_puts_a_failed_assignment_back_in_the_queue(
+    app, make_lead, make_installer, operator
+):
     assignment = _assignment_in("failed", make_lead("ready_to_route"), make_installer(), operator)
     delivery.resend(assignment, operator)
     db.session.commit()
@@ -189,7 +201,9 @@ def test_marking_sent_creates_the_delivery_event_exactly_once(
     app, make_lead, make_installer, operator
 ):
     installer = make_installer(price_per_lead="30.00", billing_anchor_day=1)
-    assignment = delivery.assign_installers(make_lead("ready_to_route"), [installer.id], operator)[0]
+    assignment = delivery.assign_installers(make_lead("ready_to_route"), [installer.id], operator)[
+        0
+    ]
     db.session.commit()
     first = delivery.record_delivery_success(assignment.id)
     db.session.commit()
@@ -211,9 +225,15 @@ def test_the_database_refuses_a_second_event_for_one_assignment(
     db.session.commit()
     event = delivery.record_delivery_success(assignment.id)
     db.session.commit()
-    db.session.add(DeliveryEvent(assignment_id=assignment.id, lead_id=event.lead_id,
-                                 installer_id=event.installer_id, billing_cycle="2026-11",
-                                 price=event.price))
+    db.session.add(
+        DeliveryEvent(
+            assignment_id=assignment.id,
+            lead_id=event.lead_id,
+            installer_id=event.installer_id,
+            billing_cycle="2026-11",
+            price=event.price,
+        )
+    )
     with pytest.raises(sa.exc.IntegrityError):
         db.session.flush()
     db.session.rollback()

@@ -32,7 +32,9 @@ def test_public_pages_need_no_login(client):
 
 def test_login_and_logout(client, make_user):
     user = make_user("manager")
-    response = client.post("/login?next=/", data={"email": user.email.upper(), "password": TEST_PASSWORD})
+    response = client.post(
+        "/login?next=/", data={"email": user.email.upper(), "password": TEST_PASSWORD}
+    )
     assert response.status_code == 302
     page = client.get("/").get_data(as_text=True)
     assert user.email in page and "manager" in page
@@ -59,7 +61,9 @@ def test_inactive_users_cannot_sign_in(client, make_user):
 
 def test_login_refuses_offsite_next(client, make_user):
     user = make_user()
-    response = client.post("/login?next=https://evil.example/", data={"email": user.email, "password": TEST_PASSWORD})
+    response = client.post(
+        "/login?next=https://evil.example/", data={"email": user.email, "password": TEST_PASSWORD}
+    )
     assert response.headers["Location"] == "/"
 
 
@@ -67,20 +71,30 @@ def test_csrf_is_required_when_enabled(make_app, make_user):
     app = make_app(WTF_CSRF_ENABLED=True)
     with app.app_context():
         user = make_user()
-        response = app.test_client().post("/login", data={"email": user.email, "password": TEST_PASSWORD})
+        response = app.test_client().post(
+            "/login", data={"email": user.email, "password": TEST_PASSWORD}
+        )
         assert response.status_code == 400
         assert "Form expired" in response.get_data(as_text=True)
 
 
-@pytest.mark.parametrize(("role", "may"), [("operator", "operator"), ("manager", "operator"),
-                                           ("manager", "manager"), ("admin", "manager"),
-                                           ("admin", "admin")])
+@pytest.mark.parametrize(
+    ("role", "may"),
+    [
+        ("operator", "operator"),
+        ("manager", "operator"),
+        ("manager", "manager"),
+        ("admin", "manager"),
+        ("admin", "admin"),
+    ],
+)
 def test_roles_nest(role, may):
     assert User(role=role).has_role(may)
 
 
-@pytest.mark.parametrize(("role", "may_not"), [("operator", "manager"), ("operator", "admin"),
-                                               ("manager", "admin")])
+@pytest.mark.parametrize(
+    ("role", "may_not"), [("operator", "manager"), ("operator", "admin"), ("manager", "admin")]
+)
 def test_roles_do_not_reach_up(role, may_not):
     assert not User(role=role).has_role(may_not)
 
@@ -94,13 +108,31 @@ def test_production_refuses_the_development_secret_key(monkeypatch):
 
 def test_cli_create_user_and_api_key(app):
     runner = app.test_cli_runner()
-    result = runner.invoke(args=["ied", "create-user", "Ops@IED.test", "--role", "manager",
-                                 "--password", "a-long-password"])
+    result = runner.invoke(
+        args=[
+            "ied",
+            "create-user",
+            "Ops@IED.test",
+            "--role",
+            "manager",
+            "--password",
+            "a-long-password",
+        ]
+    )
     assert result.exit_code == 0, result.output
     user = db.session.scalars(sa.select(User).where(User.email == "ops@ied.test")).one()
     assert (user.role, user.check_password("a-long-password")) == ("manager", True)
-    duplicate = runner.invoke(args=["ied", "create-user", "ops@ied.test", "--role", "admin",
-                                    "--password", "a-long-password"])
+    duplicate = runner.invoke(
+        args=[
+            "ied",
+            "create-user",
+            "ops@ied.test",
+            "--role",
+            "admin",
+            "--password",
+            "a-long-password",
+        ]
+    )
     assert duplicate.exit_code != 0 and "already exists" in duplicate.output
 
     result = runner.invoke(args=["ied", "create-api-key", "website"])
@@ -131,7 +163,12 @@ def test_cli_seed_demo_fills_every_state(app):
     assert set(grouped(Lead.selected_path)) == {"compare_quotes", "recommended_installer"}
     assert {"queued", "sent", "failed"} <= set(grouped(Assignment.status))
     assert set(grouped(DeliveryAudit.status)) == {"sent", "failed"}
-    assert set(grouped(FollowUp.status)) == {"pending", "in_progress", "completed", "closed_with_issue"}
+    assert set(grouped(FollowUp.status)) == {
+        "pending",
+        "in_progress",
+        "completed",
+        "closed_with_issue",
+    }
     assert all(count > 0 for count in due_state_counts().values())
     assert db.session.scalar(sa.select(sa.func.count()).select_from(DeliveryEvent)) > 0
     again = app.test_cli_runner().invoke(args=["ied", "seed-demo", "--if-empty"])

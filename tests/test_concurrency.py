@@ -69,13 +69,20 @@ def test_two_sessions_assigning_the_same_lead_cannot_both_win(
     assert isinstance(first, list)
     assert isinstance(second, delivery.AssignmentRefused), second
     assert waited >= HOLD_SECONDS * 0.8, "the second session was not held by the row lock"
-    assert db.session.scalar(
-        sa.select(sa.func.count()).select_from(Assignment).where(Assignment.lead_id == lead_id)
-    ) == 1
-    assert db.session.scalar(
-        sa.select(sa.func.count()).select_from(LeadStatusChange)
-        .where(LeadStatusChange.lead_id == lead_id, LeadStatusChange.to_status == "assigned")
-    ) == 1
+    assert (
+        db.session.scalar(
+            sa.select(sa.func.count()).select_from(Assignment).where(Assignment.lead_id == lead_id)
+        )
+        == 1
+    )
+    assert (
+        db.session.scalar(
+            sa.select(sa.func.count())
+            .select_from(LeadStatusChange)
+            .where(LeadStatusChange.lead_id == lead_id, LeadStatusChange.to_status == "assigned")
+        )
+        == 1
+    )
 
 
 def test_two_sessions_cannot_both_take_an_installers_last_slot(
@@ -98,7 +105,12 @@ def test_two_sessions_cannot_both_take_an_installers_last_slot(
     assert isinstance(second, delivery.AssignmentRefused), second
     assert "cap reached" in str(second)
     assert waited >= HOLD_SECONDS * 0.8
-    assert db.session.scalar(
-        sa.select(sa.func.count()).select_from(Assignment).where(Assignment.installer_id == ids[2])
-    ) == 1
+    assert (
+        db.session.scalar(
+            sa.select(sa.func.count())
+            .select_from(Assignment)
+            .where(Assignment.installer_id == ids[2])
+        )
+        == 1
+    )
     assert _load(Installer, ids[2]).cycle_cap == 1

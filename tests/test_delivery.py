@@ -26,7 +26,8 @@ def audits(assignment) -> list[tuple]:
     return [
         (a.attempt_number, a.status, a.smtp_code)
         for a in db.session.scalars(
-            sa.select(DeliveryAudit).where(DeliveryAudit.assignment_id == assignment.id)
+            sa.select(DeliveryAudit)
+            .where(DeliveryAudit.assignment_id == assignment.id)
             .order_by(DeliveryAudit.attempt_number)
         )
     ]
@@ -59,7 +60,9 @@ def test_happy_path_two_installers_two_audits_two_events_and_a_link_that_opens(
     assert audits(second) == [(1, "sent", 250)]
     assert count(DeliveryEvent) == 2
     assert {m["To"] for m in smtp_server.messages} == {
-        first.installer.delivery_email, second.installer.delivery_email}
+        first.installer.delivery_email,
+        second.installer.delivery_email,
+    }
     message = next(m for m in smtp_server.messages if m["To"] == first.installer.delivery_email)
     assert message["Message-ID"] == services.message_id_for(first)
     assert message.get_body(preferencelist=("html",)) is not None
@@ -81,7 +84,9 @@ def test_421_then_250_gives_two_audit_rows_and_one_event(app, smtp_server, assig
     assert assignment.status == "queued"
     assert "421" in assignment.last_error
     assert audits(assignment) == [(1, "failed", 421)]
-    assert ScheduledJobRegistry(queue=delivery_queue(app)).get_job_ids() == [f"delivery-{assignment.id}-2"]
+    assert ScheduledJobRegistry(queue=delivery_queue(app)).get_job_ids() == [
+        f"delivery-{assignment.id}-2"
+    ]
     time.sleep(1.0)  # the backoff is 0.6 s here
     run_worker()
     assert audits(assignment) == [(1, "failed", 421), (2, "sent", 250)]
@@ -169,8 +174,9 @@ def test_two_workers_racing_on_one_assignment_send_one_email(
     (assignment,) = assign()
     assignment_id = assignment.id
     db.session.remove()
-    results = run_in_threads(app, lambda: deliver_assignment(assignment_id),
-                             lambda: deliver_assignment(assignment_id))
+    results = run_in_threads(
+        app, lambda: deliver_assignment(assignment_id), lambda: deliver_assignment(assignment_id)
+    )
     assert sorted(r.split(":")[0] for r in results) == ["sent", "skipped"], results
     assert len(smtp_server.messages) == 1
     assert count(DeliveryEvent) == 1
@@ -212,8 +218,9 @@ def test_requeue_stalled_picks_up_a_due_retry_whose_job_was_lost(
     smtp_server.answer("421 4.3.0 Try again later")
     (assignment,) = assign()
     run_worker()
-    ScheduledJobRegistry(queue=delivery_queue(app)).remove(f"delivery-{assignment.id}-2",
-                                                            delete_job=True)
+    ScheduledJobRegistry(queue=delivery_queue(app)).remove(
+        f"delivery-{assignment.id}-2", delete_job=True
+    )
     assignment.next_attempt_at = assignment.next_attempt_at - timedelta(minutes=5)  # time moved
     db.session.commit()
     assert requeue_stalled() == 1

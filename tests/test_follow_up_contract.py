@@ -56,9 +56,7 @@ def test_a_lead_does_not_create_a_follow_up_until_operations_explicitly_needs_it
     assert followups.why_no_follow_up(lead) is None
 
 
-def test_a_delivered_lead_can_create_one_primary_follow_up_record(
-    app, delivered_lead, operator
-):
+def test_a_delivered_lead_can_create_one_primary_follow_up_record(app, delivered_lead, operator):
     lead, good, bad = delivered_lead
     with pytest.raises(followups.FollowUpRefused, match="delivered to"):
         followups.create_follow_up(lead, bad.id, DUE, operator)  # its delivery failed
@@ -112,8 +110,15 @@ def test_once_staff_begin_working_it_status_moves_to_in_progress(app, delivered_
 
 def _reach_and_record(follow_up, operator, **outcome):
     followups.log_contact_attempt(follow_up, "reached_customer", operator)
-    values = dict(satisfaction_outcome="satisfied", has_issue=False, issue_summary=None,
-                  issue_resolved=False, referral_opportunity=False, notes=None, actor=operator)
+    values = dict(
+        satisfaction_outcome="satisfied",
+        has_issue=False,
+        issue_summary=None,
+        issue_resolved=False,
+        referral_opportunity=False,
+        notes=None,
+        actor=operator,
+    )
     values.update(outcome)
     followups.record_outcome(follow_up, **values)
 
@@ -130,8 +135,13 @@ def test_contact_and_satisfaction_with_no_open_issue_becomes_completed(app, foll
 def test_contact_with_a_customer_issue_still_open_becomes_closed_with_issue(
     app, follow_up, operator
 ):
-    _reach_and_record(follow_up, operator, satisfaction_outcome="unsatisfied", has_issue=True,
-                      issue_summary="Scaffolding left behind")
+    _reach_and_record(
+        follow_up,
+        operator,
+        satisfaction_outcome="unsatisfied",
+        has_issue=True,
+        issue_summary="Scaffolding left behind",
+    )
     followups.close(follow_up, operator)
     db.session.commit()
     assert follow_up.status == "closed_with_issue"
@@ -141,13 +151,13 @@ def test_contact_with_a_customer_issue_still_open_becomes_closed_with_issue(
 
 
 def test_a_resolved_issue_closes_as_completed(app, follow_up, operator):
-    _reach_and_record(follow_up, operator, has_issue=True, issue_summary="Late", issue_resolved=True)
+    _reach_and_record(
+        follow_up, operator, has_issue=True, issue_summary="Late", issue_resolved=True
+    )
     assert followups.close(follow_up, operator).status == "completed"
 
 
-def test_follow_up_completion_does_not_change_the_lead_lifecycle(
-    app, delivered_lead, operator
-):
+def test_follow_up_completion_does_not_change_the_lead_lifecycle(app, delivered_lead, operator):
     lead, good, _ = delivered_lead
     before = snapshot(lead)
     follow_up = followups.create_follow_up(lead, good.id, DUE, operator)
@@ -167,9 +177,13 @@ def test_dashboard_and_admin_views_can_filter_due_in_progress_completed_and_issu
     installer = make_installer()
     now = datetime.now(UTC)
     made = {}
-    for name, due in [("overdue", now - timedelta(days=2)), ("upcoming", now + timedelta(days=5)),
-                      ("in_progress", now + timedelta(days=9)), ("completed", now),
-                      ("issue", now - timedelta(days=1))]:
+    for name, due in [
+        ("overdue", now - timedelta(days=2)),
+        ("upcoming", now + timedelta(days=5)),
+        ("in_progress", now + timedelta(days=9)),
+        ("completed", now),
+        ("issue", now - timedelta(days=1)),
+    ]:
         lead = make_lead("ready_to_route")
         assignment = delivery.assign_installers(lead, [installer.id], operator)[0]
         delivery.record_delivery_success(assignment.id)
@@ -182,7 +196,10 @@ def test_dashboard_and_admin_views_can_filter_due_in_progress_completed_and_issu
     db.session.commit()
 
     def ids(**filters):
-        return {f.id for f in db.session.scalars(sa.select(FollowUp).where(*follow_up_filter(**filters)))}
+        return {
+            f.id
+            for f in db.session.scalars(sa.select(FollowUp).where(*follow_up_filter(**filters)))
+        }
 
     assert ids(due="overdue") == {made["overdue"].id}
     assert ids(due="upcoming") == {made["upcoming"].id, made["in_progress"].id}
@@ -198,8 +215,12 @@ OPEN_REFUSALS = [
 ]
 
 
-@pytest.mark.parametrize(("case", "outcomes", "reason"), OPEN_REFUSALS, ids=[c[0] for c in OPEN_REFUSALS])
-def test_closing_is_refused_until_contact_and_satisfaction(app, follow_up, operator, case, outcomes, reason):
+@pytest.mark.parametrize(
+    ("case", "outcomes", "reason"), OPEN_REFUSALS, ids=[c[0] for c in OPEN_REFUSALS]
+)
+def test_closing_is_refused_until_contact_and_satisfaction(
+    app, follow_up, operator, case, outcomes, reason
+):
     for outcome in outcomes:
         followups.log_contact_attempt(follow_up, outcome, operator)
     db.session.commit()
@@ -221,8 +242,15 @@ def test_closed_follow_ups_take_no_more_attempts_outcomes_or_starts(app, follow_
         lambda: followups.close(follow_up, operator),
         lambda: followups.mark_issue_resolved(follow_up, operator),
         lambda: followups.record_outcome(
-            follow_up, satisfaction_outcome="mixed", has_issue=False, issue_summary=None,
-            issue_resolved=False, referral_opportunity=False, notes=None, actor=operator),
+            follow_up,
+            satisfaction_outcome="mixed",
+            has_issue=False,
+            issue_summary=None,
+            issue_resolved=False,
+            referral_opportunity=False,
+            notes=None,
+            actor=operator,
+        ),
     ):
         with pytest.raises(followups.FollowUpRefused):
             action()
@@ -235,11 +263,25 @@ def test_bad_outcomes_are_refused(app, follow_up, operator):
         followups.log_contact_attempt(follow_up, "won", operator)
     db.session.rollback()
     with pytest.raises(followups.FollowUpRefused, match="Describe the issue"):
-        followups.record_outcome(follow_up, satisfaction_outcome="mixed", has_issue=True,
-                                 issue_summary=" ", issue_resolved=False,
-                                 referral_opportunity=False, notes=None, actor=operator)
+        followups.record_outcome(
+            follow_up,
+            satisfaction_outcome="mixed",
+            has_issue=True,
+            issue_summary=" ",
+            issue_resolved=False,
+            referral_opportunity=False,
+            notes=None,
+            actor=operator,
+        )
     db.session.rollback()
     with pytest.raises(followups.FollowUpRefused, match="Satisfaction must be one of"):
-        followups.record_outcome(follow_up, satisfaction_outcome="delighted", has_issue=False,
-                                 issue_summary=None, issue_resolved=False,
-                                 referral_opportunity=False, notes=None, actor=operator)
+        followups.record_outcome(
+            follow_up,
+            satisfaction_outcome="delighted",
+            has_issue=False,
+            issue_summary=None,
+            issue_resolved=False,
+            referral_opportunity=False,
+            notes=None,
+            actor=operator,
+        )

@@ -3,6 +3,7 @@
 import time
 
 import pytest
+
 from ied.delivery import services
 from ied.delivery.links import link_token
 from ied.extensions import db
@@ -12,8 +13,9 @@ HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Rob
 
 @pytest.fixture
 def sent_assignment(make_lead, make_installer, operator):
-    lead = make_lead("ready_to_route", customer_name="Grace Hopper", phone="07700 900123",
-                     address="1 Navy Way")
+    lead = make_lead(
+        "ready_to_route", customer_name="Grace Hopper", phone="07700 900123", address="1 Navy Way"
+    )
     assignment = services.assign_installers(lead, [make_installer().id], operator)[0]
     db.session.commit()
     services.record_delivery_success(assignment.id)
@@ -32,8 +34,14 @@ def test_a_valid_link_shows_that_lead_and_counts_opens(client, sent_assignment):
     token = link_token(sent_assignment)
     response, page = open_link(client, token)
     assert response.status_code == 200
-    for fact in ("Grace Hopper", "07700 900123", "1 Navy Way", sent_assignment.lead.reference,
-                 "Property type", "Compare quotes"):
+    for fact in (
+        "Grace Hopper",
+        "07700 900123",
+        "1 Navy Way",
+        sent_assignment.lead.reference,
+        "Property type",
+        "Compare quotes",
+    ):
         assert fact in page
     open_link(client, token)
     db.session.refresh(sent_assignment)

@@ -25,8 +25,11 @@ def history(lead: Lead) -> list[tuple[str | None, str]]:
 def test_a_fresh_assessment_submission_becomes_new(app):
     lead = leads.create_lead(
         leads.LeadInput(
-            customer_name="Ada Lovelace", email="ada@example.com", postcode="sw1a1aa",
-            product_interest="solar_pv", selected_path="compare_quotes",
+            customer_name="Ada Lovelace",
+            email="ada@example.com",
+            postcode="sw1a1aa",
+            product_interest="solar_pv",
+            selected_path="compare_quotes",
             assessment={"roof_orientation": "south"},
         ),
         source="website",

@@ -61,7 +61,9 @@ def _job_is_live(job_id: str) -> bool:
     if status in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED):
         return True
     if status == JobStatus.STARTED and job.started_at is not None:
-        started = job.started_at.replace(tzinfo=UTC) if job.started_at.tzinfo is None else job.started_at
+        started = (
+            job.started_at.replace(tzinfo=UTC) if job.started_at.tzinfo is None else job.started_at
+        )
         return started > utcnow() - timedelta(seconds=lease_seconds())
     return False
 
@@ -89,8 +91,11 @@ def enqueue_deliveries(assignment_ids: list[int]) -> None:
             if not _job_is_live(job_id_for(assignment_id, attempt_number)):
                 _enqueue(assignment_id, attempt_number)
         except (redis.RedisError, OSError) as error:
-            log.warning("Delivery of assignment %s not enqueued (%s); the sweeper will retry",
-                        assignment_id, error)
+            log.warning(
+                "Delivery of assignment %s not enqueued (%s); the sweeper will retry",
+                assignment_id,
+                error,
+            )
 
 
 def _use_own_database_connections() -> None:
@@ -141,7 +146,9 @@ def _claim_attempt(assignment_id: int) -> DeliveryAudit | None:
         return None
     if assignment.next_attempt_at and assignment.next_attempt_at > now + timedelta(seconds=5):
         return None  # a retry is scheduled for later; this run came early
-    return services.begin_attempt(assignment, job_id=_current_job_id(), lease_seconds=lease_seconds())
+    return services.begin_attempt(
+        assignment, job_id=_current_job_id(), lease_seconds=lease_seconds()
+    )
 
 
 def deliver_assignment(assignment_id: int) -> str:
@@ -171,14 +178,21 @@ def record_attempt_outcome(audit_id: int, outcome) -> str:
         db.session.rollback()
         return "skipped: the sweeper already closed this attempt"
     if outcome.accepted:
-        services.finish_attempt(audit, status="sent", smtp_code=outcome.code, smtp_reply=outcome.reply)
+        services.finish_attempt(
+            audit, status="sent", smtp_code=outcome.code, smtp_reply=outcome.reply
+        )
         if assignment.status == "queued":
             services.record_delivery_success(assignment.id)
         db.session.commit()
         return "sent"
 
-    services.finish_attempt(audit, status="failed", smtp_code=outcome.code,
-                            smtp_reply=outcome.reply, error=outcome.error)
+    services.finish_attempt(
+        audit,
+        status="failed",
+        smtp_code=outcome.code,
+        smtp_reply=outcome.reply,
+        error=outcome.error,
+    )
     delay = _retry_delay(audit.attempt_number)
     if assignment.status != "queued":
         db.session.commit()
@@ -193,7 +207,9 @@ def record_attempt_outcome(audit_id: int, outcome) -> str:
     try:
         _enqueue(assignment.id, audit.attempt_number + 1, delay)
     except (redis.RedisError, OSError) as error:
-        log.warning("Retry of assignment %s not scheduled (%s); the sweeper will", assignment.id, error)
+        log.warning(
+            "Retry of assignment %s not scheduled (%s); the sweeper will", assignment.id, error
+        )
     return f"retry in {delay}"
 
 

@@ -59,7 +59,9 @@ def _lock_installers(installer_ids: Sequence[int]) -> list[Installer]:
     return installers
 
 
-def assign_installers(lead: Lead, installer_ids: Sequence[int], actor: User | None) -> list[Assignment]:
+def assign_installers(
+    lead: Lead, installer_ids: Sequence[int], actor: User | None
+) -> list[Assignment]:
     """Create queued assignments; the first ones move the lead to `assigned` in this transaction.
 
     Row locks on the lead and on each installer make concurrent assignments queue up, so
@@ -105,7 +107,9 @@ def assign_installers(lead: Lead, installer_ids: Sequence[int], actor: User | No
         reasons = exclusion_reasons(installer, lead, usage[installer.id])
         if reasons:
             used = usage[installer.id]
-            detail = f" (used {used.used} of {used.cap} this cycle)" if "cap reached" in reasons else ""
+            detail = (
+                f" (used {used.used} of {used.cap} this cycle)" if "cap reached" in reasons else ""
+            )
             raise AssignmentRefused(
                 f"{installer.company_name} cannot take lead {lead.reference}: "
                 f"{', '.join(reasons)}{detail}.",
@@ -223,7 +227,9 @@ def message_id_for(assignment: Assignment) -> str:
     return f"<assignment-{assignment.id}.lead-{assignment.lead_id}@{domain}>"
 
 
-def begin_attempt(assignment: Assignment, *, job_id: str | None, lease_seconds: int) -> DeliveryAudit:
+def begin_attempt(
+    assignment: Assignment, *, job_id: str | None, lease_seconds: int
+) -> DeliveryAudit:
     """Write the attempt's audit row before anything is sent, so no attempt goes unrecorded."""
     last_number = db.session.scalar(
         sa.select(sa.func.max(DeliveryAudit.attempt_number)).where(

@@ -3,7 +3,7 @@
 import sqlalchemy as sa
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_login import current_user
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import selectinload
 
 from ied.auth.access import public, role_required
 from ied.delivery import services
@@ -106,7 +106,9 @@ def installer_link(token: str):
     db.session.commit()
     lead = assignment.lead
     body = render_template(
-        "delivery/installer_lead.html", assignment=assignment, lead=lead,
+        "delivery/installer_lead.html",
+        assignment=assignment,
+        lead=lead,
         installer=assignment.installer,
         product=PRODUCT_LABELS.get(lead.product_interest, lead.product_interest),
         path=PATH_LABELS.get(lead.selected_path, lead.selected_path),

@@ -54,5 +54,3 @@ def requeue_stalled_command() -> None:
     from ied.delivery.jobs import requeue_stalled
 
     click.echo(f"Enqueued {requeue_stalled()} stalled deliveries.")
-
-

@@ -187,9 +187,10 @@ def lock_lead(lead_id: int) -> Lead:
     """Reload the lead under a row lock so concurrent changes queue behind this one."""
     lock_rows(Lead, [lead_id])
     lead = db.session.scalars(
-        sa.select(Lead).where(Lead.id == lead_id).with_for_update().execution_options(
-            populate_existing=True
-        )
+        sa.select(Lead)
+        .where(Lead.id == lead_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     ).first()
     if lead is None:
         raise NotFound(f"No lead has the id {lead_id}.")
@@ -200,8 +201,10 @@ def change_status(lead: Lead, to_status: str, actor: User | None, note: str | No
     """Move a lead one step along the lifecycle, or refuse with the reason."""
     allowed = NEXT_LEAD_STATUS.get(lead.status)
     if to_status != allowed:
-        next_text = f"the only allowed next status is '{allowed}'" if allowed else (
-            "it is the last status of the lifecycle; nothing follows it"
+        next_text = (
+            f"the only allowed next status is '{allowed}'"
+            if allowed
+            else ("it is the last status of the lifecycle; nothing follows it")
         )
         raise IllegalLeadTransition(
             f"Lead {lead.reference} is '{lead.status}' and cannot move to '{to_status}': "

@@ -39,6 +39,9 @@ def show(name: str):
     text = message.get_body(preferencelist=("plain",))
     html = message.get_body(preferencelist=("html",))
     return render_template(
-        "mailcatcher/show.html", name=name, message=message,
-        text=text.get_content() if text else "", html=html.get_content() if html else None,
+        "mailcatcher/show.html",
+        name=name,
+        message=message,
+        text=text.get_content() if text else "",
+        html=html.get_content() if html else None,
     )

@@ -50,21 +50,63 @@ class ThrowawayPostgres:
     def _run(self, *args: str) -> None:
         result = subprocess.run([*self.run_as, *args], capture_output=True, text=True)
         if result.returncode != 0:
-            raise PostgresUnavailable(f"{' '.join(args[:2])} failed: {result.stderr or result.stdout}")
+            raise PostgresUnavailable(
+                f"{' '.join(args[:2])} failed: {result.stderr or result.stdout}"
+            )
 
     def start(self) -> str:
-        self._run(str(self.bindir / "initdb"), "-D", str(self.data), "-U", "postgres",
-                  "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync")
-        options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
-                   "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
-                   "-c max_connections=200")
-        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-o", options,
-                  "-l", str(self.root / "server.log"), "-w", "start")
-        self._run(str(self.bindir / "createdb"), "-h", "127.0.0.1", "-p", str(self.port),
-                  "-U", "postgres", "ied_test")
+        self._run(
+            str(self.bindir / "initdb"),
+            "-D",
+            str(self.data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+        )
+        options = (
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+            "-c max_connections=200"
+        )
+        self._run(
+            str(self.bindir / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-o",
+            options,
+            "-l",
+            str(self.root / "server.log"),
+            "-w",
+            "start",
+        )
+        self._run(
+            str(self.bindir / "createdb"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-U",
+            "postgres",
+            "ied_test",
+        )
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/ied_test"
 
     def stop(self) -> None:
-        subprocess.run([*self.run_as, str(self.bindir / "pg_ctl"), "-D", str(self.data),
-                        "-m", "immediate", "-w", "stop"], capture_output=True)
+        subprocess.run(
+            [
+                *self.run_as,
+                str(self.bindir / "pg_ctl"),
+                "-D",
+                str(self.data),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ],
+            capture_output=True,
+        )
         shutil.rmtree(self.root, ignore_errors=True)
