@@ -1,14 +1,18 @@
 """Installer matching and cycle usage: who may receive a lead, and why the others may not."""
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
+from decimal import Decimal
 
 import sqlalchemy as sa
+from email_validator import EmailNotValidError, validate_email
 
 from ied.business_time import BillingCycle, billing_cycle
 from ied.delivery.models import Assignment, DeliveryEvent
+from ied.errors import DomainError
 from ied.extensions import db
 from ied.installers.models import REGIONS, Installer
-from ied.leads.models import Lead
+from ied.leads.models import PRODUCTS, Lead
 
 
 @dataclass(frozen=True)
@@ -83,7 +87,7 @@ def prefix_matches(prefix: str, postcode_normalized: str) -> bool:
     prefix = prefix.replace(" ", "").upper()
     if not prefix or not outward.startswith(prefix):
         return False
-    rest = outward[len(prefix):]
+    rest = outward[len(prefix) :]
     if prefix.isalpha():
         return postcode_area(outward) == prefix
     return rest == "" or rest.isalpha()
@@ -152,3 +156,107 @@ def installer_choices(lead: Lead) -> list[InstallerChoice]:
             choice.installer.company_name.lower(),
         ),
     )
+
+
+_AREA_PREFIX = re.compile(r"^[A-Z]{1,2}([0-9][A-Z0-9]?)?$")
+
+
+@dataclass
+class InstallerInput:
+    """What the installer form hands over, already typed but unchecked."""
+
+    company_name: str
+    contact_name: str
+    delivery_email: str
+    phone: str | None
+    service_areas: list[str]
+    products: list[str]
+    cycle_cap: int | None
+    price_per_lead: Decimal | None
+    billing_anchor_day: int | None
+
+
+class InstallerValidationError(DomainError):
+    def __init__(self, errors: dict[str, str]):
+        super().__init__("The installer has errors: " + "; ".join(errors.values()))
+        self.errors = errors
+
+
+def normalize_service_area(area: str) -> str:
+    """Regions by their key (south_east), postcode prefixes upper-case without spaces (SW1A)."""
+    key = area.strip().lower().replace(" ", "_").replace("-", "_")
+    return key if key in REGIONS else area.replace(" ", "").upper()
+
+
+def validate_installer_input(data: InstallerInput) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    if not data.company_name.strip():
+        errors["company_name"] = "Company name is required."
+    if not data.contact_name.strip():
+        errors["contact_name"] = "Contact name is required."
+    try:
+        validate_email(data.delivery_email or "", check_deliverability=False)
+    except EmailNotValidError:
+        errors["delivery_email"] = "Give the email address leads are delivered to."
+    if not data.service_areas:
+        errors["service_areas"] = "Give at least one region or postcode prefix."
+    else:
+        unknown = [
+            area
+            for area in data.service_areas
+            if area not in REGIONS and not _AREA_PREFIX.match(area)
+        ]
+        if unknown:
+            errors["service_areas"] = (
+                f"Not a region or postcode prefix: {', '.join(unknown)}. Regions are "
+                f"{', '.join(REGIONS)}; prefixes look like SW, SW1 or SW1A."
+            )
+    if not data.products:
+        errors["products"] = "Choose at least one product."
+    elif set(data.products) - set(PRODUCTS):
+        errors["products"] = f"Products must be among: {', '.join(PRODUCTS)}."
+    if data.cycle_cap is not None and data.cycle_cap < 0:
+        errors["cycle_cap"] = "The cap is a number of leads, 0 or more; leave it empty for no cap."
+    if data.price_per_lead is None or data.price_per_lead < 0:
+        errors["price_per_lead"] = "Give the price per delivered lead, 0 or more."
+    elif data.price_per_lead.as_tuple().exponent < -2:
+        errors["price_per_lead"] = "Prices have at most two decimals."
+    if data.billing_anchor_day is None or not 1 <= data.billing_anchor_day <= 28:
+        errors["billing_anchor_day"] = "The billing cycle starts on a day from 1 to 28."
+    return errors
+
+
+def _apply(installer: Installer, data: InstallerInput) -> Installer:
+    areas = [normalize_service_area(area) for area in data.service_areas if area.strip()]
+    data = replace(data, service_areas=areas)
+    errors = validate_installer_input(data)
+    if errors:
+        raise InstallerValidationError(errors)
+    installer.company_name = data.company_name.strip()
+    installer.contact_name = data.contact_name.strip()
+    installer.delivery_email = data.delivery_email.strip()
+    installer.phone = (data.phone or "").strip() or None
+    installer.service_areas = list(dict.fromkeys(data.service_areas))
+    installer.products = [product for product in PRODUCTS if product in data.products]
+    installer.cycle_cap = data.cycle_cap
+    installer.price_per_lead = data.price_per_lead
+    installer.billing_anchor_day = data.billing_anchor_day
+    db.session.flush()
+    return installer
+
+
+def create_installer(data: InstallerInput) -> Installer:
+    installer = Installer(active=True)
+    db.session.add(installer)
+    return _apply(installer, data)
+
+
+def update_installer(installer: Installer, data: InstallerInput) -> Installer:
+    return _apply(installer, data)
+
+
+def set_installer_active(installer: Installer, active: bool) -> Installer:
+    """Pausing keeps the installer's assignments and history; it only stops new matches."""
+    installer.active = active
+    db.session.flush()
+    return installer

@@ -45,9 +45,33 @@ class Lead(db.Model):
         one_of("product_interest", PRODUCTS),
         Index("ix_leads_status_created_at_id", "status", "created_at", "id"),
         Index("ix_leads_created_at_id", "created_at", "id"),
-        Index("ix_leads_email_normalized_created_at", "email_normalized", "created_at"),
-        Index("ix_leads_phone_normalized_created_at", "phone_normalized", "created_at"),
-        Index("ix_leads_postcode_normalized", "postcode_normalized"),
+        # Pattern opclasses on PostgreSQL so the queue's prefix searches (LIKE 'x%') use these
+        # indexes whatever the database collation; equality (duplicate checks) still does.
+        Index(
+            "ix_leads_email_normalized_created_at",
+            "email_normalized",
+            "created_at",
+            postgresql_ops={"email_normalized": "varchar_pattern_ops"},
+        ),
+        Index(
+            "ix_leads_phone_normalized_created_at",
+            "phone_normalized",
+            "created_at",
+            postgresql_ops={"phone_normalized": "varchar_pattern_ops"},
+        ),
+        Index(
+            "ix_leads_postcode_normalized",
+            "postcode_normalized",
+            postgresql_ops={"postcode_normalized": "varchar_pattern_ops"},
+        ),
+        # Name search is a substring match: a trigram index on PostgreSQL (pg_trgm), a plain one
+        # elsewhere.
+        Index(
+            "ix_leads_customer_name_search",
+            "customer_name",
+            postgresql_using="gin",
+            postgresql_ops={"customer_name": "gin_trgm_ops"},
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

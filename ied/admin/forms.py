@@ -1,0 +1,17 @@
+from flask_wtf import FlaskForm
+from wtforms import EmailField, PasswordField, SelectField, StringField
+from wtforms.fields.choices import SelectChoice
+
+from ied.auth.models import ROLES
+
+
+class NewUserForm(FlaskForm):
+    email = EmailField("Email")
+    role = SelectField(
+        "Role", choices=[SelectChoice(role, role) for role in ROLES], validate_choice=False
+    )
+    password = PasswordField("Starting password")
+
+
+class NewApiKeyForm(FlaskForm):
+    source = StringField("Source")

@@ -1,0 +1,56 @@
+from flask_wtf import FlaskForm
+from wtforms import (
+    DecimalField,
+    EmailField,
+    IntegerField,
+    SelectMultipleField,
+    StringField,
+    TelField,
+)
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import Optional
+from wtforms.widgets import CheckboxInput, ListWidget
+
+from ied.installers.models import Installer
+from ied.installers.services import InstallerInput
+from ied.leads.models import PRODUCT_LABELS
+
+
+class CheckboxesField(SelectMultipleField):
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+
+class InstallerForm(FlaskForm):
+    """Collects and types the values; the installer service decides whether they are right."""
+
+    company_name = StringField("Company")
+    contact_name = StringField("Contact name")
+    delivery_email = EmailField("Delivery email")
+    phone = TelField("Phone")
+    service_areas = StringField("Service areas")
+    products = CheckboxesField(
+        "Products",
+        choices=[SelectChoice(value, label) for value, label in PRODUCT_LABELS.items()],
+        validate_choice=False,
+    )
+    cycle_cap = IntegerField("Cycle cap", validators=[Optional()])
+    price_per_lead = DecimalField("Price per lead (£)", places=2, validators=[Optional()])
+    billing_anchor_day = IntegerField("Billing anchor day", validators=[Optional()], default=1)
+
+    def fill_from(self, installer: Installer) -> None:
+        self.process(obj=installer)
+        self.service_areas.data = ", ".join(installer.service_areas or [])
+
+    def installer_input(self) -> InstallerInput:
+        return InstallerInput(
+            company_name=self.company_name.data or "",
+            contact_name=self.contact_name.data or "",
+            delivery_email=self.delivery_email.data or "",
+            phone=self.phone.data or None,
+            service_areas=[area for area in (self.service_areas.data or "").split(",")],
+            products=list(self.products.data or []),
+            cycle_cap=self.cycle_cap.data,
+            price_per_lead=self.price_per_lead.data,
+            billing_anchor_day=self.billing_anchor_day.data,
+        )

@@ -1,0 +1,76 @@
+"""Installers for managers: list with cycle usage, create, edit, pause and activate."""
+
+import sqlalchemy as sa
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+
+from ied.auth.access import role_required
+from ied.extensions import db
+from ied.form_errors import show_field_errors
+from ied.installers import services
+from ied.installers.forms import InstallerForm
+from ied.installers.models import REGIONS, Installer
+
+bp = Blueprint("installers", __name__, url_prefix="/installers")
+
+FORM = "installers/form.html"
+
+
+def installer_or_404(installer_id: int) -> Installer:
+    return db.session.get(Installer, installer_id) or abort(404)
+
+
+@bp.get("")
+@role_required("manager")
+def index():
+    installers = list(
+        db.session.scalars(
+            sa.select(Installer).order_by(Installer.active.desc(), Installer.company_name)
+        )
+    )
+    return render_template(
+        "installers/index.html", installers=installers, usage=services.cycle_usage(installers)
+    )
+
+
+def _save(form: InstallerForm, save, installer: Installer | None):
+    """Validate, save through the service, or show the form again with its errors (422)."""
+    if form.validate_on_submit():
+        try:
+            saved = save(form.installer_input())
+        except services.InstallerValidationError as error:
+            db.session.rollback()
+            show_field_errors(form, error.errors)
+        else:
+            db.session.commit()
+            flash(f"{saved.company_name} is saved.", "success")
+            return redirect(url_for("installers.index"), 303)
+    status = 422 if request.method == "POST" else 200
+    return render_template(FORM, form=form, installer=installer, regions=REGIONS), status
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@role_required("manager")
+def new():
+    return _save(InstallerForm(), services.create_installer, None)
+
+
+@bp.route("/<int:installer_id>/edit", methods=["GET", "POST"])
+@role_required("manager")
+def edit(installer_id: int):
+    installer = installer_or_404(installer_id)
+    form = InstallerForm()
+    if request.method == "GET":
+        form.fill_from(installer)
+    return _save(form, lambda data: services.update_installer(installer, data), installer)
+
+
+@bp.post("/<int:installer_id>/active")
+@role_required("manager")
+def set_active(installer_id: int):
+    installer = installer_or_404(installer_id)
+    active = request.form.get("active") == "1"
+    services.set_installer_active(installer, active)
+    db.session.commit()
+    state = "active again: it receives new leads" if active else "paused: it receives no new leads"
+    flash(f"{installer.company_name} is {state}.", "success")
+    return redirect(url_for("installers.index"), 303)

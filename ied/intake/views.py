@@ -1,0 +1,70 @@
+"""The intake API: sources post assessment submissions as new leads with their API key."""
+
+import json
+
+from flask import Blueprint, jsonify, request
+
+from ied.auth.access import public
+from ied.extensions import csrf, db
+from ied.intake import services
+from ied.leads.models import Lead
+from ied.leads.services import LeadValidationError
+
+bp = Blueprint("intake", __name__, url_prefix="/api/v1")
+csrf.exempt(bp)  # no cookies here: a bearer key authenticates each call
+
+MAX_BODY_BYTES = 64 * 1024
+
+
+def _problem(status: int, message: str, errors: dict[str, str] | None = None, headers=None):
+    body = {"message": message}
+    if errors is not None:
+        body["errors"] = errors
+    return jsonify(body), status, headers or {}
+
+
+def _bearer_key() -> str:
+    scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+    return key.strip() if scheme.lower() == "bearer" else ""
+
+
+def _lead_body(lead: Lead) -> dict:
+    return {
+        "reference": lead.reference,
+        "status": lead.status,
+        "possible_duplicate_of": (
+            lead.possible_duplicate_of.reference if lead.possible_duplicate_of else None
+        ),
+    }
+
+
+@bp.post("/leads")
+@public
+def create_lead():
+    api_key = services.authenticate_api_key(_bearer_key())
+    if api_key is None:
+        return _problem(
+            401,
+            "Send a valid API key as 'Authorization: Bearer <key>'.",
+            headers={"WWW-Authenticate": 'Bearer realm="ied-intake"'},
+        )
+    if not request.is_json:
+        return _problem(415, "Send the lead as JSON with 'Content-Type: application/json'.")
+    if (request.content_length or 0) > MAX_BODY_BYTES:
+        return _problem(413, f"The body is larger than {MAX_BODY_BYTES // 1024} KiB.")
+    body = request.stream.read(MAX_BODY_BYTES + 1)  # also bounds bodies sent without a length
+    if len(body) > MAX_BODY_BYTES:
+        return _problem(413, f"The body is larger than {MAX_BODY_BYTES // 1024} KiB.")
+    try:
+        payload = json.loads(body)
+    except ValueError as error:
+        return _problem(415, f"The body is not valid JSON: {error}.")
+    try:
+        external_id, data = services.parse_lead_payload(payload)
+        lead, created = services.receive_lead(data, source=api_key.source, external_id=external_id)
+    except LeadValidationError as error:
+        db.session.rollback()
+        return _problem(422, "The lead has errors; nothing was saved.", error.errors)
+    services.record_key_use(api_key)
+    db.session.commit()
+    return jsonify(_lead_body(lead)), 201 if created else 200

@@ -1,0 +1,171 @@
+"""Read side of the work queue and the lead page: tabs, counts, search and keyset pages."""
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.orm import joinedload, selectinload
+
+from ied.delivery.models import Assignment
+from ied.extensions import db
+from ied.leads.models import LEAD_STATUSES, Lead, LeadStatusChange
+from ied.leads.services import normalize_email, normalize_phone, normalize_postcode
+from ied.timestamps import UTCDateTime, utcnow
+
+ATTENTION = "attention"
+QUEUE_TABS = (*LEAD_STATUSES, ATTENTION)
+ORDERS = ("newest", "oldest")
+PAGE_SIZE = 50
+# A delivery still queued after this long is stuck in retries or waiting for a dead worker.
+LONG_QUEUED = timedelta(minutes=15)
+# Tab counts are counted up to this many and shown as "1000+" beyond it. Each count is a
+# LIMITed scan of one prefix of an index (leads by status, or the small failed/queued slices of
+# assignments by status), so a page view costs at most a few thousand index entries whether the
+# table holds a thousand leads or ten million. The working tabs (new, reviewing, ready_to_route)
+# stay well under the cap in normal operation and are exact; `assigned` grows without end and
+# nobody needs its exact size on every page view.
+COUNT_CAP = 1000
+_REFERENCE = re.compile(r"^IED-?\d{1,9}$", re.IGNORECASE)
+_POSTCODE_PREFIX = re.compile(r"^[A-Z]{1,2}[0-9][A-Z0-9]?([0-9][A-Z]{0,2})?$")
+_PHONE_LIKE = re.compile(r"^\+?[\d\s()-]{4,}$")
+# Trigram search needs three characters to use its index; shorter names would scan the table.
+MIN_NAME_SEARCH = 3
+
+
+@dataclass(frozen=True)
+class TabCount:
+    value: int
+
+    @property
+    def label(self) -> str:
+        return f"{COUNT_CAP}+" if self.value > COUNT_CAP else str(self.value)
+
+
+@dataclass(frozen=True)
+class QueuePage:
+    leads: list[Lead]
+    next_cursor: str | None
+
+
+def needs_attention_lead_ids(now: datetime | None = None) -> sa.Select:
+    """Leads with a failed delivery, or one queued so long something is wrong."""
+    cutoff = (now or utcnow()) - LONG_QUEUED
+    return sa.select(Assignment.lead_id).where(
+        sa.or_(
+            Assignment.status == "failed",
+            sa.and_(Assignment.status == "queued", Assignment.queued_at < cutoff),
+        )
+    )
+
+
+def _tab_filter(tab: str) -> sa.ColumnElement[bool]:
+    if tab == ATTENTION:
+        return sa.and_(Lead.status == "assigned", Lead.id.in_(needs_attention_lead_ids()))
+    return Lead.status == tab
+
+
+def tab_counts() -> dict[str, TabCount]:
+    """Every tab's count, each capped at COUNT_CAP + 1 rows, in one round trip."""
+    counts = [
+        sa.select(sa.func.count())
+        .select_from(sa.select(Lead.id).where(_tab_filter(tab)).limit(COUNT_CAP + 1).subquery())
+        .scalar_subquery()
+        .label(tab)
+        for tab in QUEUE_TABS
+    ]
+    row = db.session.execute(sa.select(*counts)).one()
+    return {tab: TabCount(row._mapping[tab]) for tab in QUEUE_TABS}
+
+
+def search_filter(q: str) -> sa.ColumnElement[bool] | None:
+    """What `q` can mean: a reference, an email, a phone number, a postcode, a name.
+
+    Each branch is served by an index: the unique reference, the email and phone indexes
+    (varchar_pattern_ops on PostgreSQL, so prefixes use them), the postcode index, and a
+    trigram index on the customer name.
+    """
+    q = q.strip()
+    if not q:
+        return None
+    if _REFERENCE.match(q):
+        digits = re.sub(r"\D", "", q)
+        return Lead.reference == f"IED-{int(digits):06d}"
+    if "@" in q:
+        return Lead.email_normalized.startswith(normalize_email(q), autoescape=True)
+    matches = []
+    if _PHONE_LIKE.match(q) and (phone := normalize_phone(q)):
+        matches.append(Lead.phone_normalized.startswith(phone))
+    postcode = normalize_postcode(q)
+    if _POSTCODE_PREFIX.match(postcode) or re.fullmatch(r"[A-Z]{1,2}", postcode):
+        matches.append(Lead.postcode_normalized.startswith(postcode))
+    if len(q) >= MIN_NAME_SEARCH and not q.isdigit():
+        matches.append(Lead.customer_name.icontains(q, autoescape=True))
+    return sa.or_(*matches) if matches else sa.false()
+
+
+def encode_cursor(lead: Lead) -> str:
+    return f"{lead.created_at.isoformat()}~{lead.id}"
+
+
+def decode_cursor(cursor: str | None) -> tuple[datetime, int] | None:
+    if not cursor or "~" not in cursor:
+        return None
+    moment, _, lead_id = cursor.rpartition("~")
+    try:
+        position = datetime.fromisoformat(moment), int(lead_id)
+    except ValueError:
+        return None
+    return position if position[0].tzinfo is not None else None
+
+
+def _cursor_position(cursor: tuple[datetime, int]) -> sa.Tuple:
+    moment, lead_id = cursor
+    return sa.tuple_(sa.literal(moment, UTCDateTime), sa.literal(lead_id))
+
+
+def queue_page(tab: str, q: str = "", order: str = "newest", after: str | None = None) -> QueuePage:
+    """One page of the queue, keyset-paginated on (created_at, id); a search spans all tabs."""
+    query = sa.select(Lead).options(
+        joinedload(Lead.possible_duplicate_of).load_only(Lead.reference)
+    )
+    matching = search_filter(q)
+    query = query.where(matching if matching is not None else _tab_filter(tab))
+    position = sa.tuple_(Lead.created_at, Lead.id)
+    cursor = decode_cursor(after)
+    if order == "oldest":
+        query = query.order_by(Lead.created_at, Lead.id)
+        if cursor:
+            query = query.where(position > _cursor_position(cursor))
+    else:
+        query = query.order_by(Lead.created_at.desc(), Lead.id.desc())
+        if cursor:
+            query = query.where(position < _cursor_position(cursor))
+    leads = list(db.session.scalars(query.limit(PAGE_SIZE + 1)))
+    more = len(leads) > PAGE_SIZE
+    leads = leads[:PAGE_SIZE]
+    return QueuePage(leads=leads, next_cursor=encode_cursor(leads[-1]) if more else None)
+
+
+def lead_for_page(reference: str) -> Lead | None:
+    """The lead with everything its page shows, loaded up front (no query per row)."""
+    return db.session.scalars(
+        sa.select(Lead)
+        .where(Lead.reference == reference.strip().upper())
+        .options(
+            joinedload(Lead.possible_duplicate_of).load_only(Lead.reference, Lead.created_at),
+            joinedload(Lead.recommended_installer),
+            joinedload(Lead.follow_up),
+            selectinload(Lead.status_changes).joinedload(LeadStatusChange.changed_by),
+            selectinload(Lead.assignments).joinedload(Assignment.installer),
+            selectinload(Lead.assignments).selectinload(Assignment.audits),
+        )
+    ).first()
+
+
+def lead_for_row(reference: str) -> Lead | None:
+    return db.session.scalars(
+        sa.select(Lead)
+        .where(Lead.reference == reference.strip().upper())
+        .options(joinedload(Lead.possible_duplicate_of).load_only(Lead.reference))
+    ).first()
