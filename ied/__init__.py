@@ -31,6 +31,7 @@ def create_app(config: dict | None = None) -> Flask:
     from ied.cli import ied_cli
     from ied.delivery.views import bp as delivery_bp
     from ied.auth.views import bp as auth_bp
+    from ied.followups.views import bp as followups_bp
     from ied.home import bp as home_bp
     from ied.admin.views import bp as admin_bp
     from ied.installers.views import bp as installers_bp
@@ -46,6 +47,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(installers_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(intake_bp)
+    app.register_blueprint(followups_bp)
     app.register_blueprint(delivery_bp)
     if app.config["MAIL_CATCHER_ENABLED"]:
         from ied.mailcatcher.views import bp as mailcatcher_bp

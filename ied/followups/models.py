@@ -1,7 +1,7 @@
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import ForeignKey, Index, String, Text, text
+from sqlalchemy import Date, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ied.checks import one_of
@@ -104,3 +104,29 @@ class ContactAttempt(db.Model):
 
     follow_up: Mapped[FollowUp] = relationship(back_populates="contact_attempts")
     contacted_by: Mapped["User | None"] = relationship()
+
+
+DIGEST_STATUSES = ("sending", "sent", "skipped")
+
+
+class FollowUpDigest(db.Model):
+    """One manager's overdue digest for one business day: the unique pair makes sending once-only.
+
+    A worker claims the row before sending ("sending"); a failed send deletes the claim so the
+    next scheduled run tries again, a day with nothing due is recorded as "skipped".
+    """
+
+    __tablename__ = "follow_up_digests"
+    __table_args__ = (
+        UniqueConstraint("business_date", "user_id"),
+        one_of("status", DIGEST_STATUSES),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    business_date: Mapped[date] = mapped_column(Date)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    status: Mapped[str] = mapped_column(String(16), default="sending")
+    follow_up_count: Mapped[int] = mapped_column(default=0)
+    claimed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    smtp_reply: Mapped[str | None] = mapped_column(Text)

@@ -1,34 +1,70 @@
 """Due states computed by the database against business-day edges, never by loading rows."""
 
+from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.orm import aliased, joinedload
 
 from ied.business_time import business_today, day_bounds
 from ied.extensions import db
 from ied.followups.models import CLOSED_FOLLOW_UP_STATUSES, OPEN_FOLLOW_UP_STATUSES, FollowUp
+from ied.formatting import local_datetime
+from ied.leads.models import Lead
 from ied.timestamps import utcnow
 
 DUE_STATES = ("overdue", "due_today", "upcoming", "done")
 DUE_STATE_LABELS = {"overdue": "Overdue", "due_today": "Due today", "upcoming": "Upcoming",
                     "done": "Done"}
+PAGE_SIZE = 50
+
+
+def _status_in(statuses: tuple[str, ...]):
+    # Literal values, not bound parameters: the planner can then match the partial index
+    # ix_follow_ups_open_due_at, whose predicate is this very IN list.
+    return FollowUp.status.in_([sa.literal_column(f"'{status}'") for status in statuses])
 
 
 def due_state_condition(due: str, now: datetime | None = None):
     now = now or utcnow()
     _, end_of_today = day_bounds(business_today(now))
-    is_open = FollowUp.status.in_(OPEN_FOLLOW_UP_STATUSES)
+    is_open = _status_in(OPEN_FOLLOW_UP_STATUSES)
     return {
         "overdue": sa.and_(is_open, FollowUp.due_at < now),
         "due_today": sa.and_(is_open, FollowUp.due_at >= now, FollowUp.due_at < end_of_today),
         "upcoming": sa.and_(is_open, FollowUp.due_at >= end_of_today),
-        "done": FollowUp.status.in_(CLOSED_FOLLOW_UP_STATUSES),
+        "done": _status_in(CLOSED_FOLLOW_UP_STATUSES),
     }[due]
+
+
+def due_state_of_row(now: datetime):
+    """The due state of each row as a SQL expression, so rows and filters always agree."""
+    return sa.case(
+        *((due_state_condition(due, now), due) for due in DUE_STATES[:-1]), else_="done"
+    )
+
+
+def due_state_of(follow_up_id: int, now: datetime | None = None) -> str:
+    return db.session.scalar(
+        sa.select(due_state_of_row(now or utcnow())).where(FollowUp.id == follow_up_id)
+    )
+
+
+def _search_condition(q: str):
+    escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    pattern = f"%{escaped}%"
+    return FollowUp.lead.has(
+        sa.or_(
+            Lead.reference.ilike(pattern, escape="\\"),
+            Lead.customer_name.ilike(pattern, escape="\\"),
+            Lead.email.ilike(pattern, escape="\\"),
+        )
+    )
 
 
 def follow_up_filter(
     *, due: str | None = None, status: str | None = None, issue: str | None = None,
-    installer: int | None = None, now: datetime | None = None,
+    installer: int | None = None, q: str | None = None, now: datetime | None = None,
 ) -> list:
     conditions = []
     if due in DUE_STATES:
@@ -39,13 +75,80 @@ def follow_up_filter(
         conditions.append(sa.and_(FollowUp.has_issue.is_(True), FollowUp.issue_resolved.is_(False)))
     if installer:
         conditions.append(FollowUp.installer_id == installer)
+    if q and q.strip():
+        conditions.append(_search_condition(q.strip()))
     return conditions
 
 
 def due_state_counts(now: datetime | None = None, extra_conditions=()) -> dict[str, int]:
-    """All four counts in one query: one conditional aggregate per due state."""
+    """All four counts in one round trip; each is its own subquery so each can use its index."""
+    now = now or utcnow()
     columns = [
-        sa.func.count().filter(due_state_condition(due, now)).label(due) for due in DUE_STATES
+        sa.select(sa.func.count())
+        .select_from(FollowUp)
+        .where(due_state_condition(due, now), *extra_conditions)
+        .scalar_subquery()
+        .label(due)
+        for due in DUE_STATES
     ]
-    row = db.session.execute(sa.select(*columns).select_from(FollowUp).where(*extra_conditions)).one()
-    return dict(row._mapping)
+    return dict(db.session.execute(sa.select(*columns)).one()._mapping)
+
+
+@dataclass(frozen=True)
+class FollowUpRow:
+    follow_up: FollowUp
+    due_state: str
+
+
+@dataclass(frozen=True)
+class FollowUpPage:
+    rows: list[FollowUpRow]
+    next_after: int | None  # the id of the last row shown, when another page follows
+
+
+def _after(cursor_id: int, newest_first: bool):
+    """Rows after the cursor row in (due_at, id) order: keyset pagination, no OFFSET."""
+    cursor = aliased(FollowUp)
+    cursor_due_at = sa.select(cursor.due_at).where(cursor.id == cursor_id).scalar_subquery()
+    if newest_first:
+        return sa.or_(FollowUp.due_at < cursor_due_at,
+                      sa.and_(FollowUp.due_at == cursor_due_at, FollowUp.id < cursor_id))
+    return sa.or_(FollowUp.due_at > cursor_due_at,
+                  sa.and_(FollowUp.due_at == cursor_due_at, FollowUp.id > cursor_id))
+
+
+def follow_up_page(
+    conditions, *, after: int | None = None, newest_first: bool = False,
+    now: datetime | None = None, page_size: int | None = None,
+) -> FollowUpPage:
+    """Earliest due first (most urgent on top); finished ones read better newest first."""
+    now = now or utcnow()
+    page_size = page_size or PAGE_SIZE
+    order = (FollowUp.due_at.desc(), FollowUp.id.desc()) if newest_first else (
+        FollowUp.due_at, FollowUp.id)
+    statement = (
+        sa.select(FollowUp, due_state_of_row(now).label("due_state"))
+        .where(*conditions)
+        .options(joinedload(FollowUp.lead), joinedload(FollowUp.installer))
+        .order_by(*order)
+        .limit(page_size + 1)
+    )
+    if after:
+        statement = statement.where(_after(after, newest_first))
+    rows = [FollowUpRow(*result) for result in db.session.execute(statement)]
+    has_more = len(rows) > page_size
+    rows = rows[:page_size]
+    return FollowUpPage(rows, rows[-1].follow_up.id if has_more else None)
+
+
+def days_overdue(due_at: datetime, now: datetime | None = None) -> int:
+    """Whole business days between the due day and today (0 when it fell due earlier today)."""
+    return (business_today(now) - business_today(due_at)).days
+
+
+def overdue_label(due_at: datetime, now: datetime | None = None) -> str:
+    """How late an overdue follow-up is, as people say it: "3 days overdue"."""
+    late = days_overdue(due_at, now)
+    if late == 0:
+        return f"overdue since {local_datetime(due_at, '%H:%M')}"
+    return f"{late} day{'s' if late != 1 else ''} overdue"

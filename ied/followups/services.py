@@ -4,6 +4,7 @@ from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
 from flask import current_app
+from sqlalchemy.orm import joinedload
 
 from ied.auth.models import User
 from ied.business_time import business_today, local_midnight
@@ -32,6 +33,7 @@ def sent_assignments(lead: Lead) -> list[Assignment]:
         db.session.scalars(
             sa.select(Assignment)
             .where(Assignment.lead_id == lead.id, Assignment.status == "sent")
+            .options(joinedload(Assignment.installer))
             .order_by(Assignment.sent_at)
         )
     )
@@ -80,7 +82,7 @@ def create_follow_up(
         installer_id=installer_id,
         status="pending",
         due_at=due_at,
-        notes=notes,
+        notes=(notes or "").strip() or None,
         created_by_id=actor.id if actor else None,
     )
     db.session.add(follow_up)

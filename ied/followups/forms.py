@@ -1,0 +1,96 @@
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    DateField,
+    HiddenField,
+    IntegerField,
+    RadioField,
+    SearchField,
+    SelectField,
+    TextAreaField,
+)
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, InputRequired, Length, Optional
+
+from ied.followups.models import (
+    CONTACT_OUTCOME_LABELS,
+    FOLLOW_UP_STATUS_LABELS,
+    SATISFACTION_OUTCOMES,
+)
+from ied.followups.queries import DUE_STATES
+
+NOTE_LIMIT = 2000
+
+
+def choices(pairs) -> list[SelectChoice]:
+    return [SelectChoice(value, label) for value, label in pairs]
+
+
+def _optional_choice(value: str | None) -> str | None:
+    return value or None
+
+
+def _optional_int(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+class CreateFollowUpForm(FlaskForm):
+    installer_id = SelectField(
+        "Installer", coerce=_optional_int, validators=[InputRequired("Choose an installer.")]
+    )
+    due_date = DateField("Due date", validators=[InputRequired("Give a due date.")])
+    notes = TextAreaField("Why follow up (optional)", validators=[Length(max=NOTE_LIMIT)])
+
+
+class ContactAttemptForm(FlaskForm):
+    outcome = RadioField(
+        "Outcome", choices=choices(CONTACT_OUTCOME_LABELS.items()), validate_choice=False,
+        validators=[DataRequired("Choose what happened.")],
+    )
+    note = TextAreaField("Note", validators=[Length(max=NOTE_LIMIT)])
+
+
+class OutcomeForm(FlaskForm):
+    satisfaction_outcome = RadioField(
+        "Satisfaction",
+        choices=choices((value, value.capitalize()) for value in SATISFACTION_OUTCOMES),
+        coerce=_optional_choice,
+        validators=[Optional()],
+    )
+    has_issue = BooleanField("The customer reported an issue")
+    issue_summary = TextAreaField("Issue summary", validators=[Length(max=NOTE_LIMIT)])
+    issue_resolved = BooleanField("The issue is resolved")
+    referral_opportunity = BooleanField("Referral opportunity")
+    notes = TextAreaField("Notes", validators=[Length(max=NOTE_LIMIT)])
+
+
+class FollowUpFilterForm(FlaskForm):
+    """The list's filters, read from the query string: bookmarkable, never CSRF-checked."""
+
+    class Meta:
+        csrf = False
+
+    due = HiddenField(filters=[lambda value: value if value in DUE_STATES else None])
+    status = SelectField(
+        "Status", choices=choices([("", "Any status"), *FOLLOW_UP_STATUS_LABELS.items()]),
+        filters=[lambda value: value if value in FOLLOW_UP_STATUS_LABELS else None],
+    )
+    issue = BooleanField("Open issue only", false_values=("", "false", "0"))
+    installer = SelectField("Installer", coerce=_optional_int)
+    q = SearchField("Search", filters=[lambda value: (value or "").strip()[:100] or None])
+    after = IntegerField(validators=[Optional()])
+
+    def query_args(self, **changes) -> dict:
+        """The filters as URL parameters (empty ones left out), with some values replaced."""
+        values = {
+            "due": self.due.data,
+            "status": self.status.data,
+            "issue": "open" if self.issue.data else None,
+            "installer": self.installer.data,
+            "q": self.q.data,
+        }
+        values.update(changes)
+        return {key: value for key, value in values.items() if value}
