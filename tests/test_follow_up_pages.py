@@ -67,7 +67,8 @@ def test_a_lead_does_not_create_a_follow_up_until_operations_explicitly_needs_it
 ):
     login_as("operator")
     lead, good, _ = delivered
-    panel = client.get(f"/leads/{lead.reference}/follow-up/new", headers=HTMX).get_data(as_text=True)
+    panel = client.get(f"/leads/{lead.reference}/follow-up/new", headers=HTMX).get_data(
+        as_text=True)
     assert "Create follow-up" in panel
     assert count(FollowUp) == 0  # delivery alone creates nothing
 
