@@ -1,0 +1,171 @@
+"""The follow-up list and pages: filters in the URL, counts, keyset pages, roles, queries."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from ied.extensions import db
+from ied.followups import queries
+from tests.support.follow_ups import deliver, make_follow_up
+
+HTMX = {"HX-Request": "true"}
+NOW = datetime.now(UTC)
+
+
+@pytest.fixture
+def follow_ups(make_lead, make_installer, operator):
+    def build(*day_offsets, **fields):
+        return [make_follow_up(make_lead, make_installer, operator, NOW + timedelta(days=days),
+                               **fields) for days in day_offsets]
+
+    return build
+
+
+def references(body: str, follow_ups) -> list[str]:
+    """The follow-ups' lead references in the order the page shows them."""
+    found = [(body.find(f.lead.reference + "<"), f.lead.reference) for f in follow_ups]
+    return [reference for position, reference in sorted(found) if position >= 0]
+
+
+def test_the_list_is_a_page_and_its_filters_swap_the_table_and_tabs_only(
+    client, login_as, follow_ups
+):
+    login_as("manager")
+    late, soon = follow_ups(-3, 4)
+    page = client.get("/follow-ups?due=overdue")
+    assert "HX-Request" in page.headers["Vary"]
+    assert "<html" in page.get_data(as_text=True)
+    swap = client.get("/follow-ups?due=overdue", headers=HTMX).get_data(as_text=True)
+    assert "<html" not in swap and 'id="follow-up-filters"' not in swap
+    assert swap.lstrip().startswith('<div id="follow-up-results">')
+    assert '<nav class="tabs" id="due-tabs" aria-label="Due state" hx-swap-oob="true">' in swap
+    assert references(swap, [late, soon]) == [late.lead.reference]
+    assert 'data-due="overdue"\n         aria-current="page"' in swap
+    # Back/forward after a history cache miss asks for the whole page.
+    restore = client.get("/follow-ups?due=overdue",
+                         headers={**HTMX, "HX-History-Restore-Request": "true"})
+    assert "<html" in restore.get_data(as_text=True)
+
+
+def test_counts_per_due_state_follow_the_other_filters(client, login_as, follow_ups,
+                                                       make_installer):
+    login_as("manager")
+    installer = make_installer(company_name="Brightside Solar")
+    follow_ups(-2, -1, 0.2, 6)
+    follow_ups(-5, installer=installer)
+    body = client.get("/follow-ups").get_data(as_text=True)
+
+    def count_of(body, due):
+        after = body.split(f'data-due="{due}"')[1]
+        return int(after.split('class="count')[1].split(">")[1].split("<")[0])
+
+    assert [count_of(body, due) for due in ("all", "overdue", "due_today", "upcoming")] == [
+        5, 3, 1, 1]
+    mine = client.get(f"/follow-ups?installer={installer.id}").get_data(as_text=True)
+    assert [count_of(mine, due) for due in ("all", "overdue", "due_today")] == [1, 1, 0]
+
+
+def test_search_by_lead_reference_or_customer(client, login_as, follow_ups):
+    login_as("operator")
+    ada, = follow_ups(1, customer_name="Ada Lovelace")
+    bob, = follow_ups(1, customer_name="Bob 100%_match")
+    assert references(client.get("/follow-ups?q=lovelace").get_data(as_text=True),
+                      [ada, bob]) == [ada.lead.reference]
+    assert references(client.get(f"/follow-ups?q={bob.lead.reference.lower()}")
+                      .get_data(as_text=True), [ada, bob]) == [bob.lead.reference]
+    # % and _ are searched for literally.
+    assert references(client.get("/follow-ups?q=100%25_").get_data(as_text=True),
+                      [ada, bob]) == [bob.lead.reference]
+    empty = client.get("/follow-ups?q=nobody").get_data(as_text=True)
+    assert "No follow-ups match these filters." in empty
+
+
+def test_keyset_pages_walk_every_row_once_in_due_order(client, login_as, follow_ups,
+                                                       monkeypatch):
+    monkeypatch.setattr(queries, "PAGE_SIZE", 2)
+    made = follow_ups(3, -1, 2, -4, 0.3)
+    # Two share a due date: the id breaks the tie, so none is skipped or repeated.
+    made[2].due_at = made[0].due_at
+    db.session.commit()
+    login_as("manager")
+    expected = [f.lead.reference for f in sorted(made, key=lambda f: (f.due_at, f.id))]
+    seen, url = [], "/follow-ups"
+    while url:
+        body = client.get(url, headers=HTMX).get_data(as_text=True)
+        seen += references(body, made)
+        url = body.split('rel="next" href="')[1].split('"')[0].replace("&amp;", "&") \
+            if 'rel="next"' in body else None
+    assert seen == expected
+
+
+def test_the_list_runs_the_same_number_of_queries_for_few_or_many_rows(
+    app, client, login_as, follow_ups
+):
+    login_as("manager")
+    follow_ups(-1, 2)
+    statements = []
+
+    def counter(*args):
+        statements.append(args[2])
+
+    sa.event.listen(db.engine, "before_cursor_execute", counter)
+    try:
+        client.get("/follow-ups")
+        few = len(statements)
+        follow_ups(-2, -3, 4, 5, 6, 7)
+        statements.clear()
+        client.get("/follow-ups")
+        assert len(statements) == few
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", counter)
+
+
+@pytest.mark.parametrize("role", ["operator", "manager", "admin"])
+def test_operators_and_managers_work_follow_ups(client, login_as, follow_ups, role):
+    login_as(role)
+    follow_up, = follow_ups(-1)
+    assert client.get("/follow-ups").status_code == 200
+    assert client.get(f"/follow-ups/{follow_up.id}").status_code == 200
+    assert client.post(f"/follow-ups/{follow_up.id}/start").status_code == 303
+
+
+def anonymous_requests(follow_up_id: int, reference: str):
+    return [
+        ("get", "/follow-ups"),
+        ("get", f"/follow-ups/{follow_up_id}"),
+        ("get", f"/leads/{reference}/follow-up/new"),
+        ("post", f"/leads/{reference}/follow-up"),
+        ("post", f"/follow-ups/{follow_up_id}/start"),
+        ("post", f"/follow-ups/{follow_up_id}/attempts"),
+        ("post", f"/follow-ups/{follow_up_id}/outcome"),
+        ("post", f"/follow-ups/{follow_up_id}/close"),
+        ("post", f"/follow-ups/{follow_up_id}/resolve-issue"),
+    ]
+
+
+def test_nobody_anonymous_sees_or_works_follow_ups(client, follow_ups):
+    follow_up, = follow_ups(-1)
+    for method, path in anonymous_requests(follow_up.id, follow_up.lead.reference):
+        response = getattr(client, method)(path)
+        assert response.status_code == 302, path
+        assert "/login" in response.headers["Location"], path
+        assert getattr(client, method)(path, headers=HTMX).status_code == 401, path
+    db.session.refresh(follow_up)
+    assert follow_up.status == "pending"
+
+
+def test_the_nav_links_the_follow_ups(client, login_as):
+    login_as("operator")
+    assert 'href="/follow-ups"' in client.get("/").get_data(as_text=True)
+
+
+def test_the_lead_page_shows_the_follow_up_panel(client, login_as, make_lead, make_installer,
+                                                 operator):
+    login_as("operator")
+    waiting = make_lead("new")
+    body = client.get(f"/leads/{waiting.reference}").get_data(as_text=True)
+    assert 'id="follow-up-panel"' in body and "no sent delivery yet" in body
+    delivered = deliver(make_lead("ready_to_route"), [make_installer()], operator)
+    body = client.get(f"/leads/{delivered.reference}").get_data(as_text=True)
+    assert "Create follow-up" in body
