@@ -1,0 +1,108 @@
+"""Installers for managers: list with usage, create and edit with inline errors, pause."""
+
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+
+from ied.extensions import db
+from ied.installers.models import Installer
+
+VALID = {
+    "company_name": "Sunny Roofs",
+    "contact_name": "Dee Okafor",
+    "delivery_email": "leads@sunny.example",
+    "phone": "0161 496 0000",
+    "service_areas": "london, sw1a, North West",
+    "products": ["solar_pv", "battery"],
+    "cycle_cap": "40",
+    "price_per_lead": "35.50",
+    "billing_anchor_day": "15",
+}
+
+
+@pytest.mark.parametrize("role", ["operator"])
+def test_installers_are_for_managers(client, login_as, role):
+    login_as(role)
+    assert client.get("/installers").status_code == 403
+
+
+def test_a_manager_creates_an_installer(client, login_as):
+    login_as("manager")
+    response = client.post("/installers/new", data=VALID)
+    assert response.status_code == 303
+    installer = db.session.scalars(sa.select(Installer)).one()
+    assert installer.service_areas == ["london", "SW1A", "north_west"]
+    assert installer.products == ["solar_pv", "battery"]
+    assert (installer.cycle_cap, installer.price_per_lead, installer.billing_anchor_day) == (
+        40,
+        Decimal("35.50"),
+        15,
+    )
+    html = client.get("/installers").get_data(as_text=True)
+    assert "Sunny Roofs" in html and "0 / 40" in html
+
+
+def test_an_empty_cap_means_no_cap(client, login_as):
+    login_as("manager")
+    client.post("/installers/new", data={**VALID, "cycle_cap": ""})
+    assert db.session.scalar(sa.select(Installer.cycle_cap)) is None
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "message"),
+    [
+        ({"company_name": ""}, "company_name", "Company name is required."),
+        ({"delivery_email": "nope"}, "delivery_email", "Give the email address"),
+        (
+            {"service_areas": "atlantis"},
+            "service_areas",
+            "Not a region or postcode prefix: ATLANTIS",
+        ),
+        ({"service_areas": ""}, "service_areas", "at least one region"),
+        ({"products": []}, "products", "Choose at least one product."),
+        ({"cycle_cap": "-1"}, "cycle_cap", "0 or more"),
+        ({"cycle_cap": "lots"}, "cycle_cap", "Not a valid integer value."),
+        ({"price_per_lead": "-5"}, "price_per_lead", "0 or more"),
+        ({"billing_anchor_day": "31"}, "billing_anchor_day", "from 1 to 28"),
+    ],
+)
+def test_bad_input_shows_inline_errors_keeps_the_input_and_saves_nothing(
+    client, login_as, change, field, message
+):
+    login_as("manager")
+    response = client.post("/installers/new", data={**VALID, **change})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert f'id="{field}-error"' in html or "has-error" in html
+    assert message in html
+    assert 'value="Dee Okafor"' in html
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Installer)) == 0
+
+
+def test_editing_keeps_what_is_not_changed(client, login_as, make_installer):
+    login_as("manager")
+    installer = make_installer(company_name="Old Name", service_areas=["SE", "london"])
+    form = client.get(f"/installers/{installer.id}/edit").get_data(as_text=True)
+    assert 'value="SE, london"' in form
+    response = client.post(
+        f"/installers/{installer.id}/edit",
+        data={**VALID, "company_name": "New Name", "cycle_cap": ""},
+    )
+    assert response.status_code == 303
+    db.session.refresh(installer)
+    assert installer.company_name == "New Name" and installer.cycle_cap is None
+
+
+def test_pause_and_activate(client, login_as, make_installer):
+    login_as("manager")
+    installer = make_installer()
+    assert (
+        client.post(f"/installers/{installer.id}/active", data={"active": "0"}).status_code == 303
+    )
+    db.session.refresh(installer)
+    assert installer.active is False
+    assert "paused" in client.get("/installers").get_data(as_text=True)
+    client.post(f"/installers/{installer.id}/active", data={"active": "1"})
+    db.session.refresh(installer)
+    assert installer.active is True
