@@ -7,17 +7,23 @@ import sqlalchemy as sa
 
 from ied.extensions import db
 from ied.followups import queries
-from tests.support.follow_ups import deliver, make_follow_up
+from tests.support.follow_ups import deliver, end_of_today, make_follow_up
 
 HTMX = {"HX-Request": "true"}
-NOW = datetime.now(UTC)
 
 
 @pytest.fixture
 def follow_ups(make_lead, make_installer, operator):
+    """Follow-ups due some days from now; "today" means later today."""
+
     def build(*day_offsets, **fields):
-        return [make_follow_up(make_lead, make_installer, operator, NOW + timedelta(days=days),
-                               **fields) for days in day_offsets]
+        now = datetime.now(UTC)
+        return [
+            make_follow_up(make_lead, make_installer, operator,
+                           end_of_today() if days == "today" else now + timedelta(days=days),
+                           **fields)
+            for days in day_offsets
+        ]
 
     return build
 
@@ -52,7 +58,7 @@ def test_counts_per_due_state_follow_the_other_filters(client, login_as, follow_
                                                        make_installer):
     login_as("manager")
     installer = make_installer(company_name="Brightside Solar")
-    follow_ups(-2, -1, 0.2, 6)
+    follow_ups(-2, -1, "today", 6)
     follow_ups(-5, installer=installer)
     body = client.get("/follow-ups").get_data(as_text=True)
 
@@ -84,7 +90,7 @@ def test_search_by_lead_reference_or_customer(client, login_as, follow_ups):
 def test_keyset_pages_walk_every_row_once_in_due_order(client, login_as, follow_ups,
                                                        monkeypatch):
     monkeypatch.setattr(queries, "PAGE_SIZE", 2)
-    made = follow_ups(3, -1, 2, -4, 0.3)
+    made = follow_ups(3, -1, 2, -4, "today")
     # Two share a due date: the id breaks the tie, so none is skipped or repeated.
     made[2].due_at = made[0].due_at
     db.session.commit()

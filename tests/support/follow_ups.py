@@ -2,9 +2,11 @@
 
 from datetime import datetime
 
+from ied.business_time import business_today
 from ied.delivery import services as delivery
 from ied.extensions import db
 from ied.followups import services as followups
+from ied.followups.services import due_at_end_of
 
 
 def deliver(lead, installers, actor):
@@ -22,3 +24,8 @@ def make_follow_up(make_lead, make_installer, actor, due_at: datetime, installer
     follow_up = followups.create_follow_up(delivered, installer.id, due_at, actor)
     db.session.commit()
     return follow_up
+
+
+def end_of_today():
+    """Due later today whatever the hour the test runs at (but its last second)."""
+    return due_at_end_of(business_today())
