@@ -10,9 +10,12 @@ from ied.delivery.models import DeliveryEvent
 from ied.extensions import db
 from ied.followups.models import ContactAttempt, FollowUp
 from ied.leads.models import LeadStatusChange
+from tests import test_follow_up_contract
 from tests.support.follow_ups import deliver, make_follow_up
 
 HTMX = {"HX-Request": "true"}
+# A lead delivered to one installer, with a second installer whose delivery failed.
+delivered_lead = test_follow_up_contract.delivered_lead
 
 
 def count(model, *where) -> int:
@@ -22,19 +25,6 @@ def count(model, *where) -> int:
 def reload(follow_up: FollowUp) -> FollowUp:
     db.session.expire_all()
     return db.session.get(FollowUp, follow_up.id)
-
-
-@pytest.fixture
-def delivered(make_lead, make_installer, operator):
-    """A lead delivered to one installer, with a second installer whose delivery failed."""
-    lead = make_lead("ready_to_route")
-    good, bad = make_installer(), make_installer()
-    sent, failed = delivery.assign_installers(lead, [good.id, bad.id], operator)
-    db.session.commit()
-    delivery.record_delivery_success(sent.id)
-    delivery.record_delivery_failure(failed.id, "550 no such user")
-    db.session.commit()
-    return lead, good, bad
 
 
 @pytest.fixture
@@ -63,10 +53,10 @@ def record_outcome(client, follow_up, headers=None, **fields):
 
 
 def test_a_lead_does_not_create_a_follow_up_until_operations_explicitly_needs_it(
-    client, login_as, delivered, make_lead
+    client, login_as, delivered_lead, make_lead
 ):
     login_as("operator")
-    lead, good, _ = delivered
+    lead, good, _ = delivered_lead
     panel = client.get(f"/leads/{lead.reference}/follow-up/new", headers=HTMX).get_data(
         as_text=True)
     assert "Create follow-up" in panel
@@ -83,10 +73,10 @@ def test_a_lead_does_not_create_a_follow_up_until_operations_explicitly_needs_it
 
 
 def test_a_delivered_lead_can_create_one_primary_follow_up_record(
-    app, client, login_as, delivered
+    app, client, login_as, delivered_lead
 ):
     login_as("operator")
-    lead, good, bad = delivered
+    lead, good, bad = delivered_lead
     form = client.get(f"/leads/{lead.reference}/follow-up/new").get_data(as_text=True)
     sent_at = db.session.scalars(sa.select(delivery.Assignment.sent_at)
                                  .where(delivery.Assignment.installer_id == good.id)).one()
@@ -116,9 +106,9 @@ def test_a_delivered_lead_can_create_one_primary_follow_up_record(
     assert count(FollowUp) == 1
 
 
-def test_creating_with_htmx_swaps_the_panel_to_the_follow_up(client, login_as, delivered):
+def test_creating_with_htmx_swaps_the_panel_to_the_follow_up(client, login_as, delivered_lead):
     login_as("operator")
-    lead, good, _ = delivered
+    lead, good, _ = delivered_lead
     response = create(client, lead, good.id, "2030-01-15", HTMX)
     body = response.get_data(as_text=True)
     assert response.status_code == 200

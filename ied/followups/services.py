@@ -1,4 +1,4 @@
-"""The follow-up contract: the only code that writes FollowUp.status. Never touches leads or billing."""
+"""The follow-up contract: the only writer of FollowUp.status. Never touches leads or billing."""
 
 from datetime import date, datetime, timedelta
 
