@@ -37,20 +37,12 @@ def create_app(config: dict | None = None) -> Flask:
     from ied.installers.views import bp as installers_bp
     from ied.intake.views import bp as intake_bp
     from ied.leads.views import bp as leads_bp
-    from ied.admin.views import bp as admin_bp
-    from ied.installers.views import bp as installers_bp
-    from ied.intake.views import bp as intake_bp
-    from ied.leads.views import bp as leads_bp
 
     access.init_app(app)
     navigation.init_app(app)
     formatting.init_app(app)
     app.register_blueprint(auth_bp)
     app.register_blueprint(home_bp)
-    app.register_blueprint(leads_bp)
-    app.register_blueprint(installers_bp)
-    app.register_blueprint(admin_bp)
-    app.register_blueprint(intake_bp)
     app.register_blueprint(leads_bp)
     app.register_blueprint(installers_bp)
     app.register_blueprint(admin_bp)
