@@ -97,9 +97,11 @@ def test_editing_keeps_what_is_not_changed(client, login_as, make_installer):
 def test_pause_and_activate(client, login_as, make_installer):
     login_as("manager")
     installer = make_installer()
-    assert (
-        client.post(f"/installers/{installer.id}/active", data={"active": "0"}).status_code == 303
-    )
+    page = client.get("/installers").get_data(as_text=True)
+    assert f'action="/installers/{installer.id}/active"' in page
+    assert '<input type="hidden" name="active" value="0">' in page
+    response = client.post(f"/installers/{installer.id}/active", data={"active": "0"})
+    assert response.status_code == 303
     db.session.refresh(installer)
     assert installer.active is False
     assert "paused" in client.get("/installers").get_data(as_text=True)
