@@ -173,3 +173,11 @@ def test_cli_seed_demo_fills_every_state(app):
     assert db.session.scalar(sa.select(sa.func.count()).select_from(DeliveryEvent)) > 0
     again = app.test_cli_runner().invoke(args=["ied", "seed-demo", "--if-empty"])
     assert "skipped" in again.output
+
+
+def test_production_refuses_the_mail_catcher(monkeypatch):
+    monkeypatch.setenv("IED_ENV", "production")
+    monkeypatch.setenv("SECRET_KEY", "a-real-production-secret")
+    monkeypatch.setenv("MAIL_CATCHER_ENABLED", "1")
+    with pytest.raises(UnsafeConfiguration, match="MAIL_CATCHER_ENABLED"):
+        create_app({"SQLALCHEMY_DATABASE_URI": "sqlite://"})

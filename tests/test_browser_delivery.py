@@ -59,6 +59,8 @@ def test_assign_watch_the_audit_rows_arrive_and_open_the_emailed_link(
         assert page.evaluate("window.__stillTheSamePage") is True
         assert page.inner_text("#assignments-panel [data-assignment-status]") == "sent"
         assert page.get_attribute("#assignments-panel", "hx-trigger") is None  # stopped polling
+        # The follow-up panel follows: now that a delivery is sent, it offers a follow-up.
+        page.wait_for_selector("#follow-up-panel form")
         page.screenshot(path="/tmp/ied-delivery-panel.png", full_page=True)
 
         page.click("nav >> text=Caught mail")

@@ -28,9 +28,11 @@ def test_the_panel_polls_while_a_delivery_is_queued_and_stops_once_settled(
     body = waiting.get_data(as_text=True)
     assert waiting.status_code == 200 and "<html" not in body
     assert 'hx-trigger="every 3s"' in body and "Waiting for the first attempt" in body
+    assert "follow-up/new" not in body
     deliver_assignment(queued.id)
     settled = client.get(url, headers=HX).get_data(as_text=True)
     assert 'hx-trigger="every 3s"' not in settled
+    assert f'hx-get="/leads/{queued.lead.reference}/follow-up/new"' in settled
     assert 'data-audit-status="sent"' in settled and "250" in settled
     assert client.get(url).status_code == 302  # without htmx: the lead page
 

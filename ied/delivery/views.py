@@ -44,7 +44,8 @@ def lead_page_url(lead: Lead) -> str:
 
 
 def _panel(lead: Lead, status: int = 200, error: str | None = None):
-    body = render_template(PANEL, lead=lead, delivery_error=error)
+    """The panel alone, for htmx; it also refreshes the follow-up panel once deliveries settle."""
+    body = render_template(PANEL, lead=lead, delivery_error=error, refresh_follow_up_panel=True)
     return body, status, {"Vary": "HX-Request"}
 
 
