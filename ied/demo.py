@@ -237,13 +237,13 @@ def _work_follow_up(follow_up, offset: int, actor) -> None:
     has_issue = offset in (-20, 30)
     followups.record_outcome(
         follow_up,
-        satisfaction_outcome="unsatisfied" if has_issue else "satisfied",
-        has_issue=has_issue,
-        issue_summary="Installer has not called back" if has_issue else None,
-        issue_resolved=False,
-        referral_opportunity=offset == 12,
-        notes=None,
-        actor=actor,
+        followups.Outcome(
+            satisfaction_outcome="unsatisfied" if has_issue else "satisfied",
+            has_issue=has_issue,
+            issue_summary="Installer has not called back" if has_issue else None,
+            referral_opportunity=offset == 12,
+        ),
+        actor,
     )
     if offset != 30:
         followups.close(follow_up, actor)

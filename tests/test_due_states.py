@@ -90,9 +90,7 @@ def test_a_closed_follow_up_is_done_whatever_its_due_date(app, due_at, operator)
     made = due_at(utc(2030, 1, 10, 12, 0))
     follow_up = db.session.get(FollowUp, next(iter(made.values())))
     services.log_contact_attempt(follow_up, "reached_customer", operator)
-    services.record_outcome(follow_up, satisfaction_outcome="satisfied", has_issue=False,
-                            issue_summary=None, issue_resolved=False, referral_opportunity=False,
-                            notes=None, actor=operator)
+    services.record_outcome(follow_up, services.Outcome(satisfaction_outcome="satisfied"), operator)
     services.close(follow_up, operator)
     db.session.commit()
     assert list(states(made, utc(2030, 1, 15)).values()) == ["done"]

@@ -110,17 +110,9 @@ def test_once_staff_begin_working_it_status_moves_to_in_progress(app, delivered_
 
 def _reach_and_record(follow_up, operator, **outcome):
     followups.log_contact_attempt(follow_up, "reached_customer", operator)
-    values = dict(
-        satisfaction_outcome="satisfied",
-        has_issue=False,
-        issue_summary=None,
-        issue_resolved=False,
-        referral_opportunity=False,
-        notes=None,
-        actor=operator,
+    followups.record_outcome(
+        follow_up, followups.Outcome(**{"satisfaction_outcome": "satisfied", **outcome}), operator
     )
-    values.update(outcome)
-    followups.record_outcome(follow_up, **values)
 
 
 def test_contact_and_satisfaction_with_no_open_issue_becomes_completed(app, follow_up, operator):
@@ -242,14 +234,7 @@ def test_closed_follow_ups_take_no_more_attempts_outcomes_or_starts(app, follow_
         lambda: followups.close(follow_up, operator),
         lambda: followups.mark_issue_resolved(follow_up, operator),
         lambda: followups.record_outcome(
-            follow_up,
-            satisfaction_outcome="mixed",
-            has_issue=False,
-            issue_summary=None,
-            issue_resolved=False,
-            referral_opportunity=False,
-            notes=None,
-            actor=operator,
+            follow_up, followups.Outcome(satisfaction_outcome="mixed"), operator
         ),
     ):
         with pytest.raises(followups.FollowUpRefused):
@@ -265,23 +250,11 @@ def test_bad_outcomes_are_refused(app, follow_up, operator):
     with pytest.raises(followups.FollowUpRefused, match="Describe the issue"):
         followups.record_outcome(
             follow_up,
-            satisfaction_outcome="mixed",
-            has_issue=True,
-            issue_summary=" ",
-            issue_resolved=False,
-            referral_opportunity=False,
-            notes=None,
-            actor=operator,
+            followups.Outcome(satisfaction_outcome="mixed", has_issue=True, issue_summary=" "),
+            operator,
         )
     db.session.rollback()
     with pytest.raises(followups.FollowUpRefused, match="Satisfaction must be one of"):
         followups.record_outcome(
-            follow_up,
-            satisfaction_outcome="delighted",
-            has_issue=False,
-            issue_summary=None,
-            issue_resolved=False,
-            referral_opportunity=False,
-            notes=None,
-            actor=operator,
+            follow_up, followups.Outcome(satisfaction_outcome="delighted"), operator
         )

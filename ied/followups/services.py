@@ -1,5 +1,6 @@
 """The follow-up contract: the only writer of FollowUp.status. Never touches leads or billing."""
 
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
@@ -156,37 +157,40 @@ def log_contact_attempt(
     return attempt
 
 
-def record_outcome(
-    follow_up: FollowUp,
-    *,
-    satisfaction_outcome: str | None,
-    has_issue: bool,
-    issue_summary: str | None,
-    issue_resolved: bool,
-    referral_opportunity: bool,
-    notes: str | None,
-    actor: User | None,
-) -> FollowUp:
+@dataclass(frozen=True)
+class Outcome:
+    """What the customer said: satisfaction, an issue and whether it is resolved, referral."""
+
+    satisfaction_outcome: str | None = None
+    has_issue: bool = False
+    issue_summary: str | None = None
+    issue_resolved: bool = False
+    referral_opportunity: bool = False
+    notes: str | None = None
+
+
+def record_outcome(follow_up: FollowUp, outcome: Outcome, actor: User | None) -> FollowUp:
     follow_up = lock_follow_up(follow_up.id)
     if not follow_up.is_open:
         raise FollowUpRefused(
             f"The follow-up is '{follow_up.status}': its outcome can no longer change "
             "(an open issue can still be marked resolved)."
         )
-    if satisfaction_outcome is not None and satisfaction_outcome not in SATISFACTION_OUTCOMES:
+    satisfaction = outcome.satisfaction_outcome
+    if satisfaction is not None and satisfaction not in SATISFACTION_OUTCOMES:
         raise FollowUpRefused(
             f"Satisfaction must be one of: {', '.join(SATISFACTION_OUTCOMES)}.",
             field="satisfaction_outcome",
         )
-    issue_summary = (issue_summary or "").strip() or None
-    if has_issue and not issue_summary:
+    issue_summary = (outcome.issue_summary or "").strip() or None
+    if outcome.has_issue and not issue_summary:
         raise FollowUpRefused("Describe the issue in a few words.", field="issue_summary")
-    follow_up.satisfaction_outcome = satisfaction_outcome
-    follow_up.has_issue = has_issue
-    follow_up.issue_summary = issue_summary if has_issue else None
-    follow_up.issue_resolved = issue_resolved if has_issue else False
-    follow_up.referral_opportunity = referral_opportunity
-    follow_up.notes = (notes or "").strip() or None
+    follow_up.satisfaction_outcome = satisfaction
+    follow_up.has_issue = outcome.has_issue
+    follow_up.issue_summary = issue_summary if outcome.has_issue else None
+    follow_up.issue_resolved = outcome.issue_resolved if outcome.has_issue else False
+    follow_up.referral_opportunity = outcome.referral_opportunity
+    follow_up.notes = (outcome.notes or "").strip() or None
     db.session.flush()
     return follow_up
 

@@ -202,13 +202,15 @@ def record_outcome(follow_up_id: int):
         follow_up_id, RECORD_OUTCOME,
         lambda follow_up: services.record_outcome(
             follow_up,
-            satisfaction_outcome=form.satisfaction_outcome.data,
-            has_issue=form.has_issue.data,
-            issue_summary=form.issue_summary.data,
-            issue_resolved=form.issue_resolved.data,
-            referral_opportunity=form.referral_opportunity.data,
-            notes=form.notes.data,
-            actor=current_user,
+            services.Outcome(
+                satisfaction_outcome=form.satisfaction_outcome.data,
+                has_issue=form.has_issue.data,
+                issue_summary=form.issue_summary.data,
+                issue_resolved=form.issue_resolved.data,
+                referral_opportunity=form.referral_opportunity.data,
+                notes=form.notes.data,
+            ),
+            current_user,
         ),
         form,
     )
