@@ -13,6 +13,7 @@ from ied.delivery.models import Assignment
 from ied.errors import DomainError
 from ied.extensions import db
 from ied.htmx import is_htmx
+from ied.leads.assessment import readable_answers
 from ied.leads.models import PATH_LABELS, PRODUCT_LABELS, Lead
 
 bp = Blueprint("delivery", __name__)
@@ -113,6 +114,7 @@ def installer_link(token: str):
         installer=assignment.installer,
         product=PRODUCT_LABELS.get(lead.product_interest, lead.product_interest),
         path=PATH_LABELS.get(lead.selected_path, lead.selected_path),
+        answers=readable_answers(lead.assessment),
     )
     return body, 200, INSTALLER_LINK_HEADERS
 
