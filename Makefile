@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app wsgi
 
-.PHONY: run test test-sqlite bench lint install install-dev
+.PHONY: run test test-sqlite lint install install-dev
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
