@@ -34,6 +34,7 @@ def settings_from_environment(instance_path: str) -> dict:
         "SMTP_PASSWORD": env("SMTP_PASSWORD", ""),
         "SMTP_STARTTLS": _bool(env("SMTP_STARTTLS"), False),
         "SMTP_SSL": _bool(env("SMTP_SSL"), False),
+        "SMTP_CA_FILE": env("SMTP_CA_FILE", ""),
         "SMTP_TIMEOUT": float(env("SMTP_TIMEOUT", "20")),
         "MAIL_FROM": env("MAIL_FROM", "IED Leads <leads@ied.localhost>"),
         "IED_CONTACT": env("IED_CONTACT", "IED operations, ops@ied.localhost, 0800 000 000"),

@@ -33,11 +33,13 @@ def _decode(reply: bytes | str | None) -> str | None:
 
 def _connect(config) -> smtplib.SMTP:
     host, port, timeout = config["SMTP_HOST"], config["SMTP_PORT"], config["SMTP_TIMEOUT"]
+    # The server's certificate is always verified, against SMTP_CA_FILE when one is given.
+    tls = ssl.create_default_context(cafile=config["SMTP_CA_FILE"] or None)
     if config["SMTP_SSL"]:
-        return smtplib.SMTP_SSL(host, port, timeout=timeout, context=ssl.create_default_context())
+        return smtplib.SMTP_SSL(host, port, timeout=timeout, context=tls)
     smtp = smtplib.SMTP(host, port, timeout=timeout)
     if config["SMTP_STARTTLS"]:
-        smtp.starttls(context=ssl.create_default_context())
+        smtp.starttls(context=tls)
     return smtp
 
 
