@@ -236,3 +236,49 @@ def test_withdrawn_and_sent_assignments_are_not_delivered(app, smtp_server, assi
     assert deliver_assignment(assignment.id).startswith("skipped")
     assert smtp_server.messages == []
     assert count(Assignment, Assignment.status == "withdrawn") == 1
+
+
+def test_a_resend_gets_a_fresh_set_of_retries(app, smtp_server, assign, run_worker, operator):
+    app.config["DELIVERY_RETRY_MINUTES"] = [0.005]
+    smtp_server.answer("421 busy", "421 busy", "421 busy")
+    (assignment,) = assign()
+    run_worker()
+    time.sleep(0.6)
+    run_worker()
+    db.session.refresh(assignment)
+    assert assignment.status == "failed"  # two attempts: the first and its one retry
+    services.resend(assignment, operator)
+    db.session.commit()
+    enqueue_deliveries([assignment.id])
+    run_worker()
+    db.session.refresh(assignment)
+    assert assignment.status == "queued"  # attempt 3 failed, but it is this round's first
+    time.sleep(0.6)
+    run_worker()
+    db.session.refresh(assignment)
+    assert assignment.status == "sent"
+    assert [a[1] for a in audits(assignment)] == ["failed", "failed", "failed", "sent"]
+
+
+def test_resend_is_refused_when_the_installer_is_paused_or_full(
+    app, smtp_server, make_lead, make_installer, operator, run_worker
+):
+    installer = make_installer(cycle_cap=1)
+    failed = services.assign_installers(make_lead("ready_to_route"), [installer.id], operator)[0]
+    db.session.commit()
+    services.record_delivery_failure(failed.id, "550 no such user")
+    other = services.assign_installers(make_lead("ready_to_route"), [installer.id], operator)[0]
+    db.session.commit()
+    services.record_delivery_success(other.id)  # the one slot of this cycle is now used
+    db.session.commit()
+    with pytest.raises(services.AssignmentRefused, match=r"cap reached \(used 1 of 1"):
+        services.resend(failed, operator)
+    db.session.rollback()
+    installer.cycle_cap = None
+    installer.active = False
+    db.session.commit()
+    with pytest.raises(services.AssignmentRefused, match="paused"):
+        services.resend(failed, operator)
+    db.session.rollback()
+    assert db.session.get(Assignment, failed.id).status == "failed"
+    assert count(DeliveryEvent) == 1

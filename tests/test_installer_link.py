@@ -117,3 +117,21 @@ def test_old_keys_in_fallbacks_still_verify_after_rotation(make_app, sent_assign
     forgotten = make_app(SECRET_KEY="a-brand-new-key", SECRET_KEY_FALLBACKS=[])
     with forgotten.app_context():
         assert forgotten.test_client().get(f"/d/{token}").status_code == 404
+
+
+@pytest.mark.parametrize(("status", "code", "says"), [("queued", 409, "not ready yet"),
+                                                       ("failed", 410, "no longer valid")])
+def test_only_a_delivery_known_to_have_succeeded_shows_its_lead(
+    client, make_lead, make_installer, operator, status, code, says
+):
+    lead = make_lead("ready_to_route", customer_name="Not Yet Billed")
+    assignment = services.assign_installers(lead, [make_installer().id], operator)[0]
+    db.session.commit()
+    if status == "failed":
+        services.record_delivery_failure(assignment.id, "Retries used up: abandoned")
+        db.session.commit()
+    response, page = open_link(client, link_token(assignment))
+    assert response.status_code == code
+    assert says in page and "Not Yet Billed" not in page
+    db.session.refresh(assignment)
+    assert assignment.open_count == 0

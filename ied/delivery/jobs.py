@@ -128,7 +128,7 @@ def _close_expired_attempts(assignment: Assignment, now: datetime) -> bool:
         services.finish_attempt(audit, status="failed", error=ABANDONED)
         if assignment.status != "queued":
             continue
-        if _retry_delay(audit.attempt_number) is None:
+        if _retry_delay(_attempts_this_round(assignment)) is None:
             services.record_delivery_failure(assignment.id, f"Retries used up: {ABANDONED}")
         else:
             assignment.next_attempt_at = now
@@ -193,7 +193,7 @@ def record_attempt_outcome(audit_id: int, outcome) -> str:
         smtp_reply=outcome.reply,
         error=outcome.error,
     )
-    delay = _retry_delay(audit.attempt_number)
+    delay = _retry_delay(_attempts_this_round(assignment))
     if assignment.status != "queued":
         db.session.commit()
         return "failed: assignment no longer queued"
@@ -213,12 +213,24 @@ def record_attempt_outcome(audit_id: int, outcome) -> str:
     return f"retry in {delay}"
 
 
-def _retry_delay(attempt_number: int) -> timedelta | None:
+def _attempts_this_round(assignment: Assignment) -> int:
+    """Attempts since the assignment was last queued: a resend starts a fresh set of retries."""
+    return db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(DeliveryAudit)
+        .where(
+            DeliveryAudit.assignment_id == assignment.id,
+            DeliveryAudit.started_at >= assignment.queued_at,
+        )
+    )
+
+
+def _retry_delay(attempts: int) -> timedelta | None:
     """The wait before the next attempt, or None when the retries are used up."""
     minutes = current_app.config["DELIVERY_RETRY_MINUTES"]
-    if attempt_number > len(minutes):
+    if attempts > len(minutes):
         return None
-    return timedelta(minutes=minutes[attempt_number - 1])
+    return timedelta(minutes=minutes[attempts - 1])
 
 
 def schedule_retry(assignment: Assignment, delay: timedelta, reason: str) -> None:

@@ -20,7 +20,12 @@ class LinkInvalid(Exception):
 
 
 class LinkRevoked(Exception):
-    """The assignment was withdrawn or the installer's links were revoked."""
+    """The assignment was withdrawn or failed, or the installer's links were revoked."""
+
+
+class LinkPending(Exception):
+    """The delivery is still being confirmed: only a delivery we know succeeded (and billed)
+    shows its lead."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,10 @@ def resolve_link(token: str) -> Assignment:
     assignment = db.session.get(Assignment, payload["a"])
     if assignment is None:
         raise LinkInvalid
-    if assignment.status == "withdrawn" or payload.get("v") != assignment.installer.link_version:
+    if payload.get("v") != assignment.installer.link_version:
+        raise LinkRevoked
+    if assignment.status == "queued":
+        raise LinkPending
+    if assignment.status != "sent":
         raise LinkRevoked
     return assignment

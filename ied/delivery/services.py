@@ -12,13 +12,16 @@ from ied.delivery.models import ASSIGNMENT_TRANSITIONS, Assignment, DeliveryAudi
 from ied.errors import DomainError, NotFound
 from ied.extensions import db
 from ied.installers.models import Installer
-from ied.installers.services import cycle_usage, exclusion_reasons
+from ied.installers.services import CycleUsage, cycle_usage, exclusion_reasons
 from ied.leads.models import Lead
 from ied.leads.services import change_status, lock_lead
 from ied.row_locks import lock_rows
 from ied.timestamps import UTCDateTime, utcnow
 
 ASSIGNABLE_LEAD_STATUSES = ("ready_to_route", "assigned")
+# A resend goes to the installer the lead was already routed to: area and product were
+# settled then; what must still hold is that the installer is active and under its cap.
+RESEND_BLOCKERS = ("paused", "cap reached")
 
 
 class AssignmentRefused(DomainError):
@@ -57,6 +60,18 @@ def _lock_installers(installer_ids: Sequence[int]) -> list[Installer]:
     if missing:
         raise NotFound(f"No installer has the id {', '.join(map(str, sorted(missing)))}.")
     return installers
+
+
+def _refuse_unless_free(installer: Installer, lead: Lead, reasons, usage: CycleUsage) -> None:
+    if reasons:
+        detail = (
+            f" (used {usage.used} of {usage.cap} this cycle)" if "cap reached" in reasons else ""
+        )
+        raise AssignmentRefused(
+            f"{installer.company_name} cannot take lead {lead.reference}: "
+            f"{', '.join(reasons)}{detail}.",
+            field="installer_ids",
+        )
 
 
 def assign_installers(
@@ -104,17 +119,12 @@ def assign_installers(
     installers = _lock_installers(installer_ids)
     usage = cycle_usage(installers)
     for installer in installers:
-        reasons = exclusion_reasons(installer, lead, usage[installer.id])
-        if reasons:
-            used = usage[installer.id]
-            detail = (
-                f" (used {used.used} of {used.cap} this cycle)" if "cap reached" in reasons else ""
-            )
-            raise AssignmentRefused(
-                f"{installer.company_name} cannot take lead {lead.reference}: "
-                f"{', '.join(reasons)}{detail}.",
-                field="installer_ids",
-            )
+        _refuse_unless_free(
+            installer,
+            lead,
+            exclusion_reasons(installer, lead, usage[installer.id]),
+            usage[installer.id],
+        )
 
     now = utcnow()
     assignments = [
@@ -197,7 +207,18 @@ def record_delivery_failure(assignment_id: int, reason: str) -> Assignment:
 
 
 def resend(assignment: Assignment, actor: User | None) -> Assignment:
+    """A failed delivery goes back in the queue, if its installer may still take a lead now."""
     assignment = lock_assignment(assignment.id)
+    if "queued" not in assignment.allowed_next:
+        move_assignment(assignment, "queued")  # raises with the reason
+    (installer,) = _lock_installers([assignment.installer_id])
+    usage = cycle_usage([installer])[installer.id]  # counted before this one is queued again
+    _refuse_unless_free(
+        installer,
+        assignment.lead,
+        [r for r in exclusion_reasons(installer, assignment.lead, usage) if r in RESEND_BLOCKERS],
+        usage,
+    )
     move_assignment(assignment, "queued")
     now = utcnow()
     assignment.queued_at = now

@@ -8,7 +8,7 @@ from sqlalchemy.orm import selectinload
 from ied.auth.access import public, role_required
 from ied.delivery import services
 from ied.delivery.jobs import enqueue_deliveries
-from ied.delivery.links import LinkExpired, LinkInvalid, LinkRevoked, resolve_link
+from ied.delivery.links import LinkExpired, LinkInvalid, LinkPending, LinkRevoked, resolve_link
 from ied.delivery.models import Assignment
 from ied.errors import DomainError
 from ied.extensions import db
@@ -102,6 +102,8 @@ def installer_link(token: str):
         return _link_problem("expired", 410)
     except LinkRevoked:
         return _link_problem("revoked", 410)
+    except LinkPending:
+        return _link_problem("pending", 409)
     except LinkInvalid:
         return _link_problem("invalid", 404)
     services.record_link_open(assignment)
