@@ -19,6 +19,7 @@ def _number_list(value: str) -> list[float]:
 def settings_from_environment(instance_path: str) -> dict:
     env = os.environ.get
     instance = Path(instance_path)
+    production = env("IED_ENV", "development") == "production"
     return {
         "IED_ENV": env("IED_ENV", "development"),
         "SECRET_KEY": env("SECRET_KEY", DEVELOPMENT_SECRET_KEY),
@@ -52,6 +53,11 @@ def settings_from_environment(instance_path: str) -> dict:
         "MAIL_CATCHER_DIR": env("MAIL_CATCHER_DIR", str(instance / "caught-mail")),
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "MAX_CONTENT_LENGTH": 1024 * 1024,
+        # The CSRF token is bound to the session; a time limit on top only broke pages
+        # that stay open all day (htmx posts failing after an hour).
+        "WTF_CSRF_TIME_LIMIT": None,
+        "SESSION_COOKIE_SECURE": production,
+        "REMEMBER_COOKIE_SECURE": production,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "REMEMBER_COOKIE_HTTPONLY": True,

@@ -108,3 +108,63 @@ def test_pause_and_activate(client, login_as, make_installer):
     client.post(f"/installers/{installer.id}/active", data={"active": "1"})
     db.session.refresh(installer)
     assert installer.active is True
+
+
+def _sent_link(make_lead, installer, operator):
+    from ied.delivery import services as delivery
+    from ied.delivery.links import link_token
+
+    assignment = delivery.assign_installers(make_lead("ready_to_route"), [installer.id], operator)[
+        0
+    ]
+    db.session.commit()
+    delivery.record_delivery_success(assignment.id)
+    db.session.commit()
+    return f"/d/{link_token(assignment)}"
+
+
+def test_a_manager_revokes_every_link_of_an_installer(
+    client, login_as, make_installer, make_lead, operator
+):
+    installer = make_installer(company_name="O'Brien Solar")
+    link = _sent_link(make_lead, installer, operator)
+    assert client.get(link).status_code == 200
+    login_as("manager")
+    page = client.get(f"/installers/{installer.id}/edit").get_data(as_text=True)
+    assert "Revoke all links" in page and "O&#39;Brien" in page
+    response = client.post(f"/installers/{installer.id}/revoke-links")
+    assert response.status_code == 303
+    assert client.get(link).status_code == 410
+
+
+def test_operators_cannot_revoke_links(client, login_as, make_installer):
+    installer = make_installer()
+    login_as("operator")
+    assert client.post(f"/installers/{installer.id}/revoke-links").status_code == 403
+    db.session.refresh(installer)
+    assert installer.link_version == 1
+
+
+def test_a_new_delivery_email_revokes_the_old_links(make_installer, make_lead, operator):
+    from ied.installers import services as installer_services
+
+    installer = make_installer(delivery_email="leads@solar.example")
+    before = installer.link_version
+    unchanged = installer_services.InstallerInput(
+        company_name=installer.company_name,
+        contact_name=installer.contact_name,
+        delivery_email=installer.delivery_email.upper(),
+        phone=installer.phone,
+        service_areas=installer.service_areas,
+        products=installer.products,
+        cycle_cap=None,
+        price_per_lead=installer.price_per_lead,
+        billing_anchor_day=1,
+    )
+    installer_services.update_installer(installer, unchanged)
+    assert installer.link_version == before
+    moved = installer_services.InstallerInput(
+        **{**unchanged.__dict__, "delivery_email": "leads@new-solar.example"}
+    )
+    installer_services.update_installer(installer, moved)
+    assert installer.link_version == before + 1

@@ -252,7 +252,19 @@ def create_installer(data: InstallerInput) -> Installer:
 
 
 def update_installer(installer: Installer, data: InstallerInput) -> Installer:
-    return _apply(installer, data)
+    """A new delivery address revokes the links mailed to the old one."""
+    old_email = installer.delivery_email
+    _apply(installer, data)
+    if installer.delivery_email.lower() != old_email.lower():
+        revoke_links(installer)
+    return installer
+
+
+def revoke_links(installer: Installer) -> Installer:
+    """Every link already emailed to the installer stops opening; later emails carry new ones."""
+    installer.link_version += 1
+    db.session.flush()
+    return installer
 
 
 def set_installer_active(installer: Installer, active: bool) -> Installer:

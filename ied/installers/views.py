@@ -74,3 +74,13 @@ def set_active(installer_id: int):
     state = "active again: it receives new leads" if active else "paused: it receives no new leads"
     flash(f"{installer.company_name} is {state}.", "success")
     return redirect(url_for("installers.index"), 303)
+
+
+@bp.post("/<int:installer_id>/revoke-links")
+@role_required("manager")
+def revoke_links(installer_id: int):
+    installer = installer_or_404(installer_id)
+    services.revoke_links(installer)
+    db.session.commit()
+    flash(f"Every link emailed to {installer.company_name} so far has stopped working.", "success")
+    return redirect(url_for("installers.edit", installer_id=installer.id), 303)

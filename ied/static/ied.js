@@ -2,11 +2,31 @@
 (function () {
   "use strict";
   // The CSRF token travels on every htmx request through hx-headers on <body>.
+  // 409 and 422 carry their own explanation and are swapped in; any other failure gets a
+  // visible notice instead of a button that silently does nothing.
+  function showProblem(text) {
+    var box = document.getElementById("request-problem");
+    if (!box) {
+      box = document.createElement("p");
+      box.id = "request-problem";
+      box.className = "flash flash-error";
+      box.setAttribute("role", "alert");
+      document.querySelector("main").prepend(box);
+    }
+    box.textContent = text;
+  }
   document.addEventListener("htmx:responseError", function (event) {
     var xhr = event.detail.xhr;
     if (xhr.status === 401 && xhr.getResponseHeader("HX-Redirect")) {
       window.location = xhr.getResponseHeader("HX-Redirect");
+      return;
     }
+    showProblem(xhr.status === 400
+      ? "The page is out of date. Reload it and try again."
+      : "That did not work (the server answered " + xhr.status + "). Reload the page and try again.");
+  });
+  document.addEventListener("htmx:sendError", function () {
+    showProblem("The server could not be reached. Check the connection and try again.");
   });
 
   // Dialogs: a server-rendered `open` dialog (the no-JS form) becomes a real modal here.
