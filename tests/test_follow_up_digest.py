@@ -96,3 +96,18 @@ def test_several_workers_at_once_send_each_manager_one_digest(
     results = run_in_threads(app, *[lambda: send_overdue_digest_if_due(MORNING)] * 3)
     assert sum(results) == 2, results
     assert len(smtp_server.messages) == 2
+
+
+def test_a_claim_left_by_a_worker_that_died_mid_send_is_taken_up_again(
+    app, smtp_server, make_user, make_lead, make_installer, operator
+):
+    manager = make_user("manager")
+    make_due(make_lead, make_installer, operator, overdue=timedelta(days=-1))
+    db.session.add(FollowUpDigest(business_date=MORNING.date(), user_id=manager.id,
+                                  status="sending", follow_up_count=1, claimed_at=MORNING))
+    db.session.commit()
+    assert send_overdue_digest_if_due(MORNING + timedelta(minutes=5)) == 0  # may still be sending
+    assert send_overdue_digest_if_due(MORNING + timedelta(minutes=11)) == 1
+    assert [m["To"] for m in smtp_server.messages] == [manager.email]
+    digest = db.session.scalars(sa.select(FollowUpDigest)).one()
+    assert digest.status == "sent"

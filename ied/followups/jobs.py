@@ -1,7 +1,7 @@
 """The managers' daily digest of overdue and due-today follow-ups (a periodic job)."""
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 
 import sqlalchemy as sa
@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 # Roles nest (admin > manager), so admins get the managers' digest too.
 DIGEST_ROLES = ("manager", "admin")
 DIGEST_LIST_LIMIT = 100  # per section; the email links to the full list beyond that
+# Longer than any SMTP conversation can take (the periodic job's timeout is 300 s).
+ABANDONED_CLAIM_AFTER = timedelta(minutes=10)
 
 
 def public_url(endpoint: str, **values) -> str:
@@ -53,6 +55,19 @@ def _recipients(business_date) -> list[tuple[int, str]]:
     ]
 
 
+def _release_abandoned_claims(business_date, now: datetime) -> None:
+    """A claim still 'sending' long after it was made belongs to a worker that died mid-send:
+    give it back so this run sends that manager's digest."""
+    db.session.execute(
+        sa.delete(FollowUpDigest).where(
+            FollowUpDigest.business_date == business_date,
+            FollowUpDigest.status == "sending",
+            FollowUpDigest.claimed_at < now - ABANDONED_CLAIM_AFTER,
+        )
+    )
+    db.session.commit()
+
+
 def _claim(business_date, user_id: int, count: int, status: str) -> FollowUpDigest | None:
     """Insert this manager's row for the day; another worker that got there first wins."""
     digest = FollowUpDigest(business_date=business_date, user_id=user_id, status=status,
@@ -75,6 +90,7 @@ def send_overdue_digest_if_due(now: datetime | None = None) -> int:
     if local_now.hour < current_app.config["FOLLOW_UP_DIGEST_HOUR"]:
         return 0
     business_date = local_now.date()
+    _release_abandoned_claims(business_date, now)
     recipients = _recipients(business_date)
     if not recipients:
         return 0
