@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app wsgi
 
-.PHONY: run test test-sqlite lint install install-dev
+.PHONY: run test test-sqlite bench lint install install-dev
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ test: $(VENV)/.installed-dev
 ## test-sqlite: the same suite on SQLite
 test-sqlite: $(VENV)/.installed-dev
 	IED_TEST_DB=sqlite $(BIN)/pytest $(PYTEST_ARGS)
+
+## bench: the hot pages timed at a million leads on a throwaway PostgreSQL cluster; fails on a missed target
+bench: $(VENV)/.installed-dev
+	$(BIN)/python tests/bench/bench_pages.py $(BENCH_ARGS)
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check ied tests
