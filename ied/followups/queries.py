@@ -72,7 +72,9 @@ def follow_up_filter(
     if status:
         conditions.append(FollowUp.status == status)
     if issue == "open":
-        conditions.append(sa.and_(FollowUp.has_issue.is_(True), FollowUp.issue_resolved.is_(False)))
+        # Written as the partial index ix_follow_ups_open_issue states it: PostgreSQL does not
+        # match "has_issue IS true AND issue_resolved IS false" to that index's predicate.
+        conditions.append(sa.and_(FollowUp.has_issue, sa.not_(FollowUp.issue_resolved)))
     if installer:
         conditions.append(FollowUp.installer_id == installer)
     if q and q.strip():
