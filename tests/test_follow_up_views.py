@@ -175,3 +175,17 @@ def test_the_lead_page_shows_the_follow_up_panel(client, login_as, make_lead, ma
     delivered = deliver(make_lead("ready_to_route"), [make_installer()], operator)
     body = client.get(f"/leads/{delivered.reference}").get_data(as_text=True)
     assert "Create follow-up" in body
+
+
+def test_due_state_counts_beyond_the_cap_show_as_a_floor(client, login_as, follow_ups,
+                                                         monkeypatch):
+    from ied import capped_counts
+
+    import re
+
+    monkeypatch.setattr(capped_counts, "COUNT_CAP", 1)
+    follow_ups(-3, -2, 5)
+    login_as("manager")
+    html = client.get("/follow-ups").get_data(as_text=True)
+    shown = dict(re.findall(r'data-due="(\w+)"[^>]*>\s*[^<]*<span class="count[^"]*">([^<]+)<', html))
+    assert shown == {"all": "1+", "overdue": "1+", "due_today": "0", "upcoming": "1", "done": "0"}

@@ -6,6 +6,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
+from ied import capped_counts
 from ied.delivery import services as delivery
 from ied.delivery.models import Assignment
 from ied.extensions import db
@@ -60,7 +61,7 @@ def test_empty_tabs_say_what_to_do(client, login_as, tab, advice):
 
 
 def test_counts_beyond_the_cap_show_as_a_floor(client, login_as, make_lead, monkeypatch):
-    monkeypatch.setattr(queries, "COUNT_CAP", 2)
+    monkeypatch.setattr(capped_counts, "COUNT_CAP", 2)
     login_as("operator")
     for _ in range(3):
         make_lead("new")

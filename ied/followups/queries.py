@@ -7,6 +7,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import aliased, joinedload
 
 from ied.business_time import business_today, day_bounds
+from ied.capped_counts import CappedCount, capped_count
 from ied.extensions import db
 from ied.followups.models import CLOSED_FOLLOW_UP_STATUSES, OPEN_FOLLOW_UP_STATUSES, FollowUp
 from ied.formatting import local_datetime
@@ -82,18 +83,19 @@ def follow_up_filter(
     return conditions
 
 
-def due_state_counts(now: datetime | None = None, extra_conditions=()) -> dict[str, int]:
-    """All four counts in one round trip; each is its own subquery so each can use its index."""
+def due_state_counts(
+    now: datetime | None = None, extra_conditions=()
+) -> dict[str, CappedCount]:
+    """All four counts in one round trip; each is its own capped subquery using its index."""
     now = now or utcnow()
     columns = [
-        sa.select(sa.func.count())
-        .select_from(FollowUp)
-        .where(due_state_condition(due, now), *extra_conditions)
-        .scalar_subquery()
-        .label(due)
+        capped_count(
+            sa.select(FollowUp.id).where(due_state_condition(due, now), *extra_conditions)
+        ).label(due)
         for due in DUE_STATES
     ]
-    return dict(db.session.execute(sa.select(*columns)).one()._mapping)
+    row = db.session.execute(sa.select(*columns)).one()
+    return {due: CappedCount(row._mapping[due]) for due in DUE_STATES}
 
 
 @dataclass(frozen=True)

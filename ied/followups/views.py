@@ -11,6 +11,7 @@ from flask_login import current_user
 from sqlalchemy.orm import joinedload, selectinload
 
 from ied.auth.access import role_required
+from ied.capped_counts import CappedCount
 from ied.delivery.models import Assignment
 from ied.errors import DomainError
 from ied.extensions import db
@@ -85,9 +86,10 @@ def index():
     due = filters.due.data
     conditions = other_filters + follow_up_filter(due=due, now=now)
     page = follow_up_page(conditions, after=filters.after.data, newest_first=due == "done", now=now)
+    counts = due_state_counts(now, other_filters)
     return page_or_blocks(
         LIST_PAGE, ["results", "due_tabs"], filters=filters, page=page, now=now,
-        counts=due_state_counts(now, other_filters), due_states=DUE_STATES,
+        counts=counts, all_count=CappedCount(sum(counts.values())), due_states=DUE_STATES,
     )
 
 

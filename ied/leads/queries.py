@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import joinedload, selectinload
 
+from ied.capped_counts import CappedCount, capped_count
 from ied.delivery.models import Assignment
 from ied.extensions import db
 from ied.leads.models import LEAD_STATUSES, Lead, LeadStatusChange
@@ -19,27 +20,16 @@ ORDERS = ("newest", "oldest")
 PAGE_SIZE = 50
 # A delivery still queued after this long is stuck in retries or waiting for a dead worker.
 LONG_QUEUED = timedelta(minutes=15)
-# Tab counts are counted up to this many and shown as "1000+" beyond it. Each count is a
-# LIMITed scan of one prefix of an index (leads by status, or the small failed/queued slices of
-# assignments by status), so a page view costs at most a few thousand index entries whether the
-# table holds a thousand leads or ten million. The working tabs (new, reviewing, ready_to_route)
-# stay well under the cap in normal operation and are exact; `assigned` grows without end and
-# nobody needs its exact size on every page view.
-COUNT_CAP = 1000
+# Tab counts are capped (ied/capped_counts.py). Each count is a LIMITed scan of one prefix of
+# an index (leads by status, or the small failed/queued slices of assignments by status), so a
+# page view costs at most a few thousand index entries whether the table holds a thousand leads
+# or ten million. The working tabs (new, reviewing, ready_to_route) stay well under the cap in
+# normal operation and are exact; `assigned` grows without end.
 _REFERENCE = re.compile(r"^IED-?\d{1,9}$", re.IGNORECASE)
 _POSTCODE_PREFIX = re.compile(r"^[A-Z]{1,2}[0-9][A-Z0-9]?([0-9][A-Z]{0,2})?$")
 _PHONE_LIKE = re.compile(r"^\+?[\d\s()-]{4,}$")
 # Trigram search needs three characters to use its index; shorter names would scan the table.
 MIN_NAME_SEARCH = 3
-
-
-@dataclass(frozen=True)
-class TabCount:
-    value: int
-
-    @property
-    def label(self) -> str:
-        return f"{COUNT_CAP}+" if self.value > COUNT_CAP else str(self.value)
 
 
 @dataclass(frozen=True)
@@ -65,17 +55,13 @@ def _tab_filter(tab: str) -> sa.ColumnElement[bool]:
     return Lead.status == tab
 
 
-def tab_counts() -> dict[str, TabCount]:
-    """Every tab's count, each capped at COUNT_CAP + 1 rows, in one round trip."""
+def tab_counts() -> dict[str, CappedCount]:
+    """Every tab's count, each capped, in one round trip."""
     counts = [
-        sa.select(sa.func.count())
-        .select_from(sa.select(Lead.id).where(_tab_filter(tab)).limit(COUNT_CAP + 1).subquery())
-        .scalar_subquery()
-        .label(tab)
-        for tab in QUEUE_TABS
+        capped_count(sa.select(Lead.id).where(_tab_filter(tab))).label(tab) for tab in QUEUE_TABS
     ]
     row = db.session.execute(sa.select(*counts)).one()
-    return {tab: TabCount(row._mapping[tab]) for tab in QUEUE_TABS}
+    return {tab: CappedCount(row._mapping[tab]) for tab in QUEUE_TABS}
 
 
 def search_filter(q: str) -> sa.ColumnElement[bool] | None:
