@@ -1,5 +1,6 @@
 """The follow-up list and pages: filters in the URL, counts, keyset pages, roles, queries."""
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -181,11 +182,10 @@ def test_due_state_counts_beyond_the_cap_show_as_a_floor(client, login_as, follo
                                                          monkeypatch):
     from ied import capped_counts
 
-    import re
-
     monkeypatch.setattr(capped_counts, "COUNT_CAP", 1)
     follow_ups(-3, -2, 5)
     login_as("manager")
     html = client.get("/follow-ups").get_data(as_text=True)
-    shown = dict(re.findall(r'data-due="(\w+)"[^>]*>\s*[^<]*<span class="count[^"]*">([^<]+)<', html))
+    tab_and_count = r'data-due="(\w+)"[^>]*>\s*[^<]*<span class="count[^"]*">([^<]+)<'
+    shown = dict(re.findall(tab_and_count, html))
     assert shown == {"all": "1+", "overdue": "1+", "due_today": "0", "upcoming": "1", "done": "0"}
