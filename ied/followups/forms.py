@@ -18,6 +18,7 @@ from ied.followups.models import (
     SATISFACTION_OUTCOMES,
 )
 from ied.followups.queries import DUE_STATES
+from ied.followups.services import Outcome
 
 NOTE_LIMIT = 2000
 
@@ -65,6 +66,16 @@ class OutcomeForm(FlaskForm):
     issue_resolved = BooleanField("The issue is resolved")
     referral_opportunity = BooleanField("Referral opportunity")
     notes = TextAreaField("Notes", validators=[Length(max=NOTE_LIMIT)])
+
+    def outcome(self) -> Outcome:
+        return Outcome(
+            satisfaction_outcome=self.satisfaction_outcome.data,
+            has_issue=self.has_issue.data,
+            issue_summary=self.issue_summary.data,
+            issue_resolved=self.issue_resolved.data,
+            referral_opportunity=self.referral_opportunity.data,
+            notes=self.notes.data,
+        )
 
 
 class FollowUpFilterForm(FlaskForm):

@@ -202,18 +202,7 @@ def record_outcome(follow_up_id: int):
     form = OutcomeForm()
     return _act(
         follow_up_id, RECORD_OUTCOME,
-        lambda follow_up: services.record_outcome(
-            follow_up,
-            services.Outcome(
-                satisfaction_outcome=form.satisfaction_outcome.data,
-                has_issue=form.has_issue.data,
-                issue_summary=form.issue_summary.data,
-                issue_resolved=form.issue_resolved.data,
-                referral_opportunity=form.referral_opportunity.data,
-                notes=form.notes.data,
-            ),
-            current_user,
-        ),
+        lambda follow_up: services.record_outcome(follow_up, form.outcome(), current_user),
         form,
     )
 
