@@ -39,5 +39,7 @@ test-sqlite: $(VENV)/.installed-dev
 bench: $(VENV)/.installed-dev
 	$(BIN)/python tests/bench/bench_pages.py $(BENCH_ARGS)
 
+## lint: ruff's checks and its formatter, as CI runs them
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check ied tests
+	$(BIN)/ruff format --check ied tests

@@ -27,13 +27,13 @@ def create_app(config: dict | None = None) -> Flask:
     csrf.init_app(app)
 
     from ied import formatting, models, navigation  # noqa: F401  (models: every table registered)
+    from ied.admin.views import bp as admin_bp
     from ied.auth import access
+    from ied.auth.views import bp as auth_bp
     from ied.cli import ied_cli
     from ied.delivery.views import bp as delivery_bp
-    from ied.auth.views import bp as auth_bp
     from ied.followups.views import bp as followups_bp
     from ied.home import bp as home_bp
-    from ied.admin.views import bp as admin_bp
     from ied.installers.views import bp as installers_bp
     from ied.intake.views import bp as intake_bp
     from ied.leads.views import bp as leads_bp
@@ -61,16 +61,22 @@ def create_app(config: dict | None = None) -> Flask:
 def _register_error_pages(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(error):
-        return render_template("error.html", title="Form expired",
-                               message="The form expired or was sent from elsewhere. "
-                               "Reload the page and try again."), 400
+        return render_template(
+            "error.html",
+            title="Form expired",
+            message="The form expired or was sent from elsewhere. Reload the page and try again.",
+        ), 400
 
     @app.errorhandler(403)
     def forbidden(error):
-        return render_template("error.html", title="Not allowed",
-                               message="Your role does not give access to this page."), 403
+        return render_template(
+            "error.html",
+            title="Not allowed",
+            message="Your role does not give access to this page.",
+        ), 403
 
     @app.errorhandler(404)
     def not_found(error):
-        return render_template("error.html", title="Not found",
-                               message="There is nothing at this address."), 404
+        return render_template(
+            "error.html", title="Not found", message="There is nothing at this address."
+        ), 404

@@ -50,7 +50,7 @@ def create_api_key_command(source: str) -> None:
 @ied_cli.command("seed-demo")
 @click.option("--if-empty", is_flag=True, help="Do nothing when the database already has leads.")
 def seed_demo_command(if_empty: bool) -> None:
-    """Fill the database with demo installers, leads, deliveries, follow-ups and one user per role."""
+    """Fill the database with demo installers, leads, deliveries, follow-ups and users."""
     from ied.demo import database_is_empty, seed_demo
 
     if if_empty and not database_is_empty():

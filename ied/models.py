@@ -8,6 +8,14 @@ from ied.intake.models import ApiKey
 from ied.leads.models import Lead, LeadStatusChange
 
 __all__ = [
-    "ApiKey", "Assignment", "ContactAttempt", "DeliveryAudit", "DeliveryEvent", "FollowUp",
-    "Installer", "Lead", "LeadStatusChange", "User",
+    "ApiKey",
+    "Assignment",
+    "ContactAttempt",
+    "DeliveryAudit",
+    "DeliveryEvent",
+    "FollowUp",
+    "Installer",
+    "Lead",
+    "LeadStatusChange",
+    "User",
 ]

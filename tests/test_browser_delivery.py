@@ -35,8 +35,12 @@ def test_assign_watch_the_audit_rows_arrive_and_open_the_emailed_link(
 ):
     app, server = mail_app
     installer = make_installer(company_name="Brightside Solar", service_areas=["SW"])
-    lead = make_lead("ready_to_route", selected_path="recommended_installer",
-                     customer_name="Ada Byron", recommended_installer_id=installer.id)
+    lead = make_lead(
+        "ready_to_route",
+        selected_path="recommended_installer",
+        customer_name="Ada Byron",
+        recommended_installer_id=installer.id,
+    )
     operator = make_user("operator")
     worker = start_worker(app)
     page = chromium.new_context().new_page()

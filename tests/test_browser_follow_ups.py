@@ -10,16 +10,22 @@ pytestmark = pytest.mark.browser
 
 
 def row_states(page) -> list[str]:
-    return page.eval_on_selector_all("#follow-up-results tbody tr",
-                                     "rows => rows.map(r => r.dataset.dueState)")
+    return page.eval_on_selector_all(
+        "#follow-up-results tbody tr", "rows => rows.map(r => r.dataset.dueState)"
+    )
 
 
 def test_a_manager_filters_overdue_without_a_reload_and_back_restores_the_filter(
     browser_page, browser_login, live_server, make_lead, make_installer, operator
 ):
     now = datetime.now(UTC)
-    for due_at in (now - timedelta(days=6), now - timedelta(days=2), end_of_today(),
-                   now + timedelta(days=3), now + timedelta(days=8)):
+    for due_at in (
+        now - timedelta(days=6),
+        now - timedelta(days=2),
+        end_of_today(),
+        now + timedelta(days=3),
+        now + timedelta(days=8),
+    ):
         make_follow_up(make_lead, make_installer, operator, due_at)
     browser_login("manager")
     page = browser_page
@@ -37,8 +43,10 @@ def test_a_manager_filters_overdue_without_a_reload_and_back_restores_the_filter
 
     page.click("#due-tabs a[data-due=upcoming]")
     page.wait_for_url(f"{live_server.url}/follow-ups?due=upcoming")
-    page.wait_for_function("document.querySelectorAll('#follow-up-results tbody tr').length == 2"
-                           " && document.querySelector('tr[data-due-state=upcoming]')")
+    page.wait_for_function(
+        "document.querySelectorAll('#follow-up-results tbody tr').length == 2"
+        " && document.querySelector('tr[data-due-state=upcoming]')"
+    )
     page.go_back()
     page.wait_for_url(f"{live_server.url}/follow-ups?due=overdue")
     page.wait_for_selector("#due-tabs a[data-due=overdue][aria-current=page]")
@@ -51,8 +59,13 @@ def test_a_manager_filters_overdue_without_a_reload_and_back_restores_the_filter
 def test_an_operator_works_a_follow_up_to_closed_with_issue_then_resolves_it(
     browser_page, browser_login, live_server, make_lead, make_installer, operator
 ):
-    follow_up = make_follow_up(make_lead, make_installer, operator,
-                               datetime.now(UTC) + timedelta(days=1), phone="07700 900123")
+    follow_up = make_follow_up(
+        make_lead,
+        make_installer,
+        operator,
+        datetime.now(UTC) + timedelta(days=1),
+        phone="07700 900123",
+    )
     browser_login("operator")
     page = browser_page
     page.set_viewport_size({"width": 1300, "height": 900})

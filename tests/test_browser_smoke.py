@@ -12,8 +12,9 @@ def test_sign_in_and_out_in_chromium(browser_page, browser_login, live_server):
     assert browser_page.console_errors == []
 
 
-def test_a_refused_htmx_post_says_so_instead_of_doing_nothing(chromium, make_app, make_lead,
-                                                              make_user):
+def test_a_refused_htmx_post_says_so_instead_of_doing_nothing(
+    chromium, make_app, make_lead, make_user
+):
     from tests.conftest import TEST_PASSWORD
     from tests.support.live_server import LiveServer
 

@@ -66,8 +66,11 @@ def test_simultaneous_assign_requests_fill_the_last_slot_once(
 
     assert sorted(codes) == [303] + [409] * (REQUESTS - 1)
     db.session.expire_all()
-    assert db.session.scalar(
-        sa.select(sa.func.count())
-        .select_from(Assignment)
-        .where(Assignment.installer_id == installer_id)
-    ) == 1
+    assert (
+        db.session.scalar(
+            sa.select(sa.func.count())
+            .select_from(Assignment)
+            .where(Assignment.installer_id == installer_id)
+        )
+        == 1
+    )

@@ -13,8 +13,9 @@ HX = {"HX-Request": "true"}
 @pytest.fixture
 def queued(make_lead, make_installer, operator):
     lead = make_lead("ready_to_route")
-    assignment = services.assign_installers(lead, [make_installer(company_name="Sunny Ltd").id],
-                                            operator)[0]
+    assignment = services.assign_installers(
+        lead, [make_installer(company_name="Sunny Ltd").id], operator
+    )[0]
     db.session.commit()
     return assignment
 
@@ -47,7 +48,7 @@ def test_withdraw_with_htmx_swaps_the_panel_and_without_redirects(client, login_
     login_as("operator")
     response = client.post(f"/assignments/{queued.id}/withdraw", headers=HX)
     assert response.status_code == 200
-    assert 'data-assignment-status>withdrawn' in response.get_data(as_text=True)
+    assert "data-assignment-status>withdrawn" in response.get_data(as_text=True)
     db.session.refresh(queued)
     assert queued.status == "withdrawn" and queued.withdrawn_at is not None
 
@@ -88,7 +89,9 @@ def test_resend_is_refused_for_a_queued_delivery(client, login_as, queued):
     login_as("operator")
     response = client.post(f"/assignments/{queued.id}/resend", headers=HX)
     assert response.status_code == 409
-    assert "is &#39;queued&#39; and cannot become &#39;queued&#39;" in response.get_data(as_text=True)
+    assert "is &#39;queued&#39; and cannot become &#39;queued&#39;" in response.get_data(
+        as_text=True
+    )
 
 
 def test_anonymous_people_cannot_act_on_deliveries(client, queued):
@@ -98,8 +101,9 @@ def test_anonymous_people_cannot_act_on_deliveries(client, queued):
     assert queued.status == "queued"
 
 
-def test_the_mail_catcher_shows_caught_messages(make_app, tmp_path, make_lead, make_installer,
-                                                operator):
+def test_the_mail_catcher_shows_caught_messages(
+    make_app, tmp_path, make_lead, make_installer, operator
+):
     from ied.mailcatcher.server import MailCatcher
     from tests.support.postgres import free_port
 
@@ -114,7 +118,9 @@ def test_the_mail_catcher_shows_caught_messages(make_app, tmp_path, make_lead, m
             db.session.commit()
             assert deliver_assignment(assignment.id) == "sent"
             client = app.test_client()
-            client.post("/login", data={"email": operator.email, "password": "correct-horse-battery"})
+            client.post(
+                "/login", data={"email": operator.email, "password": "correct-horse-battery"}
+            )
             listing = client.get("/dev/mail/").get_data(as_text=True)
             assert lead.reference in listing
             name = next(p.name for p in tmp_path.glob("*.eml"))

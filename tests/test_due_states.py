@@ -46,7 +46,12 @@ def test_the_edges_of_a_winter_day(app, due_at):
         utc(2030, 1, 16, 0, 0),  # tomorrow's first instant
     )
     assert list(states(made, now).values()) == [
-        "overdue", "overdue", "due_today", "due_today", "upcoming"]
+        "overdue",
+        "overdue",
+        "due_today",
+        "due_today",
+        "upcoming",
+    ]
     assert due_state_counts(now) == {"overdue": 2, "due_today": 2, "upcoming": 1, "done": 0}
     for at, follow_up_id in made.items():  # the row's own state agrees with the filters
         assert due_state_of(follow_up_id, now) == states(made, now)[at]
@@ -99,7 +104,8 @@ def test_a_closed_follow_up_is_done_whatever_its_due_date(app, due_at, operator)
 
 def test_the_open_follow_up_conditions_repeat_the_partial_index_predicate(app):
     compiled = str(
-        sa.select(FollowUp.id).where(*follow_up_filter(due="overdue", now=utc(2030, 1, 1)))
+        sa.select(FollowUp.id)
+        .where(*follow_up_filter(due="overdue", now=utc(2030, 1, 1)))
         .compile(db.engine)
     )
     assert "status IN ('pending', 'in_progress')" in compiled

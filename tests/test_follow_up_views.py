@@ -20,9 +20,13 @@ def follow_ups(make_lead, make_installer, operator):
     def build(*day_offsets, **fields):
         now = datetime.now(UTC)
         return [
-            make_follow_up(make_lead, make_installer, operator,
-                           end_of_today() if days == "today" else now + timedelta(days=days),
-                           **fields)
+            make_follow_up(
+                make_lead,
+                make_installer,
+                operator,
+                end_of_today() if days == "today" else now + timedelta(days=days),
+                **fields,
+            )
             for days in day_offsets
         ]
 
@@ -50,13 +54,15 @@ def test_the_list_is_a_page_and_its_filters_swap_the_table_and_tabs_only(
     assert references(swap, [late, soon]) == [late.lead.reference]
     assert 'data-due="overdue"\n         aria-current="page"' in swap
     # Back/forward after a history cache miss asks for the whole page.
-    restore = client.get("/follow-ups?due=overdue",
-                         headers={**HTMX, "HX-History-Restore-Request": "true"})
+    restore = client.get(
+        "/follow-ups?due=overdue", headers={**HTMX, "HX-History-Restore-Request": "true"}
+    )
     assert "<html" in restore.get_data(as_text=True)
 
 
-def test_counts_per_due_state_follow_the_other_filters(client, login_as, follow_ups,
-                                                       make_installer):
+def test_counts_per_due_state_follow_the_other_filters(
+    client, login_as, follow_ups, make_installer
+):
     login_as("manager")
     installer = make_installer(company_name="Brightside Solar")
     follow_ups(-2, -1, "today", 6)
@@ -68,28 +74,34 @@ def test_counts_per_due_state_follow_the_other_filters(client, login_as, follow_
         return int(after.split('class="count')[1].split(">")[1].split("<")[0])
 
     assert [count_of(body, due) for due in ("all", "overdue", "due_today", "upcoming")] == [
-        5, 3, 1, 1]
+        5,
+        3,
+        1,
+        1,
+    ]
     mine = client.get(f"/follow-ups?installer={installer.id}").get_data(as_text=True)
     assert [count_of(mine, due) for due in ("all", "overdue", "due_today")] == [1, 1, 0]
 
 
 def test_search_by_lead_reference_or_customer(client, login_as, follow_ups):
     login_as("operator")
-    ada, = follow_ups(1, customer_name="Ada Lovelace")
-    bob, = follow_ups(1, customer_name="Bob 100%_match")
-    assert references(client.get("/follow-ups?q=lovelace").get_data(as_text=True),
-                      [ada, bob]) == [ada.lead.reference]
-    assert references(client.get(f"/follow-ups?q={bob.lead.reference.lower()}")
-                      .get_data(as_text=True), [ada, bob]) == [bob.lead.reference]
+    (ada,) = follow_ups(1, customer_name="Ada Lovelace")
+    (bob,) = follow_ups(1, customer_name="Bob 100%_match")
+    assert references(client.get("/follow-ups?q=lovelace").get_data(as_text=True), [ada, bob]) == [
+        ada.lead.reference
+    ]
+    assert references(
+        client.get(f"/follow-ups?q={bob.lead.reference.lower()}").get_data(as_text=True), [ada, bob]
+    ) == [bob.lead.reference]
     # % and _ are searched for literally.
-    assert references(client.get("/follow-ups?q=100%25_").get_data(as_text=True),
-                      [ada, bob]) == [bob.lead.reference]
+    assert references(client.get("/follow-ups?q=100%25_").get_data(as_text=True), [ada, bob]) == [
+        bob.lead.reference
+    ]
     empty = client.get("/follow-ups?q=nobody").get_data(as_text=True)
     assert "No follow-ups match these filters." in empty
 
 
-def test_keyset_pages_walk_every_row_once_in_due_order(client, login_as, follow_ups,
-                                                       monkeypatch):
+def test_keyset_pages_walk_every_row_once_in_due_order(client, login_as, follow_ups, monkeypatch):
     monkeypatch.setattr(queries, "PAGE_SIZE", 2)
     made = follow_ups(3, -1, 2, -4, "today")
     # Two share a due date: the id breaks the tie, so none is skipped or repeated.
@@ -101,8 +113,11 @@ def test_keyset_pages_walk_every_row_once_in_due_order(client, login_as, follow_
     while url:
         body = client.get(url, headers=HTMX).get_data(as_text=True)
         seen += references(body, made)
-        url = body.split('rel="next" href="')[1].split('"')[0].replace("&amp;", "&") \
-            if 'rel="next"' in body else None
+        url = (
+            body.split('rel="next" href="')[1].split('"')[0].replace("&amp;", "&")
+            if 'rel="next"' in body
+            else None
+        )
     assert seen == expected
 
 
@@ -131,7 +146,7 @@ def test_the_list_runs_the_same_number_of_queries_for_few_or_many_rows(
 @pytest.mark.parametrize("role", ["operator", "manager", "admin"])
 def test_operators_and_managers_work_follow_ups(client, login_as, follow_ups, role):
     login_as(role)
-    follow_up, = follow_ups(-1)
+    (follow_up,) = follow_ups(-1)
     assert client.get("/follow-ups").status_code == 200
     assert client.get(f"/follow-ups/{follow_up.id}").status_code == 200
     assert client.post(f"/follow-ups/{follow_up.id}/start").status_code == 303
@@ -152,7 +167,7 @@ def anonymous_requests(follow_up_id: int, reference: str):
 
 
 def test_nobody_anonymous_sees_or_works_follow_ups(client, follow_ups):
-    follow_up, = follow_ups(-1)
+    (follow_up,) = follow_ups(-1)
     for method, path in anonymous_requests(follow_up.id, follow_up.lead.reference):
         response = getattr(client, method)(path)
         assert response.status_code == 302, path
@@ -167,8 +182,9 @@ def test_the_nav_links_the_follow_ups(client, login_as):
     assert 'href="/follow-ups"' in client.get("/").get_data(as_text=True)
 
 
-def test_the_lead_page_shows_the_follow_up_panel(client, login_as, make_lead, make_installer,
-                                                 operator):
+def test_the_lead_page_shows_the_follow_up_panel(
+    client, login_as, make_lead, make_installer, operator
+):
     login_as("operator")
     waiting = make_lead("new")
     body = client.get(f"/leads/{waiting.reference}").get_data(as_text=True)
@@ -178,8 +194,7 @@ def test_the_lead_page_shows_the_follow_up_panel(client, login_as, make_lead, ma
     assert "Create follow-up" in body
 
 
-def test_due_state_counts_beyond_the_cap_show_as_a_floor(client, login_as, follow_ups,
-                                                         monkeypatch):
+def test_due_state_counts_beyond_the_cap_show_as_a_floor(client, login_as, follow_ups, monkeypatch):
     from ied import capped_counts
 
     monkeypatch.setattr(capped_counts, "COUNT_CAP", 1)

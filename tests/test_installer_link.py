@@ -119,8 +119,10 @@ def test_old_keys_in_fallbacks_still_verify_after_rotation(make_app, sent_assign
         assert forgotten.test_client().get(f"/d/{token}").status_code == 404
 
 
-@pytest.mark.parametrize(("status", "code", "says"), [("queued", 409, "not ready yet"),
-                                                       ("failed", 410, "no longer valid")])
+@pytest.mark.parametrize(
+    ("status", "code", "says"),
+    [("queued", 409, "not ready yet"), ("failed", 410, "no longer valid")],
+)
 def test_only_a_delivery_known_to_have_succeeded_shows_its_lead(
     client, make_lead, make_installer, operator, status, code, says
 ):

@@ -20,8 +20,15 @@ def test_every_status_column_has_a_check_constraint(app):
     inspector = sa.inspect(db.engine)
     checks = {
         table: {check["name"] for check in inspector.get_check_constraints(table)}
-        for table in ("leads", "assignments", "delivery_audits", "follow_ups", "users",
-                      "lead_status_changes", "contact_attempts")
+        for table in (
+            "leads",
+            "assignments",
+            "delivery_audits",
+            "follow_ups",
+            "users",
+            "lead_status_changes",
+            "contact_attempts",
+        )
     }
     assert "ck_leads_status" in checks["leads"]
     assert "ck_assignments_status" in checks["assignments"]

@@ -17,10 +17,26 @@ def certificate(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tls")
     cert, key = folder / "cert.pem", folder / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
     )
     return cert, key
 
@@ -71,10 +87,18 @@ def smtp_with(app):
 
 
 def test_starttls_with_login(app, smtp_with, certificate):
-    inbox = smtp_with(tls_context=server_tls(certificate), require_starttls=True,
-                      authenticator=only_user, auth_required=True)
-    app.config.update(SMTP_STARTTLS=True, SMTP_CA_FILE=str(certificate[0]),
-                      SMTP_USERNAME="ied", SMTP_PASSWORD="s3cret")
+    inbox = smtp_with(
+        tls_context=server_tls(certificate),
+        require_starttls=True,
+        authenticator=only_user,
+        auth_required=True,
+    )
+    app.config.update(
+        SMTP_STARTTLS=True,
+        SMTP_CA_FILE=str(certificate[0]),
+        SMTP_USERNAME="ied",
+        SMTP_PASSWORD="s3cret",
+    )
     outcome = send_message(message())
     assert (outcome.accepted, outcome.code) == (True, 250), outcome
     assert inbox.messages[0][0] is True
@@ -90,12 +114,18 @@ def test_an_untrusted_certificate_is_refused(app, smtp_with, certificate):
 
 def test_implicit_tls(app, certificate):
     inbox, port = Inbox(), free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port,
-                            ssl_context=server_tls(certificate))
+    controller = Controller(
+        inbox, hostname="127.0.0.1", port=port, ssl_context=server_tls(certificate)
+    )
     controller.start()
     try:
-        app.config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=port, SMTP_SSL=True,
-                          SMTP_CA_FILE=str(certificate[0]), SMTP_TIMEOUT=5)
+        app.config.update(
+            SMTP_HOST="127.0.0.1",
+            SMTP_PORT=port,
+            SMTP_SSL=True,
+            SMTP_CA_FILE=str(certificate[0]),
+            SMTP_TIMEOUT=5,
+        )
         assert send_message(message()).accepted
         assert len(inbox.messages) == 1
     finally:

@@ -84,7 +84,8 @@ def _enqueue(assignment_id: int, attempt_number: int, delay: timedelta | None = 
 
 
 def enqueue_deliveries(assignment_ids: list[int]) -> None:
-    """Call after the commit. Redis being down is not the caller's failure: the sweeper catches up."""
+    """Call after the commit. Redis being down is not the caller's failure: the sweeper
+    catches up."""
     for assignment_id in assignment_ids:
         try:
             attempt_number = _next_attempt_number(assignment_id)
@@ -136,7 +137,7 @@ def _close_expired_attempts(assignment: Assignment, now: datetime) -> bool:
 
 
 def _claim_attempt(assignment_id: int) -> DeliveryAudit | None:
-    """Open an attempt under the assignment's row lock, or return None when there is nothing to do."""
+    """Open an attempt under the assignment's row lock; None when there is nothing to do."""
     assignment = services.lock_assignment(assignment_id)
     now = utcnow()
     if assignment.status != "queued":

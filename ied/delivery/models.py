@@ -63,7 +63,10 @@ class Assignment(db.Model):
         return ASSIGNMENT_TRANSITIONS[self.status]
 
     def __repr__(self) -> str:
-        return f"<Assignment {self.id} lead={self.lead_id} installer={self.installer_id} {self.status}>"
+        return (
+            f"<Assignment {self.id} lead={self.lead_id} "
+            f"installer={self.installer_id} {self.status}>"
+        )
 
 
 class DeliveryAudit(db.Model):

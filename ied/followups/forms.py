@@ -48,7 +48,9 @@ class CreateFollowUpForm(FlaskForm):
 
 class ContactAttemptForm(FlaskForm):
     outcome = RadioField(
-        "Outcome", choices=choices(CONTACT_OUTCOME_LABELS.items()), validate_choice=False,
+        "Outcome",
+        choices=choices(CONTACT_OUTCOME_LABELS.items()),
+        validate_choice=False,
         validators=[DataRequired("Choose what happened.")],
     )
     note = TextAreaField("Note", validators=[Length(max=NOTE_LIMIT)])
@@ -86,7 +88,8 @@ class FollowUpFilterForm(FlaskForm):
 
     due = HiddenField(filters=[lambda value: value if value in DUE_STATES else None])
     status = SelectField(
-        "Status", choices=choices([("", "Any status"), *FOLLOW_UP_STATUS_LABELS.items()]),
+        "Status",
+        choices=choices([("", "Any status"), *FOLLOW_UP_STATUS_LABELS.items()]),
         filters=[lambda value: value if value in FOLLOW_UP_STATUS_LABELS else None],
     )
     issue = BooleanField("Open issue only", false_values=("", "false", "0"))

@@ -35,9 +35,11 @@ def public_url(endpoint: str, **values) -> str:
 def _due(due: str, now: datetime) -> tuple[list[FollowUp], int]:
     condition = due_state_condition(due, now)
     follow_ups = db.session.scalars(
-        sa.select(FollowUp).where(condition)
+        sa.select(FollowUp)
+        .where(condition)
         .options(joinedload(FollowUp.lead), joinedload(FollowUp.installer))
-        .order_by(FollowUp.due_at, FollowUp.id).limit(DIGEST_LIST_LIMIT)
+        .order_by(FollowUp.due_at, FollowUp.id)
+        .limit(DIGEST_LIST_LIMIT)
     ).all()
     total = db.session.scalar(sa.select(sa.func.count()).select_from(FollowUp).where(condition))
     return list(follow_ups), total
@@ -70,8 +72,9 @@ def _release_abandoned_claims(business_date, now: datetime) -> None:
 
 def _claim(business_date, user_id: int, count: int, status: str) -> FollowUpDigest | None:
     """Insert this manager's row for the day; another worker that got there first wins."""
-    digest = FollowUpDigest(business_date=business_date, user_id=user_id, status=status,
-                            follow_up_count=count)
+    digest = FollowUpDigest(
+        business_date=business_date, user_id=user_id, status=status, follow_up_count=count
+    )
     db.session.add(digest)
     try:
         db.session.commit()
@@ -101,12 +104,17 @@ def send_overdue_digest_if_due(now: datetime | None = None) -> int:
         for user_id, _ in recipients:
             _claim(business_date, user_id, 0, "skipped")
         return 0
-    subject = (f"Follow-ups {business_date:%a %d %b}: {overdue_total} overdue, "
-               f"{due_today_total} due today")
+    subject = (
+        f"Follow-ups {business_date:%a %d %b}: {overdue_total} overdue, {due_today_total} due today"
+    )
     body = render_template(
-        "followups/email/digest.txt", business_date=business_date, now=now,
-        overdue=overdue, overdue_total=overdue_total,
-        due_today=due_today, due_today_total=due_today_total,
+        "followups/email/digest.txt",
+        business_date=business_date,
+        now=now,
+        overdue=overdue,
+        overdue_total=overdue_total,
+        due_today=due_today,
+        due_today_total=due_today_total,
         public_url=public_url,
     )
     sent = 0

@@ -45,15 +45,23 @@ class FollowUp(db.Model):
         one_of("status", FOLLOW_UP_STATUSES),
         one_of("last_contact_outcome", CONTACT_OUTCOMES),
         one_of("satisfaction_outcome", SATISFACTION_OUTCOMES),
-        Index("ix_follow_ups_open_due_at", "due_at", "id",
-              postgresql_where=text(_OPEN_SQL), sqlite_where=text(_OPEN_SQL)),
+        Index(
+            "ix_follow_ups_open_due_at",
+            "due_at",
+            "id",
+            postgresql_where=text(_OPEN_SQL),
+            sqlite_where=text(_OPEN_SQL),
+        ),
         Index("ix_follow_ups_status_due_at", "status", "due_at", "id"),
         # The list without a due filter: every status, earliest due first, keyset on (due_at, id).
         Index("ix_follow_ups_due_at_id", "due_at", "id"),
         Index("ix_follow_ups_installer_id_due_at", "installer_id", "due_at"),
-        Index("ix_follow_ups_open_issue", "due_at",
-              postgresql_where=text("has_issue AND NOT issue_resolved"),
-              sqlite_where=text("has_issue AND NOT issue_resolved")),
+        Index(
+            "ix_follow_ups_open_issue",
+            "due_at",
+            postgresql_where=text("has_issue AND NOT issue_resolved"),
+            sqlite_where=text("has_issue AND NOT issue_resolved"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

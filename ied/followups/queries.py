@@ -15,8 +15,12 @@ from ied.leads.models import Lead
 from ied.timestamps import utcnow
 
 DUE_STATES = ("overdue", "due_today", "upcoming", "done")
-DUE_STATE_LABELS = {"overdue": "Overdue", "due_today": "Due today", "upcoming": "Upcoming",
-                    "done": "Done"}
+DUE_STATE_LABELS = {
+    "overdue": "Overdue",
+    "due_today": "Due today",
+    "upcoming": "Upcoming",
+    "done": "Done",
+}
 PAGE_SIZE = 50
 
 
@@ -40,9 +44,7 @@ def due_state_condition(due: str, now: datetime | None = None):
 
 def due_state_of_row(now: datetime):
     """The due state of each row as a SQL expression, so rows and filters always agree."""
-    return sa.case(
-        *((due_state_condition(due, now), due) for due in DUE_STATES[:-1]), else_="done"
-    )
+    return sa.case(*((due_state_condition(due, now), due) for due in DUE_STATES[:-1]), else_="done")
 
 
 def due_state_of(follow_up_id: int, now: datetime | None = None) -> str:
@@ -64,8 +66,13 @@ def _search_condition(q: str):
 
 
 def follow_up_filter(
-    *, due: str | None = None, status: str | None = None, issue: str | None = None,
-    installer: int | None = None, q: str | None = None, now: datetime | None = None,
+    *,
+    due: str | None = None,
+    status: str | None = None,
+    issue: str | None = None,
+    installer: int | None = None,
+    q: str | None = None,
+    now: datetime | None = None,
 ) -> list:
     conditions = []
     if due in DUE_STATES:
@@ -83,9 +90,7 @@ def follow_up_filter(
     return conditions
 
 
-def due_state_counts(
-    now: datetime | None = None, extra_conditions=()
-) -> dict[str, CappedCount]:
+def due_state_counts(now: datetime | None = None, extra_conditions=()) -> dict[str, CappedCount]:
     """All four counts in one round trip; each is its own capped subquery using its index."""
     now = now or utcnow()
     columns = [
@@ -115,21 +120,32 @@ def _after(cursor_id: int, newest_first: bool):
     cursor = aliased(FollowUp)
     cursor_due_at = sa.select(cursor.due_at).where(cursor.id == cursor_id).scalar_subquery()
     if newest_first:
-        return sa.or_(FollowUp.due_at < cursor_due_at,
-                      sa.and_(FollowUp.due_at == cursor_due_at, FollowUp.id < cursor_id))
-    return sa.or_(FollowUp.due_at > cursor_due_at,
-                  sa.and_(FollowUp.due_at == cursor_due_at, FollowUp.id > cursor_id))
+        return sa.or_(
+            FollowUp.due_at < cursor_due_at,
+            sa.and_(FollowUp.due_at == cursor_due_at, FollowUp.id < cursor_id),
+        )
+    return sa.or_(
+        FollowUp.due_at > cursor_due_at,
+        sa.and_(FollowUp.due_at == cursor_due_at, FollowUp.id > cursor_id),
+    )
 
 
 def follow_up_page(
-    conditions, *, after: int | None = None, newest_first: bool = False,
-    now: datetime | None = None, page_size: int | None = None,
+    conditions,
+    *,
+    after: int | None = None,
+    newest_first: bool = False,
+    now: datetime | None = None,
+    page_size: int | None = None,
 ) -> FollowUpPage:
     """Earliest due first (most urgent on top); finished ones read better newest first."""
     now = now or utcnow()
     page_size = page_size or PAGE_SIZE
-    order = (FollowUp.due_at.desc(), FollowUp.id.desc()) if newest_first else (
-        FollowUp.due_at, FollowUp.id)
+    order = (
+        (FollowUp.due_at.desc(), FollowUp.id.desc())
+        if newest_first
+        else (FollowUp.due_at, FollowUp.id)
+    )
     statement = (
         sa.select(FollowUp, due_state_of_row(now).label("due_state"))
         .where(*conditions)

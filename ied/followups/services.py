@@ -62,7 +62,10 @@ def why_no_follow_up(lead: Lead) -> str | None:
 
 
 def create_follow_up(
-    lead: Lead, installer_id: int | None, due_at: datetime | None, actor: User | None,
+    lead: Lead,
+    installer_id: int | None,
+    due_at: datetime | None,
+    actor: User | None,
     notes: str | None = None,
 ) -> FollowUp:
     lead = lock_lead(lead.id)

@@ -70,26 +70,39 @@ def follow_up_labels():
 @role_required("operator")
 def index():
     filters = FollowUpFilterForm(formdata=request.args)
-    filters.installer.choices = choices([("", "Any installer")] + [
-        (installer.id, installer.company_name)
-        for installer in db.session.scalars(
-            sa.select(Installer).where(Installer.id.in_(sa.select(FollowUp.installer_id)))
-            .order_by(Installer.company_name)
-        )
-    ])
+    filters.installer.choices = choices(
+        [("", "Any installer")]
+        + [
+            (installer.id, installer.company_name)
+            for installer in db.session.scalars(
+                sa.select(Installer)
+                .where(Installer.id.in_(sa.select(FollowUp.installer_id)))
+                .order_by(Installer.company_name)
+            )
+        ]
+    )
     filters.validate()
     now = utcnow()
     other_filters = follow_up_filter(
-        status=filters.status.data, issue="open" if filters.issue.data else None,
-        installer=filters.installer.data, q=filters.q.data, now=now,
+        status=filters.status.data,
+        issue="open" if filters.issue.data else None,
+        installer=filters.installer.data,
+        q=filters.q.data,
+        now=now,
     )
     due = filters.due.data
     conditions = other_filters + follow_up_filter(due=due, now=now)
     page = follow_up_page(conditions, after=filters.after.data, newest_first=due == "done", now=now)
     counts = due_state_counts(now, other_filters)
     return page_or_blocks(
-        LIST_PAGE, ["results", "due_tabs"], filters=filters, page=page, now=now,
-        counts=counts, all_count=CappedCount(sum(counts.values())), due_states=DUE_STATES,
+        LIST_PAGE,
+        ["results", "due_tabs"],
+        filters=filters,
+        page=page,
+        now=now,
+        counts=counts,
+        all_count=CappedCount(sum(counts.values())),
+        due_states=DUE_STATES,
     )
 
 
@@ -113,21 +126,30 @@ def follow_up_or_404(follow_up_id: int) -> FollowUp:
 
 
 def _follow_up_page(
-    follow_up: FollowUp, parts: list[str], status: int = 200, *,
-    attempt_form: ContactAttemptForm | None = None, outcome_form: OutcomeForm | None = None,
+    follow_up: FollowUp,
+    parts: list[str],
+    status: int = 200,
+    *,
+    attempt_form: ContactAttemptForm | None = None,
+    outcome_form: OutcomeForm | None = None,
     refusal: str | None = None,
 ):
     """The page, or for htmx the changed parts: the first one is the request's target and
     shows the refusal if there is one; the rest swap out of band."""
     now = utcnow()
     return page_or_blocks(
-        FOLLOW_UP_PAGE, parts, status,
-        follow_up=follow_up, lead=follow_up.lead, now=now,
+        FOLLOW_UP_PAGE,
+        parts,
+        status,
+        follow_up=follow_up,
+        lead=follow_up.lead,
+        now=now,
         due_state=due_state_of(follow_up.id, now),
         attempt_form=attempt_form or ContactAttemptForm(formdata=None),
         outcome_form=outcome_form or OutcomeForm(formdata=None, obj=follow_up),
         why_not_closable=services.why_not_closable(follow_up),
-        refusal=refusal, refused_part=parts[0] if refusal else None,
+        refusal=refusal,
+        refused_part=parts[0] if refusal else None,
     )
 
 
@@ -146,8 +168,9 @@ class FollowUpAction:
     form_name: str | None = None
 
 
-def _act(follow_up_id: int, action: FollowUpAction, perform: Callable[[FollowUp], object],
-         form=None):
+def _act(
+    follow_up_id: int, action: FollowUpAction, perform: Callable[[FollowUp], object], form=None
+):
     follow_up = follow_up_or_404(follow_up_id)
     forms = {action.form_name: form} if action.form_name else {}
     if form is not None and not form.validate():
@@ -189,9 +212,11 @@ def start(follow_up_id: int):
 def log_attempt(follow_up_id: int):
     form = ContactAttemptForm()
     return _act(
-        follow_up_id, LOG_ATTEMPT,
+        follow_up_id,
+        LOG_ATTEMPT,
         lambda follow_up: services.log_contact_attempt(
-            follow_up, form.outcome.data, current_user, form.note.data),
+            follow_up, form.outcome.data, current_user, form.note.data
+        ),
         form,
     )
 
@@ -201,7 +226,8 @@ def log_attempt(follow_up_id: int):
 def record_outcome(follow_up_id: int):
     form = OutcomeForm()
     return _act(
-        follow_up_id, RECORD_OUTCOME,
+        follow_up_id,
+        RECORD_OUTCOME,
         lambda follow_up: services.record_outcome(follow_up, form.outcome(), current_user),
         form,
     )
@@ -217,7 +243,8 @@ def close(follow_up_id: int):
 @role_required("operator")
 def resolve_issue(follow_up_id: int):
     return _act(
-        follow_up_id, RESOLVE_ISSUE,
+        follow_up_id,
+        RESOLVE_ISSUE,
         lambda follow_up: services.mark_issue_resolved(follow_up, current_user),
     )
 
@@ -240,7 +267,8 @@ def _create_form(sent: list[Assignment], installer_id: int | None = None) -> Cre
     """A fresh form whose due date defaults from the chosen (else the first) sent delivery."""
     chosen = next((a for a in sent if a.installer_id == installer_id), sent[0])
     form = CreateFollowUpForm(
-        formdata=None, installer_id=chosen.installer_id,
+        formdata=None,
+        installer_id=chosen.installer_id,
         due_date=services.default_due_date(chosen),
     )
     _offer_installers(form, sent)
@@ -249,15 +277,18 @@ def _create_form(sent: list[Assignment], installer_id: int | None = None) -> Cre
 
 def _offer_installers(form: CreateFollowUpForm, sent: list[Assignment]) -> None:
     form.installer_id.choices = choices(
-        (assignment.installer_id,
-         f"{assignment.installer.company_name} (delivered {local_date(assignment.sent_at)})")
+        (
+            assignment.installer_id,
+            f"{assignment.installer.company_name} (delivered {local_date(assignment.sent_at)})",
+        )
         for assignment in sent
     )
 
 
 def lead_follow_up_panel(lead: Lead, form: CreateFollowUpForm | None = None) -> LeadFollowUpPanel:
     follow_up = db.session.scalars(
-        sa.select(FollowUp).where(FollowUp.lead_id == lead.id)
+        sa.select(FollowUp)
+        .where(FollowUp.lead_id == lead.id)
         .options(joinedload(FollowUp.installer))
     ).first()
     if follow_up is not None:
@@ -294,8 +325,12 @@ def lead_or_404(reference: str) -> Lead:
 
 def _lead_panel(lead: Lead, status: int = 200, *, form=None, refusal=None, created=False):
     """The panel for htmx (the lead page swaps it), a page around the panel otherwise."""
-    context = {"lead": lead, "create_form": form, "panel_refusal": refusal,
-               "follow_up_created": created}
+    context = {
+        "lead": lead,
+        "create_form": form,
+        "panel_refusal": refusal,
+        "follow_up_created": created,
+    }
     template = LEAD_PANEL if is_htmx() else NEW_PAGE
     return render_template(template, **context), status, HTMX_VARY
 
@@ -326,8 +361,11 @@ def create(reference: str):
         return _lead_panel(lead, 422, form=form)
     try:
         follow_up = services.create_follow_up(
-            lead, form.installer_id.data, services.due_at_end_of(form.due_date.data),
-            current_user, form.notes.data,
+            lead,
+            form.installer_id.data,
+            services.due_at_end_of(form.due_date.data),
+            current_user,
+            form.notes.data,
         )
         db.session.commit()
     except DomainError as error:
