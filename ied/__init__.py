@@ -26,7 +26,7 @@ def create_app(config: dict | None = None) -> Flask:
     login_manager.init_app(app)
     csrf.init_app(app)
 
-    from ied import formatting, models, navigation  # noqa: F401  (models: every table registered)
+    from ied import formatting, models, navigation, security_headers  # noqa: F401  (models: every table registered)
     from ied.admin.views import bp as admin_bp
     from ied.auth import access
     from ied.auth.views import bp as auth_bp
@@ -41,6 +41,7 @@ def create_app(config: dict | None = None) -> Flask:
     access.init_app(app)
     navigation.init_app(app)
     formatting.init_app(app)
+    security_headers.init_app(app)
     app.register_blueprint(auth_bp)
     app.register_blueprint(home_bp)
     app.register_blueprint(leads_bp)

@@ -126,6 +126,13 @@ def test_the_mail_catcher_shows_caught_messages(
             name = next(p.name for p in tmp_path.glob("*.eml"))
             message_page = client.get(f"/dev/mail/{name}").get_data(as_text=True)
             assert "Caught Customer" in message_page and "/d/" in message_page
+            assert f'src="/dev/mail/{name}/html"' in message_page
+            html_part = client.get(f"/dev/mail/{name}/html")
+            assert "Caught Customer" in html_part.get_data(as_text=True)
+            # The email's own inline styles are allowed in its frame only, never on app pages.
+            assert "style-src 'unsafe-inline'" in html_part.headers["Content-Security-Policy"]
+            assert html_part.headers["X-Frame-Options"] == "SAMEORIGIN"
+            assert client.get(f"/dev/mail/{name}/nothing").status_code == 404
     finally:
         catcher.stop()
 

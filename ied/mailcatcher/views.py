@@ -6,7 +6,7 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from pathlib import Path
 
-from flask import Blueprint, abort, current_app, render_template
+from flask import Blueprint, abort, current_app, make_response, render_template
 
 from ied.auth.access import role_required
 
@@ -43,5 +43,24 @@ def show(name: str):
         name=name,
         message=message,
         text=text.get_content() if text else "",
-        html=html.get_content() if html else None,
+        has_html=html is not None,
     )
+
+
+# Emails style themselves inline, as mail clients need; the app's own pages may not.
+EMAIL_HTML_POLICY = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'"
+)
+
+
+@bp.get("/<name>/html")
+@role_required("operator")
+def html_part(name: str):
+    """The email's HTML part alone, for the sandboxed frame on the message page."""
+    html = read_message(name).get_body(preferencelist=("html",))
+    if html is None:
+        abort(404)
+    response = make_response(html.get_content())
+    response.headers["Content-Security-Policy"] = EMAIL_HTML_POLICY
+    response.headers["X-Frame-Options"] = "SAMEORIGIN"
+    return response

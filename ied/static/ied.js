@@ -15,6 +15,13 @@
     }
     box.textContent = text;
   }
+  // Forms that undo much ask first (data-confirm): the strict CSP allows no inline handlers.
+  document.addEventListener("submit", function (event) {
+    var message = event.target.getAttribute("data-confirm");
+    if (message && !window.confirm(message)) {
+      event.preventDefault();
+    }
+  });
   document.addEventListener("htmx:responseError", function (event) {
     var xhr = event.detail.xhr;
     if (xhr.status === 401 && xhr.getResponseHeader("HX-Redirect")) {
