@@ -27,7 +27,11 @@ def open_link(client, token):
     response = client.get(f"/d/{token}")
     for header, value in HEADERS.items():
         assert response.headers[header] == value
-    return response, response.get_data(as_text=True)
+    page = response.get_data(as_text=True)
+    # The page holds no form: it sets no cookie and ships no script it does not use.
+    assert "Set-Cookie" not in response.headers
+    assert "<script" not in page and "csrf" not in page.lower()
+    return response, page
 
 
 def test_a_valid_link_shows_that_lead_and_counts_opens(client, sent_assignment):
