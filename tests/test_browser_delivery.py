@@ -72,6 +72,8 @@ def test_assign_watch_the_audit_rows_arrive_and_open_the_emailed_link(
         link = page.get_attribute("pre a[href*='/d/']", "href")
         assert link.startswith(f"{server.url}/d/")
         page.goto(link)
+        assert "Ada Byron" not in page.inner_text("main")  # fetching the link shows no customer
+        page.click("text=Show the lead")
         assert "Ada Byron" in page.inner_text("main")
         assert errors == []
     finally:

@@ -67,7 +67,9 @@ def test_happy_path_two_installers_two_audits_two_events_and_a_link_that_opens(
     assert message["Message-ID"] == services.message_id_for(first)
     assert message.get_body(preferencelist=("html",)) is not None
     assert first.lead.reference in message["Subject"]
-    page = client.get(link_in(message).replace(app.config["PUBLIC_BASE_URL"], ""))
+    url = link_in(message).replace(app.config["PUBLIC_BASE_URL"], "")
+    assert client.get(url).status_code == 200  # fetching the link is not opening it
+    page = client.post(url)
     assert page.status_code == 200
     assert first.lead.customer_name in page.get_data(as_text=True)
     db.session.refresh(first)

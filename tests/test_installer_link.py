@@ -23,20 +23,34 @@ def sent_assignment(make_lead, make_installer, operator):
     return assignment
 
 
-def open_link(client, token):
-    response = client.get(f"/d/{token}")
+def check_signed_page(response):
     for header, value in HEADERS.items():
         assert response.headers[header] == value
     page = response.get_data(as_text=True)
-    # The page holds no form: it sets no cookie and ships no script it does not use.
+    # The token in the URL is the only credential: no cookie, no CSRF token, no script.
     assert "Set-Cookie" not in response.headers
     assert "<script" not in page and "csrf" not in page.lower()
     return response, page
 
 
-def test_a_valid_link_shows_that_lead_and_counts_opens(client, sent_assignment):
+def open_link(client, token, **kwargs):
+    return check_signed_page(client.get(f"/d/{token}", **kwargs))
+
+
+def show_lead(client, token):
+    return check_signed_page(client.post(f"/d/{token}"))
+
+
+def test_a_valid_link_shows_that_lead_when_the_installer_asks_and_counts_those_opens(
+    client, sent_assignment
+):
     token = link_token(sent_assignment)
     response, page = open_link(client, token)
+    assert response.status_code == 200
+    assert sent_assignment.lead.reference in page and "Show the lead" in page
+    assert f'<form method="post" action="/d/{token}">' in page
+    assert "Grace Hopper" not in page and "07700 900123" not in page
+    response, page = show_lead(client, token)
     assert response.status_code == 200
     for fact in (
         "Grace Hopper",
@@ -47,14 +61,47 @@ def test_a_valid_link_shows_that_lead_and_counts_opens(client, sent_assignment):
         "Compare quotes",
     ):
         assert fact in page
-    open_link(client, token)
+    show_lead(client, token)
     db.session.refresh(sent_assignment)
     assert sent_assignment.open_count == 2
     first = sent_assignment.first_opened_at
     assert first is not None
-    open_link(client, token)
+    show_lead(client, token)
     db.session.refresh(sent_assignment)
     assert sent_assignment.first_opened_at == first
+
+
+@pytest.mark.parametrize(
+    "fetch",
+    [
+        lambda client, url: client.get(url),
+        lambda client, url: client.head(url),
+        lambda client, url: client.get(url, headers={"Sec-Purpose": "prefetch"}),
+        lambda client, url: client.get(url, headers={"Purpose": "prefetch"}),
+        lambda client, url: client.get(url, headers={"User-Agent": "Mozilla/5.0 (compatible)"}),
+    ],
+    ids=["get", "head", "sec-purpose-prefetch", "purpose-prefetch", "browser-like-get"],
+)
+def test_a_scanners_fetch_of_the_link_is_not_an_open(client, sent_assignment, fetch):
+    url = f"/d/{link_token(sent_assignment)}"
+    for _ in range(3):
+        assert fetch(client, url).status_code == 200
+    db.session.refresh(sent_assignment)
+    assert (sent_assignment.open_count, sent_assignment.first_opened_at) == (0, None)
+
+
+def test_showing_the_lead_of_a_link_that_no_longer_opens_shows_and_counts_nothing(
+    client, sent_assignment
+):
+    token = link_token(sent_assignment)
+    sent_assignment.installer.link_version += 1
+    db.session.commit()
+    response, page = show_lead(client, token)
+    assert response.status_code == 410 and "Grace Hopper" not in page
+    response, page = show_lead(client, token[:-3] + ("AAA" if not token.endswith("AAA") else "BBB"))
+    assert response.status_code == 404 and "Grace Hopper" not in page
+    db.session.refresh(sent_assignment)
+    assert sent_assignment.open_count == 0
 
 
 def test_no_login_is_needed_and_no_navigation_is_shown(client, sent_assignment):
@@ -109,15 +156,15 @@ def test_bumping_the_installers_link_version_revokes_its_links(client, sent_assi
     response, page = open_link(client, token)
     assert response.status_code == 410
     assert "Grace Hopper" not in page
-    response, _ = open_link(client, link_token(sent_assignment))  # a new link works again
-    assert response.status_code == 200
+    response, page = show_lead(client, link_token(sent_assignment))  # a new link works again
+    assert response.status_code == 200 and "Grace Hopper" in page
 
 
 def test_old_keys_in_fallbacks_still_verify_after_rotation(make_app, sent_assignment):
     token = link_token(sent_assignment)  # signed with test-secret-key
     rotated = make_app(SECRET_KEY="a-brand-new-key", SECRET_KEY_FALLBACKS=["test-secret-key"])
     with rotated.app_context():
-        assert rotated.test_client().get(f"/d/{token}").status_code == 200
+        assert rotated.test_client().post(f"/d/{token}").status_code == 200
     forgotten = make_app(SECRET_KEY="a-brand-new-key", SECRET_KEY_FALLBACKS=[])
     with forgotten.app_context():
         assert forgotten.test_client().get(f"/d/{token}").status_code == 404
@@ -136,8 +183,9 @@ def test_only_a_delivery_known_to_have_succeeded_shows_its_lead(
     if status == "failed":
         services.record_delivery_failure(assignment.id, "Retries used up: abandoned")
         db.session.commit()
-    response, page = open_link(client, link_token(assignment))
-    assert response.status_code == code
-    assert says in page and "Not Yet Billed" not in page
+    token = link_token(assignment)
+    for response, page in (open_link(client, token), show_lead(client, token)):
+        assert response.status_code == code
+        assert says in page and "Not Yet Billed" not in page
     db.session.refresh(assignment)
     assert assignment.open_count == 0

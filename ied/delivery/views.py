@@ -11,7 +11,7 @@ from ied.delivery.jobs import enqueue_deliveries
 from ied.delivery.links import LinkExpired, LinkInvalid, LinkPending, LinkRevoked, resolve_link
 from ied.delivery.models import Assignment
 from ied.errors import DomainError
-from ied.extensions import db
+from ied.extensions import csrf, db
 from ied.htmx import is_htmx
 from ied.leads.assessment import readable_answers
 from ied.leads.models import PATH_LABELS, PRODUCT_LABELS, Lead
@@ -96,8 +96,58 @@ def withdraw(assignment_id: int):
 @bp.get("/d/<token>")
 @public
 def installer_link(token: str):
+    """What the email link lands on: the link's state and a button to show the lead.
+
+    Mail scanners and link previews fetch links (GET, HEAD, prefetch) with no person behind
+    them, so fetching this page records nothing: only pressing "Show the lead" counts.
+    """
+    assignment = _resolve_or_problem(token)
+    if not isinstance(assignment, Assignment):
+        return assignment
+    body = render_template(
+        "delivery/installer_link.html", assignment=assignment, **_lead_facts(assignment)
+    )
+    return body, 200, INSTALLER_LINK_HEADERS
+
+
+@bp.post("/d/<token>")
+@public
+@csrf.exempt  # the signed token in the URL is the credential; the page sets no cookie
+def open_installer_link(token: str):
+    """The installer pressed "Show the lead": count the open and show the customer's details."""
+    assignment = _resolve_or_problem(token)
+    if not isinstance(assignment, Assignment):
+        return assignment
+    services.record_link_open(assignment)
+    db.session.commit()
+    return render_installer_lead(assignment)
+
+
+def render_installer_lead(assignment: Assignment, status: int = 200):
+    """The lead's details for the installer it was delivered to."""
+    body = render_template(
+        "delivery/installer_lead.html",
+        assignment=assignment,
+        answers=readable_answers(assignment.lead.assessment),
+        **_lead_facts(assignment),
+    )
+    return body, status, INSTALLER_LINK_HEADERS
+
+
+def _lead_facts(assignment: Assignment) -> dict:
+    lead = assignment.lead
+    return {
+        "lead": lead,
+        "installer": assignment.installer,
+        "product": PRODUCT_LABELS.get(lead.product_interest, lead.product_interest),
+        "path": PATH_LABELS.get(lead.selected_path, lead.selected_path),
+    }
+
+
+def _resolve_or_problem(token: str):
+    """The link's assignment, or the page saying why it does not open."""
     try:
-        assignment = resolve_link(token)
+        return resolve_link(token)
     except LinkExpired:
         return _link_problem("expired", 410)
     except LinkRevoked:
@@ -106,19 +156,6 @@ def installer_link(token: str):
         return _link_problem("pending", 409)
     except LinkInvalid:
         return _link_problem("invalid", 404)
-    services.record_link_open(assignment)
-    db.session.commit()
-    lead = assignment.lead
-    body = render_template(
-        "delivery/installer_lead.html",
-        assignment=assignment,
-        lead=lead,
-        installer=assignment.installer,
-        product=PRODUCT_LABELS.get(lead.product_interest, lead.product_interest),
-        path=PATH_LABELS.get(lead.selected_path, lead.selected_path),
-        answers=readable_answers(lead.assessment),
-    )
-    return body, 200, INSTALLER_LINK_HEADERS
 
 
 def _link_problem(kind: str, status: int):
