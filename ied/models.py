@@ -1,5 +1,6 @@
 """Imports every model so metadata, migrations and relationships see all tables."""
 
+from ied.activity.models import ActivityEntry
 from ied.auth.models import User
 from ied.delivery.models import Assignment, DeliveryAudit, DeliveryEvent
 from ied.followups.models import ContactAttempt, FollowUp
@@ -8,6 +9,7 @@ from ied.intake.models import ApiKey
 from ied.leads.models import Lead, LeadStatusChange
 
 __all__ = [
+    "ActivityEntry",
     "ApiKey",
     "Assignment",
     "ContactAttempt",

@@ -1,0 +1,1 @@
+"""The activity log: one row per state change anywhere in the product, written by its service."""
