@@ -8,6 +8,7 @@ from flask_wtf.csrf import CSRFError
 from ied.config import check_production_safety, settings_from_environment
 from ied.extensions import csrf, db, login_manager, migrate
 from ied.row_locks import configure_sqlite
+from ied.structured_logs import configure_logging
 
 MIGRATIONS_DIR = str(Path(__file__).resolve().parent.parent / "migrations")
 
@@ -17,6 +18,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.update(settings_from_environment(app.instance_path))
     app.config.update(config or {})
     check_production_safety(app.config)
+    configure_logging(app)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
 
     db.init_app(app)

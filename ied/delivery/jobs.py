@@ -23,6 +23,7 @@ from ied.delivery.models import Assignment, DeliveryAudit
 from ied.extensions import db
 from ied.mail import send_message
 from ied.queues import delivery_queue, redis_connection
+from ied.structured_logs import logged_job
 from ied.timestamps import utcnow
 
 log = logging.getLogger(__name__)
@@ -152,6 +153,7 @@ def _claim_attempt(assignment_id: int) -> DeliveryAudit | None:
     )
 
 
+@logged_job
 def deliver_assignment(assignment_id: int) -> str:
     """Send one installer email and record the outcome. Safe to run twice or concurrently."""
     _use_own_database_connections()
@@ -253,6 +255,7 @@ def close_abandoned_attempts(now: datetime) -> None:
         db.session.commit()
 
 
+@logged_job
 def requeue_stalled() -> int:
     """Enqueue every due `queued` assignment that no live job will deliver. Returns how many."""
     _use_own_database_connections()

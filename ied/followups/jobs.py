@@ -15,6 +15,7 @@ from ied.extensions import db
 from ied.followups.models import FollowUp, FollowUpDigest
 from ied.followups.queries import due_state_condition
 from ied.mail import send_message
+from ied.structured_logs import logged_job
 from ied.timestamps import utcnow
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,7 @@ def _claim(business_date, user_id: int, count: int, status: str) -> FollowUpDige
     return digest
 
 
+@logged_job
 def send_overdue_digest_if_due(now: datetime | None = None) -> int:
     """Send each active manager today's digest once, at or after FOLLOW_UP_DIGEST_HOUR in the
     business time zone; nothing due means no email (the day is recorded as skipped).

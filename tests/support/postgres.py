@@ -14,7 +14,8 @@ class PostgresUnavailable(RuntimeError):
     pass
 
 
-def _bindir() -> Path:
+def server_bindir() -> Path:
+    """Where the PostgreSQL server and client programs (initdb, pg_dump, ...) live."""
     pg_config = shutil.which("pg_config")
     if pg_config:
         bindir = Path(subprocess.check_output([pg_config, "--bindir"], text=True).strip())
@@ -37,7 +38,7 @@ def free_port() -> int:
 
 class ThrowawayPostgres:
     def __init__(self):
-        self.bindir = _bindir()
+        self.bindir = server_bindir()
         self.root = Path(tempfile.mkdtemp(prefix="ied-pg-"))
         self.data = self.root / "data"
         self.port = free_port()
