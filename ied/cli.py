@@ -11,6 +11,7 @@ from ied.delivery.worker import requeue_stalled_command, worker_command
 from ied.devstack import dev_command
 from ied.errors import DomainError
 from ied.extensions import db
+from ied.finance.services import cycle_billing_drift, repair_cycle_billing
 from ied.intake.services import create_api_key
 
 ied_cli = AppGroup("ied", help="IED back office commands.")
@@ -61,3 +62,26 @@ def seed_demo_command(if_empty: bool) -> None:
     click.echo("Demo data created. Sign in with:")
     for email, role, password in logins:
         click.echo(f"  {role:<9} {email}  password: {password}")
+
+
+@ied_cli.command("check-cycle-usage")
+@click.option("--repair", is_flag=True, help="Set every drifted counter to the direct count.")
+def check_cycle_usage_command(repair: bool) -> None:
+    """Compare the cycle-usage counters with a direct count of the delivery events.
+
+    Exits 1 when a counter is wrong and --repair was not given.
+    """
+    drift = repair_cycle_billing() if repair else cycle_billing_drift()
+    for row in drift:
+        click.echo(
+            f"installer {row.installer_id} cycle {row.billing_cycle}: "
+            f"counter {row.kept}; events {row.counted}"
+        )
+    if repair:
+        db.session.commit()
+        click.echo(f"Repaired {len(drift)} counter(s)." if drift else "Every counter is right.")
+    elif drift:
+        raise click.ClickException(f"{len(drift)} counter(s) differ; run with --repair.")
+    else:
+        db.session.rollback()
+        click.echo("Every counter is right.")

@@ -3,6 +3,7 @@
 from ied.activity.models import ActivityEntry
 from ied.auth.models import User
 from ied.delivery.models import Assignment, DeliveryAudit, DeliveryEvent
+from ied.finance.models import CycleBilling
 from ied.followups.models import ContactAttempt, FollowUp
 from ied.installers.models import Installer
 from ied.intake.models import ApiKey
@@ -13,6 +14,7 @@ __all__ = [
     "ApiKey",
     "Assignment",
     "ContactAttempt",
+    "CycleBilling",
     "DeliveryAudit",
     "DeliveryEvent",
     "FollowUp",

@@ -10,6 +10,7 @@ from ied.delivery import services as delivery
 from ied.delivery.models import Assignment, DeliveryEvent
 from ied.errors import NotFound
 from ied.extensions import db
+from ied.finance.services import repair_cycle_billing, void_delivery_event
 from ied.leads.models import LeadStatusChange
 
 
@@ -112,12 +113,13 @@ def test_voided_and_earlier_cycle_events_do_not_count(app, make_lead, make_insta
     first = delivery.assign_installers(make_lead("ready_to_route"), [installer.id], operator)[0]
     db.session.commit()
     event = delivery.record_delivery_success(first.id)
-    event.voided_at = datetime.now(UTC)
+    void_delivery_event(event.id, operator, "Credited")
     db.session.commit()
     second = delivery.assign_installers(make_lead("ready_to_route"), [installer.id], operator)[0]
     db.session.commit()
     event = delivery.record_delivery_success(second.id)
-    event.billing_cycle = "2001-01"
+    event.billing_cycle = "2001-01"  # billed in an old cycle; the counters follow the events
+    repair_cycle_billing()
     db.session.commit()
     third = delivery.assign_installers(make_lead("ready_to_route"), [installer.id], operator)[0]
     db.session.commit()

@@ -120,3 +120,8 @@ class DeliveryEvent(db.Model):
     assignment: Mapped[Assignment] = relationship(back_populates="delivery_event")
     installer: Mapped["Installer"] = relationship()
     lead: Mapped["Lead"] = relationship()
+    voided_by: Mapped["User | None"] = relationship()
+
+    @property
+    def is_voided(self) -> bool:
+        return self.voided_at is not None

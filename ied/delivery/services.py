@@ -11,6 +11,7 @@ from ied.business_time import billing_cycle
 from ied.delivery.models import ASSIGNMENT_TRANSITIONS, Assignment, DeliveryAudit, DeliveryEvent
 from ied.errors import DomainError, NotFound
 from ied.extensions import db
+from ied.finance.services import count_delivery_event
 from ied.installers.models import Installer
 from ied.installers.services import CycleUsage, cycle_usage, exclusion_reasons
 from ied.leads.models import Lead
@@ -193,6 +194,7 @@ def record_delivery_success(assignment_id: int) -> DeliveryEvent:
     )
     db.session.add(event)
     db.session.flush()
+    count_delivery_event(event)
     return event
 
 

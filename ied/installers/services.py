@@ -8,9 +8,10 @@ import sqlalchemy as sa
 from email_validator import EmailNotValidError, validate_email
 
 from ied.business_time import BillingCycle, billing_cycle
-from ied.delivery.models import Assignment, DeliveryEvent
+from ied.delivery.models import Assignment
 from ied.errors import DomainError
 from ied.extensions import db
+from ied.finance.models import CycleBilling
 from ied.installers.models import REGIONS, Installer
 from ied.leads.models import PRODUCTS, Lead
 
@@ -36,7 +37,7 @@ class CycleUsage:
 
 
 def cycle_usage(installers: list[Installer]) -> dict[int, CycleUsage]:
-    """Non-voided delivery events of each installer's current cycle plus its queued assignments."""
+    """Each installer's current-cycle counter (non-voided events) plus its queued assignments."""
     if not installers:
         return {}
     cycles = {installer.id: billing_cycle(installer.billing_anchor_day) for installer in installers}
@@ -44,13 +45,12 @@ def cycle_usage(installers: list[Installer]) -> dict[int, CycleUsage]:
     delivered = {
         (installer_id, label): count
         for installer_id, label, count in db.session.execute(
-            sa.select(DeliveryEvent.installer_id, DeliveryEvent.billing_cycle, sa.func.count())
-            .where(
-                DeliveryEvent.installer_id.in_(ids),
-                DeliveryEvent.billing_cycle.in_({cycle.label for cycle in cycles.values()}),
-                DeliveryEvent.voided_at.is_(None),
+            sa.select(
+                CycleBilling.installer_id, CycleBilling.billing_cycle, CycleBilling.billed_count
+            ).where(
+                CycleBilling.installer_id.in_(ids),
+                CycleBilling.billing_cycle.in_({cycle.label for cycle in cycles.values()}),
             )
-            .group_by(DeliveryEvent.installer_id, DeliveryEvent.billing_cycle)
         )
     }
     queued = dict(
