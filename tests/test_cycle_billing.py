@@ -128,3 +128,20 @@ def test_concurrent_deliveries_each_count(
     db.session.expire_all()
     assert counter(installer) == (4, Decimal("100.00"), 0, Decimal("0.00"))
     assert finance.cycle_billing_drift() == []
+
+
+def test_a_void_is_recorded_in_the_activity_log(app, make_lead, make_installer, operator):
+    from ied.activity.models import ActivityEntry
+
+    event = billed_delivery(make_lead, make_installer(), operator)
+    finance.void_delivery_event(event.id, operator, "Customer withdrew")
+    db.session.commit()
+    entry = db.session.scalars(
+        sa.select(ActivityEntry).where(ActivityEntry.verb == "delivery_event.voided")
+    ).one()
+    assert (entry.subject_id, entry.lead_id, entry.actor_id) == (
+        event.id,
+        event.lead_id,
+        operator.id,
+    )
+    assert entry.details["reason"] == "Customer withdrew"

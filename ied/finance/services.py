@@ -6,6 +6,7 @@ from decimal import Decimal
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from ied.activity.services import record_activity
 from ied.auth.models import User
 from ied.delivery.models import DeliveryEvent
 from ied.errors import DomainError, NotFound
@@ -97,7 +98,12 @@ def void_delivery_event(event_id: int, actor: User | None, reason: str) -> Deliv
     event.voided_by_id = actor.id if actor else None
     event.void_reason = reason
     _count_void(event)
-    db.session.flush()
+    record_activity(
+        "delivery_event.voided",
+        event,
+        actor=actor,
+        details={"reason": reason, "price": f"{event.price:.2f}", "cycle": event.billing_cycle},
+    )
     return event
 
 

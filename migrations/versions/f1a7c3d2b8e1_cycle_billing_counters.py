@@ -4,7 +4,7 @@ Cap checks and cycle usage read one row per installer instead of counting its de
 events; the counters start from the events already there.
 
 Revision ID: f1a7c3d2b8e1
-Revises: c94fa43e8c30
+Revises: a3c7e1f20b64
 Create Date: 2026-12-01 20:00:00
 
 """
@@ -14,7 +14,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = 'f1a7c3d2b8e1'
-down_revision = 'c94fa43e8c30'
+down_revision = 'a3c7e1f20b64'
 branch_labels = None
 depends_on = None
 
