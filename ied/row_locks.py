@@ -6,12 +6,14 @@ lock instead: competing writers queue up one at a time until the holder commits,
 that rely on row locks hold on both.
 """
 
+import re
 from collections.abc import Iterable
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
+from ied.errors import NotFound
 from ied.extensions import db
 
 
@@ -27,6 +29,35 @@ def lock_rows(model, ids: Iterable[int]) -> None:
         ),
         {"ids": ids},
     )
+
+
+def load_locked(model, ids: Iterable[int]) -> list:
+    """The rows, reloaded from the database under a row lock so concurrent changes queue
+    behind this one. Locked in id order, so two lockers of the same rows never deadlock."""
+    ids = sorted(set(ids))
+    lock_rows(model, ids)
+    return list(
+        db.session.scalars(
+            sa.select(model)
+            .where(model.id.in_(ids))
+            .order_by(model.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    )
+
+
+def lock_one(model, row_id: int):
+    """One row under its lock (see load_locked), or NotFound naming what is missing."""
+    rows = load_locked(model, [row_id])
+    if not rows:
+        raise NotFound(f"No {_record_name(model)} has the id {row_id}.")
+    return rows[0]
+
+
+def _record_name(model) -> str:
+    """FollowUp -> follow-up, Lead -> lead."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "-", model.__name__).lower()
 
 
 def configure_sqlite(engine: Engine) -> None:

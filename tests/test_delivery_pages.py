@@ -25,15 +25,17 @@ def test_the_panel_polls_while_a_delivery_is_queued_and_stops_once_settled(
 ):
     login_as("operator")
     url = f"/leads/{queued.lead.reference}/deliveries"
-    waiting = client.get(url, headers=HX)
+    waiting = client.get(f"{url}?sent=0", headers=HX)
     body = waiting.get_data(as_text=True)
     assert waiting.status_code == 200 and "<html" not in body
     assert 'hx-trigger="every 3s"' in body and "Waiting for the first attempt" in body
-    assert "follow-up/new" not in body
+    assert 'id="follow-up-panel"' not in body  # nothing was sent: the follow-up block stays
     deliver_assignment(queued.id)
-    settled = client.get(url, headers=HX).get_data(as_text=True)
+    settled = client.get(f"{url}?sent=0", headers=HX).get_data(as_text=True)
     assert 'hx-trigger="every 3s"' not in settled
-    assert f'hx-get="/leads/{queued.lead.reference}/follow-up/new"' in settled
+    # One more delivery sent: the follow-up block comes along out of band, now offering one.
+    assert '<section class="card" id="follow-up-panel" hx-swap-oob="true"' in settled
+    assert "Create follow-up" in settled and 'hx-trigger="load"' not in settled
     assert 'data-audit-status="sent"' in settled and "250" in settled
     assert client.get(url).status_code == 302  # without htmx: the lead page
 

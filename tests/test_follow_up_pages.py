@@ -88,7 +88,9 @@ def test_a_delivered_lead_can_create_one_primary_follow_up_record(
     ).one()
     default = (sent_at + timedelta(days=app.config["FOLLOW_UP_DEFAULT_DAYS"])).date()
     assert f'value="{default.isoformat()}"' in form  # the default is shown before saving
-    assert bad.company_name not in form  # only installers whose delivery was sent
+    installers = form.split('name="installer_id"')[1].split("</select>")[0]
+    assert good.company_name in installers
+    assert bad.company_name not in installers  # only installers whose delivery was sent
 
     missing_date = create(client, lead, good.id, "")
     assert missing_date.status_code == 422

@@ -2,7 +2,7 @@
 
 from functools import wraps
 
-from flask import Flask, abort, redirect, request, url_for
+from flask import Flask, abort, current_app, redirect, request, url_for
 from flask_login import current_user
 
 from ied.auth.models import User
@@ -29,6 +29,18 @@ def role_required(role: str):
         return wrapped
 
     return decorator
+
+
+def url_if_allowed(endpoint: str, **values) -> str | None:
+    """The page's URL when the signed-in user's role may open it (and it exists), else None:
+    so no page offers a link its reader would get 403 on."""
+    view = current_app.view_functions.get(endpoint)
+    if view is None:
+        return None
+    role = getattr(view, "required_role", None)
+    if role is not None and not (current_user.is_authenticated and current_user.has_role(role)):
+        return None
+    return url_for(endpoint, **values)
 
 
 def init_app(app: Flask) -> None:

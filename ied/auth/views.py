@@ -1,22 +1,12 @@
-from urllib.parse import urlsplit
-
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_user, logout_user
 
 from ied.auth.access import public
 from ied.auth.forms import LoginForm
 from ied.auth.services import authenticate
+from ied.local_paths import local_path
 
 bp = Blueprint("auth", __name__)
-
-
-def _safe_next(target: str | None) -> str:
-    if not target:
-        return url_for("home.index")
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/"):
-        return url_for("home.index")
-    return target
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -29,7 +19,7 @@ def login():
         user = authenticate(form.email.data, form.password.data)
         if user is not None:
             login_user(user)
-            return redirect(_safe_next(request.args.get("next")))
+            return redirect(local_path(request.args.get("next"), url_for("home.index")))
         form.password.errors.append("Email or password is wrong, or the account is inactive.")
     status = 422 if request.method == "POST" else 200
     return render_template("auth/login.html", form=form), status

@@ -23,6 +23,7 @@ from ied.delivery.models import Assignment, DeliveryAudit
 from ied.extensions import db
 from ied.mail import send_message
 from ied.queues import delivery_queue, redis_connection
+from ied.row_locks import lock_one
 from ied.structured_logs import logged_job
 from ied.timestamps import utcnow
 
@@ -42,15 +43,6 @@ def lease_seconds() -> int:
 def job_id_for(assignment_id: int, attempt_number: int) -> str:
     # One id per attempt: enqueuing the same attempt twice collapses onto one job.
     return f"delivery-{assignment_id}-{attempt_number}"
-
-
-def _next_attempt_number(assignment_id: int) -> int:
-    last = db.session.scalar(
-        sa.select(sa.func.max(DeliveryAudit.attempt_number)).where(
-            DeliveryAudit.assignment_id == assignment_id
-        )
-    )
-    return (last or 0) + 1
 
 
 def _job_is_live(job_id: str) -> bool:
@@ -89,7 +81,9 @@ def enqueue_deliveries(assignment_ids: list[int]) -> None:
     catches up."""
     for assignment_id in assignment_ids:
         try:
-            attempt_number = _next_attempt_number(assignment_id)
+            attempt_number = db.session.scalar(
+                sa.select(services.next_attempt_number(assignment_id))
+            )
             if not _job_is_live(job_id_for(assignment_id, attempt_number)):
                 _enqueue(assignment_id, attempt_number)
         except (redis.RedisError, OSError) as error:
@@ -139,7 +133,7 @@ def _close_expired_attempts(assignment: Assignment, now: datetime) -> bool:
 
 def _claim_attempt(assignment_id: int) -> DeliveryAudit | None:
     """Open an attempt under the assignment's row lock; None when there is nothing to do."""
-    assignment = services.lock_assignment(assignment_id)
+    assignment = lock_one(Assignment, assignment_id)
     now = utcnow()
     if assignment.status != "queued":
         return None
@@ -175,7 +169,7 @@ def deliver_assignment(assignment_id: int) -> str:
 
 def record_attempt_outcome(audit_id: int, outcome) -> str:
     audit = db.session.get(DeliveryAudit, audit_id)
-    assignment = services.lock_assignment(audit.assignment_id)
+    assignment = lock_one(Assignment, audit.assignment_id)
     db.session.refresh(audit)
     if audit.status != "sending":
         db.session.rollback()
@@ -251,7 +245,7 @@ def close_abandoned_attempts(now: datetime) -> None:
     ).all()
     for assignment_id in assignment_ids:
         # The assignment's lock first, as a delivery job takes it, so the two never deadlock.
-        _close_expired_attempts(services.lock_assignment(assignment_id), now)
+        _close_expired_attempts(lock_one(Assignment, assignment_id), now)
         db.session.commit()
 
 
@@ -263,8 +257,7 @@ def requeue_stalled() -> int:
     close_abandoned_attempts(now)
     in_flight = aliased(DeliveryAudit)
     due = db.session.execute(
-        sa.select(Assignment.id, sa.func.max(DeliveryAudit.attempt_number))
-        .outerjoin(DeliveryAudit, DeliveryAudit.assignment_id == Assignment.id)
+        sa.select(Assignment.id, services.next_attempt_number(Assignment.id))
         .where(
             Assignment.status == "queued",
             sa.or_(Assignment.next_attempt_at.is_(None), Assignment.next_attempt_at <= now),
@@ -272,12 +265,10 @@ def requeue_stalled() -> int:
                 in_flight.assignment_id == Assignment.id, in_flight.status == "sending"
             ),
         )
-        .group_by(Assignment.id)
         .order_by(Assignment.id)
     ).all()
     enqueued = 0
-    for assignment_id, last_attempt in due:
-        attempt_number = (last_attempt or 0) + 1
+    for assignment_id, attempt_number in due:
         if not _job_is_live(job_id_for(assignment_id, attempt_number)):
             _enqueue(assignment_id, attempt_number)
             enqueued += 1

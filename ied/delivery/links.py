@@ -1,7 +1,5 @@
 """The installer's signed link: it names one assignment and the installer's link version."""
 
-from dataclasses import dataclass
-
 from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
@@ -26,11 +24,6 @@ class LinkRevoked(Exception):
 class LinkPending(Exception):
     """The delivery is still being confirmed: only a delivery we know succeeded (and billed)
     shows its lead."""
-
-
-@dataclass(frozen=True)
-class LinkTarget:
-    assignment: Assignment
 
 
 def _serializer() -> URLSafeTimedSerializer:

@@ -15,8 +15,8 @@ from ied.finance.services import count_delivery_event
 from ied.installers.models import Installer
 from ied.installers.services import CycleUsage, cycle_usage, exclusion_reasons
 from ied.leads.models import Lead
-from ied.leads.services import change_status, lock_lead
-from ied.row_locks import lock_rows
+from ied.leads.services import change_status, clean_note
+from ied.row_locks import load_locked, lock_one
 from ied.timestamps import UTCDateTime, utcnow
 
 ASSIGNABLE_LEAD_STATUSES = ("ready_to_route", "assigned")
@@ -45,18 +45,13 @@ def path_rule(lead: Lead) -> str:
     return f"Compare quotes: one to {max_installers(lead)} different installers."
 
 
+def is_live(assignment: Assignment) -> bool:
+    """Counts against the path's limit: every assignment but a withdrawn one."""
+    return assignment.status != "withdrawn"
+
+
 def _lock_installers(installer_ids: Sequence[int]) -> list[Installer]:
-    # Locking in id order keeps two concurrent assignments from deadlocking on each other.
-    lock_rows(Installer, installer_ids)
-    installers = list(
-        db.session.scalars(
-            sa.select(Installer)
-            .where(Installer.id.in_(installer_ids))
-            .order_by(Installer.id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-    )
+    installers = load_locked(Installer, installer_ids)
     missing = set(installer_ids) - {installer.id for installer in installers}
     if missing:
         raise NotFound(f"No installer has the id {', '.join(map(str, sorted(missing)))}.")
@@ -76,14 +71,14 @@ def _refuse_unless_free(installer: Installer, lead: Lead, reasons, usage: CycleU
 
 
 def assign_installers(
-    lead: Lead, installer_ids: Sequence[int], actor: User | None
+    lead: Lead, installer_ids: Sequence[int], actor: User | None, note: str | None = None
 ) -> list[Assignment]:
     """Create queued assignments; the first ones move the lead to `assigned` in this transaction.
 
     Row locks on the lead and on each installer make concurrent assignments queue up, so
     neither a path limit nor an installer's cycle cap can be overrun by two requests at once.
     """
-    lead = lock_lead(lead.id)
+    lead = lock_one(Lead, lead.id)
     if lead.status not in ASSIGNABLE_LEAD_STATUSES:
         raise AssignmentRefused(
             f"Lead {lead.reference} is '{lead.status}': installers can be assigned only once it is "
@@ -108,7 +103,7 @@ def assign_installers(
                 f"{lead.reference} ({assignment.status}).",
                 field="installer_ids",
             )
-    live_count = sum(1 for a in existing.values() if a.status != "withdrawn")
+    live_count = sum(1 for assignment in existing.values() if is_live(assignment))
     limit = max_installers(lead)
     if live_count + len(installer_ids) > limit:
         raise AssignmentRefused(
@@ -143,22 +138,10 @@ def assign_installers(
     db.session.add_all(assignments)
     if lead.status == "ready_to_route":
         names = ", ".join(installer.company_name for installer in installers)
-        change_status(lead, "assigned", actor, note=f"Assigned to {names}")
+        note = " · ".join(filter(None, [f"Assigned to {names}", clean_note(note)]))
+        change_status(lead, "assigned", actor, note=note)
     db.session.flush()
     return assignments
-
-
-def lock_assignment(assignment_id: int) -> Assignment:
-    lock_rows(Assignment, [assignment_id])
-    assignment = db.session.scalars(
-        sa.select(Assignment)
-        .where(Assignment.id == assignment_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).first()
-    if assignment is None:
-        raise NotFound(f"No assignment has the id {assignment_id}.")
-    return assignment
 
 
 def move_assignment(assignment: Assignment, to_status: str) -> Assignment:
@@ -175,7 +158,7 @@ def move_assignment(assignment: Assignment, to_status: str) -> Assignment:
 
 def record_delivery_success(assignment_id: int) -> DeliveryEvent:
     """Mark the assignment sent and create its billable event, exactly once."""
-    assignment = lock_assignment(assignment_id)
+    assignment = lock_one(Assignment, assignment_id)
     if assignment.status == "sent" and assignment.delivery_event is not None:
         return assignment.delivery_event
     move_assignment(assignment, "sent")
@@ -200,7 +183,7 @@ def record_delivery_success(assignment_id: int) -> DeliveryEvent:
 
 def record_delivery_failure(assignment_id: int, reason: str) -> Assignment:
     """Permanent failure, or retries used up: the operator may resend or withdraw."""
-    assignment = lock_assignment(assignment_id)
+    assignment = lock_one(Assignment, assignment_id)
     move_assignment(assignment, "failed")
     assignment.last_error = reason
     assignment.next_attempt_at = None
@@ -210,7 +193,7 @@ def record_delivery_failure(assignment_id: int, reason: str) -> Assignment:
 
 def resend(assignment: Assignment, actor: User | None) -> Assignment:
     """A failed delivery goes back in the queue, if its installer may still take a lead now."""
-    assignment = lock_assignment(assignment.id)
+    assignment = lock_one(Assignment, assignment.id)
     if "queued" not in assignment.allowed_next:
         move_assignment(assignment, "queued")  # raises with the reason
     (installer,) = _lock_installers([assignment.installer_id])
@@ -230,7 +213,7 @@ def resend(assignment: Assignment, actor: User | None) -> Assignment:
 
 
 def withdraw(assignment: Assignment, actor: User | None) -> Assignment:
-    assignment = lock_assignment(assignment.id)
+    assignment = lock_one(Assignment, assignment.id)
     if assignment.status == "sent":
         raise IllegalAssignmentTransition(
             f"The delivery to {assignment.installer.company_name} was sent and cannot be "
@@ -250,19 +233,24 @@ def message_id_for(assignment: Assignment) -> str:
     return f"<assignment-{assignment.id}.lead-{assignment.lead_id}@{domain}>"
 
 
+def next_attempt_number(assignment_id) -> sa.ScalarSelect:
+    """The number the assignment's next attempt gets (1 for the first), as SQL: pass an id, or
+    the Assignment.id column to have it for every row of a query."""
+    return (
+        sa.select(sa.func.coalesce(sa.func.max(DeliveryAudit.attempt_number), 0) + 1)
+        .where(DeliveryAudit.assignment_id == assignment_id)
+        .scalar_subquery()
+    )
+
+
 def begin_attempt(
     assignment: Assignment, *, job_id: str | None, lease_seconds: int
 ) -> DeliveryAudit:
     """Write the attempt's audit row before anything is sent, so no attempt goes unrecorded."""
-    last_number = db.session.scalar(
-        sa.select(sa.func.max(DeliveryAudit.attempt_number)).where(
-            DeliveryAudit.assignment_id == assignment.id
-        )
-    )
     now = utcnow()
     audit = DeliveryAudit(
         assignment=assignment,
-        attempt_number=(last_number or 0) + 1,
+        attempt_number=db.session.scalar(sa.select(next_attempt_number(assignment.id))),
         recipient=assignment.installer.delivery_email,
         status="sending",
         message_id=message_id_for(assignment),

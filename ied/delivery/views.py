@@ -1,9 +1,8 @@
-"""Deliveries on the lead page (panel, resend, withdraw) and the installer's signed link."""
+"""Resending and withdrawing a delivery (answered with the lead page's blocks), and the
+installer's signed link."""
 
-import sqlalchemy as sa
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_login import current_user
-from sqlalchemy.orm import selectinload
 
 from ied.auth.access import public, role_required
 from ied.delivery import services
@@ -14,11 +13,11 @@ from ied.errors import DomainError
 from ied.extensions import csrf, db
 from ied.htmx import is_htmx
 from ied.leads.assessment import readable_answers
-from ied.leads.models import PATH_LABELS, PRODUCT_LABELS, Lead
+from ied.leads.models import PATH_LABELS, PRODUCT_LABELS
+from ied.leads.page import lead_or_404, lead_page_parts
 
 bp = Blueprint("delivery", __name__)
 
-PANEL = "delivery/_assignments_panel.html"
 INSTALLER_LINK_HEADERS = {
     "Cache-Control": "no-store",
     "Referrer-Policy": "no-referrer",
@@ -26,37 +25,9 @@ INSTALLER_LINK_HEADERS = {
 }
 
 
-def lead_with_deliveries(reference: str) -> Lead:
-    lead = db.session.scalars(
-        sa.select(Lead)
-        .where(Lead.reference == reference)
-        .options(
-            selectinload(Lead.assignments).joinedload(Assignment.installer),
-            selectinload(Lead.assignments).selectinload(Assignment.audits),
-        )
-    ).first()
-    if lead is None:
-        abort(404)
-    return lead
-
-
-def lead_page_url(lead: Lead) -> str:
-    return url_for("leads.show", reference=lead.reference)
-
-
-def _panel(lead: Lead, status: int = 200, error: str | None = None):
-    """The panel alone, for htmx; it also refreshes the follow-up panel once deliveries settle."""
-    body = render_template(PANEL, lead=lead, delivery_error=error, refresh_follow_up_panel=True)
-    return body, status, {"Vary": "HX-Request"}
-
-
-@bp.get("/leads/<reference>/deliveries")
-@role_required("operator")
-def panel(reference: str):
-    lead = lead_with_deliveries(reference)
-    if not is_htmx():
-        return redirect(lead_page_url(lead))
-    return _panel(lead)
+# What resending or withdrawing changes on the lead page: the deliveries block, and the assign
+# dialog out of band (live installers and cap use move with it).
+ASSIGNMENT_PARTS = ["deliveries", "assign_dialog"]
 
 
 def _act_on_assignment(assignment_id: int, action, done_message: str):
@@ -68,13 +39,15 @@ def _act_on_assignment(assignment_id: int, action, done_message: str):
     except DomainError as error:
         db.session.rollback()
         if is_htmx():
-            return _panel(lead_with_deliveries(reference), 409, error.message)
+            return lead_page_parts(
+                lead_or_404(reference), ASSIGNMENT_PARTS, 409, delivery_error=error.message
+            )
         flash(error.message, "error")
         return redirect(url_for("leads.show", reference=reference), 303)
     if assignment.status == "queued":
         enqueue_deliveries([assignment.id])
     if is_htmx():
-        return _panel(lead_with_deliveries(reference))
+        return lead_page_parts(lead_or_404(reference), ASSIGNMENT_PARTS)
     flash(done_message.format(installer=assignment.installer.company_name), "success")
     return redirect(url_for("leads.show", reference=reference), 303)
 

@@ -18,7 +18,9 @@ from ied.followups.models import (
     SATISFACTION_OUTCOMES,
 )
 from ied.followups.queries import DUE_STATES
-from ied.followups.services import Outcome
+from ied.followups.services import Outcome, default_due_date
+from ied.form_values import optional_int
+from ied.formatting import local_date
 
 NOTE_LIMIT = 2000
 
@@ -31,19 +33,30 @@ def _optional_choice(value: str | None) -> str | None:
     return value or None
 
 
-def _optional_int(value) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
 class CreateFollowUpForm(FlaskForm):
     installer_id = SelectField(
-        "Installer", coerce=_optional_int, validators=[InputRequired("Choose an installer.")]
+        "Installer", coerce=optional_int, validators=[InputRequired("Choose an installer.")]
     )
     due_date = DateField("Due date", validators=[InputRequired("Give a due date.")])
     notes = TextAreaField("Why follow up (optional)", validators=[Length(max=NOTE_LIMIT)])
+
+
+def create_follow_up_form(sent, installer_id: int | None = None) -> CreateFollowUpForm:
+    """A fresh form whose due date defaults from the chosen (else the first) sent delivery."""
+    chosen = next((a for a in sent if a.installer_id == installer_id), sent[0])
+    form = CreateFollowUpForm(
+        formdata=None, installer_id=chosen.installer_id, due_date=default_due_date(chosen)
+    )
+    offer_installers(form, sent)
+    return form
+
+
+def offer_installers(form: CreateFollowUpForm, sent) -> None:
+    """The installers a follow-up may be for: those the lead was delivered to."""
+    form.installer_id.choices = choices(
+        (a.installer_id, f"{a.installer.company_name} (delivered {local_date(a.sent_at)})")
+        for a in sent
+    )
 
 
 class ContactAttemptForm(FlaskForm):
@@ -93,7 +106,7 @@ class FollowUpFilterForm(FlaskForm):
         filters=[lambda value: value if value in FOLLOW_UP_STATUS_LABELS else None],
     )
     issue = BooleanField("Open issue only", false_values=("", "false", "0"))
-    installer = SelectField("Installer", coerce=_optional_int)
+    installer = SelectField("Installer", coerce=optional_int)
     q = SearchField("Search", filters=[lambda value: (value or "").strip()[:100] or None])
     after = IntegerField(validators=[Optional()])
 

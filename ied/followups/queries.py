@@ -10,6 +10,7 @@ from ied.business_time import business_today, day_bounds
 from ied.capped_counts import CappedCount, capped_count
 from ied.extensions import db
 from ied.followups.models import CLOSED_FOLLOW_UP_STATUSES, OPEN_FOLLOW_UP_STATUSES, FollowUp
+from ied.followups.services import sent_assignments, why_no_follow_up
 from ied.formatting import local_datetime
 from ied.leads.models import Lead
 from ied.timestamps import utcnow
@@ -172,3 +173,22 @@ def overdue_label(due_at: datetime, now: datetime | None = None) -> str:
     if late == 0:
         return f"overdue since {local_datetime(due_at, '%H:%M')}"
     return f"{late} day{'s' if late != 1 else ''} overdue"
+
+
+@dataclass(frozen=True)
+class LeadFollowUpPanel:
+    """What the lead page's follow-up block shows: the follow-up, or why none can be made,
+    or the sent deliveries a new one may be for."""
+
+    follow_up: FollowUp | None
+    reason: str | None
+    sent: list
+
+
+def lead_follow_up_panel(lead: Lead) -> LeadFollowUpPanel:
+    if lead.follow_up is not None:
+        return LeadFollowUpPanel(lead.follow_up, None, [])
+    reason = why_no_follow_up(lead)
+    if reason:
+        return LeadFollowUpPanel(None, reason, [])
+    return LeadFollowUpPanel(None, None, sent_assignments(lead))

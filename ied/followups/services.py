@@ -10,7 +10,7 @@ from sqlalchemy.orm import joinedload
 from ied.auth.models import User
 from ied.business_time import business_today, local_midnight
 from ied.delivery.models import Assignment
-from ied.errors import DomainError, NotFound
+from ied.errors import DomainError
 from ied.extensions import db
 from ied.followups.models import (
     CONTACT_OUTCOMES,
@@ -20,8 +20,7 @@ from ied.followups.models import (
     FollowUp,
 )
 from ied.leads.models import Lead
-from ied.leads.services import lock_lead
-from ied.row_locks import lock_rows
+from ied.row_locks import lock_one
 from ied.timestamps import utcnow
 
 
@@ -68,7 +67,7 @@ def create_follow_up(
     actor: User | None,
     notes: str | None = None,
 ) -> FollowUp:
-    lead = lock_lead(lead.id)
+    lead = lock_one(Lead, lead.id)
     reason = why_no_follow_up(lead)
     if reason:
         raise FollowUpRefused(reason)
@@ -94,19 +93,6 @@ def create_follow_up(
     return follow_up
 
 
-def lock_follow_up(follow_up_id: int) -> FollowUp:
-    lock_rows(FollowUp, [follow_up_id])
-    follow_up = db.session.scalars(
-        sa.select(FollowUp)
-        .where(FollowUp.id == follow_up_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).first()
-    if follow_up is None:
-        raise NotFound(f"No follow-up has the id {follow_up_id}.")
-    return follow_up
-
-
 def _move(follow_up: FollowUp, to_status: str) -> None:
     allowed = FOLLOW_UP_TRANSITIONS[follow_up.status]
     if to_status not in allowed:
@@ -119,7 +105,7 @@ def _move(follow_up: FollowUp, to_status: str) -> None:
 
 
 def start(follow_up: FollowUp, actor: User | None) -> FollowUp:
-    follow_up = lock_follow_up(follow_up.id)
+    follow_up = lock_one(FollowUp, follow_up.id)
     _move(follow_up, "in_progress")
     follow_up.started_at = utcnow()
     db.session.flush()
@@ -130,7 +116,7 @@ def log_contact_attempt(
     follow_up: FollowUp, outcome: str, actor: User, note: str | None = None
 ) -> ContactAttempt:
     """Count the attempt and keep it as a row; a pending follow-up starts with its first attempt."""
-    follow_up = lock_follow_up(follow_up.id)
+    follow_up = lock_one(FollowUp, follow_up.id)
     if outcome not in CONTACT_OUTCOMES:
         raise FollowUpRefused(
             f"Outcome must be one of: {', '.join(CONTACT_OUTCOMES)}.", field="outcome"
@@ -173,7 +159,7 @@ class Outcome:
 
 
 def record_outcome(follow_up: FollowUp, outcome: Outcome, actor: User | None) -> FollowUp:
-    follow_up = lock_follow_up(follow_up.id)
+    follow_up = lock_one(FollowUp, follow_up.id)
     if not follow_up.is_open:
         raise FollowUpRefused(
             f"The follow-up is '{follow_up.status}': its outcome can no longer change "
@@ -214,13 +200,18 @@ def why_not_closable(follow_up: FollowUp) -> str | None:
     return None
 
 
+def closes_as(follow_up: FollowUp) -> str:
+    """The status closing gives: closed_with_issue while an issue is still open."""
+    return "closed_with_issue" if follow_up.has_open_issue else "completed"
+
+
 def close(follow_up: FollowUp, actor: User | None) -> FollowUp:
     """Completed, or closed_with_issue while an issue is still open."""
-    follow_up = lock_follow_up(follow_up.id)
+    follow_up = lock_one(FollowUp, follow_up.id)
     reason = why_not_closable(follow_up)
     if reason:
         raise FollowUpRefused(reason)
-    _move(follow_up, "closed_with_issue" if follow_up.has_open_issue else "completed")
+    _move(follow_up, closes_as(follow_up))
     follow_up.completed_at = utcnow()
     db.session.flush()
     return follow_up
@@ -228,7 +219,7 @@ def close(follow_up: FollowUp, actor: User | None) -> FollowUp:
 
 def mark_issue_resolved(follow_up: FollowUp, actor: User | None) -> FollowUp:
     """Resolving a closed follow-up's issue drops it from the open-issue view; status stays."""
-    follow_up = lock_follow_up(follow_up.id)
+    follow_up = lock_one(FollowUp, follow_up.id)
     if not follow_up.has_open_issue:
         raise FollowUpRefused("This follow-up has no open issue to resolve.")
     follow_up.issue_resolved = True

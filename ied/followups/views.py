@@ -1,28 +1,21 @@
-"""Follow-ups: the managers' due/overdue list, the follow-up page and its actions, and the
-lead page's follow-up panel. Every action answers htmx with the parts it changed and a plain
-post with a 303 back to the page."""
+"""Follow-ups: the due/overdue list, the follow-up page and its actions. Every action answers
+htmx with the parts it changed and a plain post with a 303 back to the page. (The lead page's
+follow-up block and creating one from it are served by the leads blueprint.)"""
 
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, request, url_for
 from flask_login import current_user
 from sqlalchemy.orm import joinedload, selectinload
 
 from ied.auth.access import role_required
 from ied.capped_counts import CappedCount
-from ied.delivery.models import Assignment
 from ied.errors import DomainError
 from ied.extensions import db
 from ied.followups import services
-from ied.followups.forms import (
-    ContactAttemptForm,
-    CreateFollowUpForm,
-    FollowUpFilterForm,
-    OutcomeForm,
-    choices,
-)
+from ied.followups.forms import ContactAttemptForm, FollowUpFilterForm, OutcomeForm, choices
 from ied.followups.models import (
     CONTACT_OUTCOME_LABELS,
     FOLLOW_UP_STATUS_LABELS,
@@ -38,19 +31,14 @@ from ied.followups.queries import (
     follow_up_page,
     overdue_label,
 )
-from ied.formatting import local_date
 from ied.htmx import is_htmx, page_or_blocks
 from ied.installers.models import Installer
-from ied.leads.models import Lead
 from ied.timestamps import utcnow
 
 bp = Blueprint("followups", __name__)
 
 LIST_PAGE = "followups/index.html"
 FOLLOW_UP_PAGE = "followups/show.html"
-LEAD_PANEL = "followups/_lead_panel.html"
-NEW_PAGE = "followups/new.html"
-HTMX_VARY = {"Vary": "HX-Request"}
 
 
 @bp.app_context_processor
@@ -148,6 +136,7 @@ def _follow_up_page(
         attempt_form=attempt_form or ContactAttemptForm(formdata=None),
         outcome_form=outcome_form or OutcomeForm(formdata=None, obj=follow_up),
         why_not_closable=services.why_not_closable(follow_up),
+        closes_as=services.closes_as(follow_up),
         refusal=refusal,
         refused_part=parts[0] if refusal else None,
     )
@@ -247,134 +236,3 @@ def resolve_issue(follow_up_id: int):
         RESOLVE_ISSUE,
         lambda follow_up: services.mark_issue_resolved(follow_up, current_user),
     )
-
-
-# Creating one from the lead page -----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LeadFollowUpPanel:
-    """What the lead page's follow-up panel shows: the follow-up, or why none can be made,
-    or the form to make one."""
-
-    follow_up: FollowUp | None
-    reason: str | None
-    form: CreateFollowUpForm | None
-    sent: list[Assignment]
-
-
-def _create_form(sent: list[Assignment], installer_id: int | None = None) -> CreateFollowUpForm:
-    """A fresh form whose due date defaults from the chosen (else the first) sent delivery."""
-    chosen = next((a for a in sent if a.installer_id == installer_id), sent[0])
-    form = CreateFollowUpForm(
-        formdata=None,
-        installer_id=chosen.installer_id,
-        due_date=services.default_due_date(chosen),
-    )
-    _offer_installers(form, sent)
-    return form
-
-
-def _offer_installers(form: CreateFollowUpForm, sent: list[Assignment]) -> None:
-    form.installer_id.choices = choices(
-        (
-            assignment.installer_id,
-            f"{assignment.installer.company_name} (delivered {local_date(assignment.sent_at)})",
-        )
-        for assignment in sent
-    )
-
-
-def lead_follow_up_panel(lead: Lead, form: CreateFollowUpForm | None = None) -> LeadFollowUpPanel:
-    follow_up = db.session.scalars(
-        sa.select(FollowUp)
-        .where(FollowUp.lead_id == lead.id)
-        .options(joinedload(FollowUp.installer))
-    ).first()
-    if follow_up is not None:
-        return LeadFollowUpPanel(follow_up, None, None, [])
-    reason = services.why_no_follow_up(lead)
-    if reason:
-        return LeadFollowUpPanel(None, reason, None, [])
-    sent = services.sent_assignments(lead)
-    return LeadFollowUpPanel(None, None, form or _create_form(sent), sent)
-
-
-@bp.app_context_processor
-def lead_panel_helpers():
-    return {
-        "lead_follow_up_panel": lead_follow_up_panel,
-        "follow_up_default_days": current_app.config["FOLLOW_UP_DEFAULT_DAYS"],
-        "lead_page_url": lead_page_url,
-    }
-
-
-def lead_page_url(lead: Lead) -> str | None:
-    """The lead page, once its blueprint is registered (issue 3 builds it)."""
-    if "leads.show" not in current_app.view_functions:
-        return None
-    return url_for("leads.show", reference=lead.reference)
-
-
-def lead_or_404(reference: str) -> Lead:
-    lead = db.session.scalars(sa.select(Lead).where(Lead.reference == reference)).first()
-    if lead is None:
-        abort(404)
-    return lead
-
-
-def _lead_panel(lead: Lead, status: int = 200, *, form=None, refusal=None, created=False):
-    """The panel for htmx (the lead page swaps it), a page around the panel otherwise."""
-    context = {
-        "lead": lead,
-        "create_form": form,
-        "panel_refusal": refusal,
-        "follow_up_created": created,
-    }
-    template = LEAD_PANEL if is_htmx() else NEW_PAGE
-    return render_template(template, **context), status, HTMX_VARY
-
-
-@bp.get("/leads/<reference>/follow-up/new")
-@role_required("operator")
-def new(reference: str):
-    """The create form alone (no JavaScript), or re-rendered for htmx when the installer
-    changes so the default due date follows that installer's delivery."""
-    lead = lead_or_404(reference)
-    panel = lead_follow_up_panel(lead)
-    form = None
-    if panel.form is not None:
-        form = _create_form(panel.sent, request.args.get("installer_id", type=int))
-    return _lead_panel(lead, form=form)
-
-
-@bp.post("/leads/<reference>/follow-up")
-@role_required("operator")
-def create(reference: str):
-    lead = lead_or_404(reference)
-    reason = services.why_no_follow_up(lead)
-    if reason:
-        return _lead_panel(lead, 409, refusal=reason)
-    form = CreateFollowUpForm()
-    _offer_installers(form, services.sent_assignments(lead))
-    if not form.validate():
-        return _lead_panel(lead, 422, form=form)
-    try:
-        follow_up = services.create_follow_up(
-            lead,
-            form.installer_id.data,
-            services.due_at_end_of(form.due_date.data),
-            current_user,
-            form.notes.data,
-        )
-        db.session.commit()
-    except DomainError as error:
-        db.session.rollback()
-        if error.field in form:
-            form[error.field].errors.append(error.message)
-            return _lead_panel(lead, 422, form=form)
-        return _lead_panel(lead, 409, refusal=error.message)
-    if is_htmx():
-        return _lead_panel(lead, created=True)
-    flash(f"Follow-up created for {lead.reference}, due {form.due_date.data:%d %b %Y}.", "success")
-    return redirect(url_for(".show", follow_up_id=follow_up.id), 303)

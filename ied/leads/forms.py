@@ -2,12 +2,9 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, RadioField, SelectField, StringField, TelField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 
+from ied.form_values import optional_int
 from ied.leads.models import PATH_LABELS, PRODUCT_LABELS
 from ied.leads.services import LeadInput
-
-
-def _optional_int(value) -> int | None:
-    return int(value) if value not in (None, "", "None") else None
 
 
 class NewLeadForm(FlaskForm):
@@ -34,7 +31,7 @@ class NewLeadForm(FlaskForm):
     )
     recommendation = TextAreaField("Recommendation")
     recommended_installer_id = SelectField(
-        "Recommended installer", coerce=_optional_int, validate_choice=False
+        "Recommended installer", coerce=optional_int, validate_choice=False
     )
     notes = TextAreaField("Notes")
 

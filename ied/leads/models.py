@@ -17,6 +17,14 @@ if TYPE_CHECKING:
 LEAD_STATUSES = ("new", "reviewing", "ready_to_route", "assigned")
 # The locked lifecycle: each status has at most one next status, nothing goes back.
 NEXT_LEAD_STATUS = {"new": "reviewing", "reviewing": "ready_to_route", "ready_to_route": "assigned"}
+# What moving to each status is called on a button. `assigned` comes only from assigning
+# installers (the assign dialog); the others are one click.
+NEXT_ACTION_LABELS = {
+    "reviewing": "Start review",
+    "ready_to_route": "Approve for routing",
+    "assigned": "Assign",
+}
+ONE_CLICK_STATUSES = ("reviewing", "ready_to_route")
 SELECTED_PATHS = ("compare_quotes", "recommended_installer")
 PRODUCTS = ("solar_pv", "battery", "heat_pump", "ev_charger", "insulation", "boiler")
 PRODUCT_LABELS = {
@@ -112,6 +120,11 @@ class Lead(db.Model):
     @property
     def next_status(self) -> str | None:
         return NEXT_LEAD_STATUS.get(self.status)
+
+    @property
+    def one_click_next(self) -> str | None:
+        """The next status when one click moves the lead there (not `assigned`)."""
+        return self.next_status if self.next_status in ONE_CLICK_STATUSES else None
 
     def __repr__(self) -> str:
         return f"<Lead {self.reference} {self.status}>"

@@ -10,6 +10,7 @@ from sqlalchemy.orm import joinedload, selectinload
 from ied.capped_counts import CappedCount, capped_count
 from ied.delivery.models import Assignment
 from ied.extensions import db
+from ied.followups.models import FollowUp
 from ied.leads.models import LEAD_STATUSES, Lead, LeadStatusChange
 from ied.leads.services import normalize_email, normalize_phone, normalize_postcode
 from ied.timestamps import UTCDateTime, utcnow
@@ -133,25 +134,23 @@ def queue_page(tab: str, q: str = "", order: str = "newest", after: str | None =
     return QueuePage(leads=leads, next_cursor=encode_cursor(leads[-1]) if more else None)
 
 
-def lead_for_page(reference: str) -> Lead | None:
-    """The lead with everything its page shows, loaded up front (no query per row)."""
+# What a lead's page shows, loaded up front (no query per row), and what a queue row shows.
+PAGE_LOADS = (
+    joinedload(Lead.possible_duplicate_of).load_only(Lead.reference, Lead.created_at),
+    joinedload(Lead.recommended_installer),
+    joinedload(Lead.follow_up).joinedload(FollowUp.installer),
+    selectinload(Lead.status_changes).joinedload(LeadStatusChange.changed_by),
+    selectinload(Lead.assignments).joinedload(Assignment.installer),
+    selectinload(Lead.assignments).selectinload(Assignment.audits),
+)
+ROW_LOADS = (joinedload(Lead.possible_duplicate_of).load_only(Lead.reference),)
+
+
+def lead_by_reference(reference: str, loads=ROW_LOADS) -> Lead | None:
+    """The one way to find a lead by its reference (typed in any case, spaces around)."""
     return db.session.scalars(
         sa.select(Lead)
         .where(Lead.reference == reference.strip().upper())
-        .options(
-            joinedload(Lead.possible_duplicate_of).load_only(Lead.reference, Lead.created_at),
-            joinedload(Lead.recommended_installer),
-            joinedload(Lead.follow_up),
-            selectinload(Lead.status_changes).joinedload(LeadStatusChange.changed_by),
-            selectinload(Lead.assignments).joinedload(Assignment.installer),
-            selectinload(Lead.assignments).selectinload(Assignment.audits),
-        )
-    ).first()
-
-
-def lead_for_row(reference: str) -> Lead | None:
-    return db.session.scalars(
-        sa.select(Lead)
-        .where(Lead.reference == reference.strip().upper())
-        .options(joinedload(Lead.possible_duplicate_of).load_only(Lead.reference))
+        .options(*loads)
+        .execution_options(populate_existing=True)
     ).first()

@@ -10,10 +10,10 @@ import sqlalchemy as sa
 from flask import current_app
 
 from ied.auth.models import User
-from ied.errors import DomainError, NotFound
+from ied.errors import DomainError
 from ied.extensions import db
 from ied.leads.models import NEXT_LEAD_STATUS, PRODUCTS, SELECTED_PATHS, Lead, LeadStatusChange
-from ied.row_locks import lock_rows
+from ied.row_locks import lock_one
 from ied.timestamps import utcnow
 
 REFERENCE_PREFIX = "IED-"
@@ -173,30 +173,6 @@ class LeadValidationError(DomainError):
         self.errors = errors
 
 
-def get_lead_by_reference(reference: str, *, for_update: bool = False) -> Lead:
-    query = sa.select(Lead).where(Lead.reference == reference.strip().upper())
-    if for_update:
-        query = query.with_for_update()
-    lead = db.session.scalars(query).first()
-    if lead is None:
-        raise NotFound(f"No lead has the reference {reference}.")
-    return lead
-
-
-def lock_lead(lead_id: int) -> Lead:
-    """Reload the lead under a row lock so concurrent changes queue behind this one."""
-    lock_rows(Lead, [lead_id])
-    lead = db.session.scalars(
-        sa.select(Lead)
-        .where(Lead.id == lead_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).first()
-    if lead is None:
-        raise NotFound(f"No lead has the id {lead_id}.")
-    return lead
-
-
 def change_status(lead: Lead, to_status: str, actor: User | None, note: str | None = None) -> Lead:
     """Move a lead one step along the lifecycle, or refuse with the reason."""
     allowed = NEXT_LEAD_STATUS.get(lead.status)
@@ -225,17 +201,22 @@ def change_status(lead: Lead, to_status: str, actor: User | None, note: str | No
 
 
 def start_review(lead: Lead, actor: User | None, note: str | None = None) -> Lead:
-    return change_status(lock_lead(lead.id), "reviewing", actor, note)
+    return advance(lead, "reviewing", actor, note)
 
 
 def approve_for_routing(lead: Lead, actor: User | None, note: str | None = None) -> Lead:
-    return change_status(lock_lead(lead.id), "ready_to_route", actor, note)
+    return advance(lead, "ready_to_route", actor, note)
 
 
-def advance(lead: Lead, to_status: str, actor: User | None) -> Lead:
-    """The queue's one-click transitions; `assigned` only comes from assigning installers."""
+def advance(lead: Lead, to_status: str, actor: User | None, note: str | None = None) -> Lead:
+    """The one-click transitions; `assigned` only comes from assigning installers."""
     if to_status == "assigned":
         raise IllegalLeadTransition(
             f"Lead {lead.reference} becomes 'assigned' only by assigning installers to it."
         )
-    return change_status(lock_lead(lead.id), to_status, actor)
+    return change_status(lock_one(Lead, lead.id), to_status, actor, clean_note(note))
+
+
+def clean_note(note: str | None) -> str | None:
+    """An operator's note on a transition: trimmed, empty means none."""
+    return (note or "").strip() or None

@@ -1,7 +1,8 @@
-"""The operators' work queue, the lead page with its assign dialog, and the phone-in form."""
+"""The operators' work queue, the phone-in form, and the lead page with every route under
+`/leads/<reference>/`: transitions, the assign dialog, the deliveries block's refresh and the
+follow-up block. Delivery and follow-up rules stay in their services."""
 
 from datetime import datetime
-from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
@@ -9,29 +10,31 @@ from flask_login import current_user
 from wtforms.fields.choices import SelectChoice
 
 from ied.auth.access import role_required
-from ied.delivery.services import (
-    ASSIGNABLE_LEAD_STATUSES,
-    AssignmentRefused,
-    assign_installers,
-    max_installers,
-    path_rule,
-)
+from ied.delivery import jobs
+from ied.delivery.queries import lead_deliveries
+from ied.delivery.services import AssignmentRefused, assign_installers
 from ied.errors import DomainError
 from ied.extensions import db
+from ied.followups import services as followups
+from ied.followups.forms import CreateFollowUpForm, offer_installers
 from ied.form_errors import show_field_errors
 from ied.htmx import is_htmx, page_or_block, render_block
 from ied.installers.models import Installer
-from ied.installers.services import installer_choices
 from ied.leads import queries, services
-from ied.leads.assessment import readable_answers
 from ied.leads.forms import NewLeadForm
-from ied.leads.models import PATH_LABELS, PRODUCT_LABELS, STATUS_LABELS, Lead
+from ied.leads.models import (
+    NEXT_ACTION_LABELS,
+    PATH_LABELS,
+    PRODUCT_LABELS,
+    STATUS_LABELS,
+)
+from ied.leads.page import LEAD_PAGE, lead_or_404, lead_page_parts
+from ied.local_paths import local_path
 from ied.timestamps import utcnow
 
 bp = Blueprint("leads", __name__)
 
 QUEUE = "leads/queue.html"
-LEAD_PAGE = "leads/lead.html"
 PHONE_IN_SOURCE = "phone"
 TAB_LABELS = {**STATUS_LABELS, queries.ATTENTION: "Needs attention"}
 
@@ -43,6 +46,7 @@ def lead_labels():
         "PRODUCT_LABELS": PRODUCT_LABELS,
         "PATH_LABELS": PATH_LABELS,
         "TAB_LABELS": TAB_LABELS,
+        "NEXT_ACTION_LABELS": NEXT_ACTION_LABELS,
     }
 
 
@@ -60,14 +64,6 @@ def _choice(value: str | None, allowed: tuple[str, ...]) -> str:
     return value if value in allowed else allowed[0]
 
 
-def _local_path(target: str | None, fallback: str) -> str:
-    """Only paths on this site, so a form field cannot send people elsewhere."""
-    if not target or not target.startswith("/") or target.startswith("//"):
-        return fallback
-    parts = urlsplit(target)
-    return fallback if parts.scheme or parts.netloc else target
-
-
 @bp.get("/leads")
 @role_required("operator")
 def queue():
@@ -80,31 +76,47 @@ def queue():
     )
 
 
+# Parts of the lead page a lead transition changes: its head first (the request's target).
+TRANSITION_PARTS = ["lead_head", "assign_dialog", "history"]
+
+
 @bp.post("/leads/<reference>/advance")
 @role_required("operator")
 def advance(reference: str):
-    """The queue's one-click transitions: an htmx row swap, or a form post and a redirect."""
-    lead = queries.lead_for_row(reference) or abort(404)
-    to_status = request.form.get("to_status", "")
-    back = _local_path(request.form.get("next"), url_for("leads.show", reference=lead.reference))
+    """One-click transitions, with an optional note: from a queue row (the row swaps, the tab
+    counts follow out of band), from the lead page (its head, dialog and history swap), or a
+    plain form post and a redirect."""
+    lead = queries.lead_by_reference(reference) or abort(404)
+    on_lead_page = request.form.get("place") == "lead"
+    back = local_path(request.form.get("next"), url_for("leads.show", reference=lead.reference))
     try:
-        services.advance(lead, to_status, current_user)
+        services.advance(lead, request.form.get("to_status", ""), current_user, _note())
         db.session.commit()
     except DomainError as error:
         db.session.rollback()
+        if is_htmx() and on_lead_page:
+            return lead_page_parts(
+                lead_or_404(reference), ["lead_head"], 409, head_error=error.message
+            )
         if is_htmx():
             return _row_with_counts(lead.reference, error=error.message, status=409)
         flash(error.message, "error")
         return redirect(back, 303)
+    if is_htmx() and on_lead_page:
+        return lead_page_parts(lead_or_404(reference), TRANSITION_PARTS)
     if is_htmx():
         return _row_with_counts(lead.reference)
     flash(f"{lead.reference} is now {STATUS_LABELS[lead.status].lower()}.", "success")
     return redirect(back, 303)
 
 
+def _note() -> str | None:
+    return (request.form.get("note") or "")[:500]
+
+
 def _row_with_counts(reference: str, error: str | None = None, status: int = 200):
     """The row, swapped in place, and the tab counts, swapped out of band."""
-    lead = queries.lead_for_row(reference)
+    lead = queries.lead_by_reference(reference)
     tab = _choice(request.form.get("tab"), queries.QUEUE_TABS)
     context = {"lead": lead, "row_error": error, "tab": tab, "order": "newest", "q": ""}
     body = render_block(QUEUE, "queue_row", **context) + render_block(
@@ -142,34 +154,24 @@ def new():
     return render_template("leads/new.html", form=form), status
 
 
-def _lead_page_context(lead: Lead, *, assign_open: bool = False, chosen=(), error=None) -> dict:
-    assignable = lead.status in ASSIGNABLE_LEAD_STATUSES
-    return {
-        "lead": lead,
-        "answers": readable_answers(lead.assessment),
-        "assignable": assignable,
-        "choices": installer_choices(lead) if assignable else [],
-        "path_rule": path_rule(lead),
-        "max_installers": max_installers(lead),
-        "assign_open": assign_open,
-        "chosen": set(chosen),
-        "assign_error": error,
-    }
-
-
 @bp.get("/leads/<reference>")
 @role_required("operator")
 def show(reference: str):
-    lead = queries.lead_for_page(reference) or abort(404)
-    return render_template(
-        LEAD_PAGE, **_lead_page_context(lead, assign_open=request.args.get("assign") == "1")
-    )
+    lead = lead_or_404(reference)
+    return lead_page_parts(lead, ["lead_body"], assign_open=request.args.get("assign") == "1")
+
+
+@bp.get("/leads/<reference>/assign")
+@role_required("operator")
+def assign_dialog(reference: str):
+    """The assign dialog, open: for htmx just the dialog (the page stays), else the page."""
+    return lead_page_parts(lead_or_404(reference), ["assign_dialog"], assign_open=True)
 
 
 @bp.post("/leads/<reference>/assign")
 @role_required("operator")
 def assign(reference: str):
-    lead = queries.lead_for_page(reference) or abort(404)
+    lead = lead_or_404(reference)
     raw_ids = request.form.getlist("installer_ids")
     try:
         installer_ids = [int(value) for value in raw_ids]
@@ -178,8 +180,9 @@ def assign(reference: str):
     try:
         if installer_ids is None:
             raise AssignmentRefused("Choose installers from the list.", field="installer_ids")
-        assignments = assign_installers(lead, installer_ids, current_user)
+        assignments = assign_installers(lead, installer_ids, current_user, note=_note())
         assignment_ids = [assignment.id for assignment in assignments]
+        names = ", ".join(assignment.installer.company_name for assignment in assignments)
         db.session.commit()
     except DomainError as error:
         db.session.rollback()
@@ -187,21 +190,79 @@ def assign(reference: str):
             # The dialog stays open with the choices made; only its error line changes.
             body = render_block(LEAD_PAGE, "assign_error", assign_error=error.message)
             return body, 409, {"HX-Retarget": "#assign-error", "HX-Reswap": "innerHTML"}
-        lead = queries.lead_for_page(reference)
-        context = _lead_page_context(
-            lead, assign_open=True, chosen=installer_ids or (), error=error.message
+        return lead_page_parts(
+            lead_or_404(reference),
+            ["lead_body"],
+            409,
+            assign_open=True,
+            chosen=installer_ids or (),
+            assign_error=error.message,
         )
-        return render_template(LEAD_PAGE, **context), 409
-
-    from ied.delivery.jobs import enqueue_deliveries
-
-    enqueue_deliveries(assignment_ids)
-    names = ", ".join(assignment.installer.company_name for assignment in assignments)
+    jobs.enqueue_deliveries(assignment_ids)
     notice = f"{lead.reference} assigned to {names}. Deliveries are queued."
     lead_url = url_for("leads.show", reference=lead.reference)
     if is_htmx():
-        context = _lead_page_context(queries.lead_for_page(reference))
-        body = render_block(LEAD_PAGE, "lead_body", notice=notice, **context)
-        return body, 200, {"Vary": "HX-Request", "HX-Push-Url": lead_url}
+        body, status, headers = lead_page_parts(
+            lead_or_404(reference), ["lead_body"], notice=notice
+        )
+        return body, status, {**headers, "HX-Push-Url": lead_url}
     flash(notice, "success")
     return redirect(lead_url, 303)
+
+
+@bp.get("/leads/<reference>/deliveries")
+@role_required("operator")
+def deliveries(reference: str):
+    """The deliveries block polling itself while a delivery waits; when the number sent has
+    changed since the last poll (`sent`), the follow-up block follows out of band."""
+    lead = lead_or_404(reference)
+    if not is_htmx():
+        return redirect(url_for("leads.show", reference=lead.reference))
+    parts = ["deliveries"]
+    if request.args.get("sent", type=int) != lead_deliveries(lead).sent:
+        parts.append("follow_up")
+    return lead_page_parts(lead, parts)
+
+
+@bp.get("/leads/<reference>/follow-up/new")
+@role_required("operator")
+def new_follow_up(reference: str):
+    """The follow-up block with its create form (the lead page without JavaScript), or, for
+    htmx, re-drawn when the installer changes so the default due date follows its delivery."""
+    lead = lead_or_404(reference)
+    return lead_page_parts(
+        lead, ["follow_up"], follow_up_installer=request.args.get("installer_id", type=int)
+    )
+
+
+@bp.post("/leads/<reference>/follow-up")
+@role_required("operator")
+def create_follow_up(reference: str):
+    lead = lead_or_404(reference)
+    reason = followups.why_no_follow_up(lead)
+    if reason:
+        return lead_page_parts(lead, ["follow_up"], 409, panel_refusal=reason)
+    form = CreateFollowUpForm()
+    offer_installers(form, followups.sent_assignments(lead))
+    if not form.validate():
+        return lead_page_parts(lead, ["follow_up"], 422, follow_up_form=form)
+    try:
+        follow_up = followups.create_follow_up(
+            lead,
+            form.installer_id.data,
+            followups.due_at_end_of(form.due_date.data),
+            current_user,
+            form.notes.data,
+        )
+        db.session.commit()
+    except DomainError as error:
+        db.session.rollback()
+        lead = lead_or_404(reference)
+        if error.field in form:
+            form[error.field].errors.append(error.message)
+            return lead_page_parts(lead, ["follow_up"], 422, follow_up_form=form)
+        return lead_page_parts(lead, ["follow_up"], 409, panel_refusal=error.message)
+    if is_htmx():
+        return lead_page_parts(lead_or_404(reference), ["follow_up"], follow_up_created=True)
+    flash(f"Follow-up created for {lead.reference}, due {form.due_date.data:%d %b %Y}.", "success")
+    return redirect(url_for("followups.show", follow_up_id=follow_up.id), 303)

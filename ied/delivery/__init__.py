@@ -1,0 +1,1 @@
+"""Assignments, delivery attempts and the billable delivery events; the installer link."""

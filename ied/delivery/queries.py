@@ -1,0 +1,77 @@
+"""What the lead page shows of routing and delivery: the assign dialog's options and the
+deliveries block. Read functions; the leads blueprint hands their results to its template."""
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from ied.delivery.services import (
+    ASSIGNABLE_LEAD_STATUSES,
+    is_live,
+    max_installers,
+    path_rule,
+)
+from ied.installers.services import InstallerChoice, installer_choices
+from ied.leads.models import Lead
+
+
+@dataclass(frozen=True)
+class AssignOptions:
+    """The assign dialog: who can take the lead, who cannot and why, and what to pre-tick."""
+
+    assignable: bool
+    eligible: list[InstallerChoice]
+    excluded: list[InstallerChoice]
+    path_rule: str
+    single: bool
+    live_count: int
+    ticked: frozenset[int]
+
+
+def assign_options(lead: Lead, chosen: Iterable[int] | None = None) -> AssignOptions:
+    """`chosen` keeps what the operator ticked (a refused form shown again); without it the
+    obvious choice is ticked: on a one-installer path the recommended one (else the only
+    eligible one), on compare_quotes every eligible one when they all fit in the free places."""
+    assignable = lead.status in ASSIGNABLE_LEAD_STATUSES
+    choices = installer_choices(lead) if assignable else []
+    eligible = [choice for choice in choices if choice.eligible]
+    limit = max_installers(lead)
+    live_count = sum(1 for assignment in lead.assignments if is_live(assignment))
+    if chosen is not None:
+        ticked = frozenset(chosen)
+    else:
+        ticked = frozenset(_obvious_choice(eligible, limit - live_count, single=limit == 1))
+    return AssignOptions(
+        assignable=assignable,
+        eligible=eligible,
+        excluded=[choice for choice in choices if not choice.eligible],
+        path_rule=path_rule(lead),
+        single=limit == 1,
+        live_count=live_count,
+        ticked=ticked,
+    )
+
+
+def _obvious_choice(eligible: list[InstallerChoice], free: int, *, single: bool) -> list[int]:
+    if free <= 0 or not eligible:
+        return []
+    if single:
+        recommended = [choice for choice in eligible if choice.is_recommended]
+        only = recommended or (eligible if len(eligible) == 1 else [])
+        return [choice.installer.id for choice in only]
+    if len(eligible) <= free:
+        return [choice.installer.id for choice in eligible]
+    return []
+
+
+@dataclass(frozen=True)
+class LeadDeliveries:
+    """The deliveries block: how many still wait to be sent (it polls while any do) and how
+    many were sent (the follow-up block changes when that does)."""
+
+    waiting: int
+    sent: int
+
+
+def lead_deliveries(lead: Lead) -> LeadDeliveries:
+    statuses = [assignment.status for assignment in lead.assignments]
+    return LeadDeliveries(waiting=statuses.count("queued"), sent=statuses.count("sent"))

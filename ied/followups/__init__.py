@@ -1,0 +1,1 @@
+"""Follow-ups after delivery: the contract, due states, the pages and the digest."""

@@ -1,0 +1,1 @@
+"""Installers, their areas, products and cycle caps."""

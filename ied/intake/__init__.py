@@ -1,0 +1,1 @@
+"""The intake API and its keys."""

@@ -1,0 +1,1 @@
+"""Leads, their lifecycle, the work queue and the lead page."""

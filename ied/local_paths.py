@@ -1,0 +1,11 @@
+"""Where a form or a `next` parameter may send people: only paths on this site."""
+
+from urllib.parse import urlsplit
+
+
+def local_path(target: str | None, fallback: str) -> str:
+    """`target` when it is a path on this site, else `fallback`: a field cannot send elsewhere."""
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return fallback
+    parts = urlsplit(target)
+    return fallback if parts.scheme or parts.netloc or "\\" in target else target

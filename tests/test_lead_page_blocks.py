@@ -1,0 +1,120 @@
+"""The lead page as one room: its blocks swap in place, their neighbours follow out of band, a
+transition may carry a note, and the assign dialog ticks the obvious choice."""
+
+import re
+from pathlib import Path
+
+from ied.delivery import services as delivery
+from ied.extensions import db
+from ied.leads.models import LeadStatusChange
+
+HTMX = {"HX-Request": "true"}
+TEMPLATES = Path(__file__).resolve().parent.parent / "ied" / "templates"
+
+
+def test_a_transition_from_the_lead_page_swaps_its_head_and_history_with_the_note(
+    client, login_as, make_lead
+):
+    login_as("operator")
+    lead = make_lead("new")
+    response = client.post(
+        f"/leads/{lead.reference}/advance",
+        data={"to_status": "reviewing", "place": "lead", "note": "  Called to confirm  "},
+        headers=HTMX,
+    )
+    body = response.get_data(as_text=True)
+    assert response.status_code == 200 and "<html" not in body
+    assert body.lstrip().startswith('<div class="row page-head" id="lead-head"')
+    assert 'data-status="reviewing"' in body and "Approve for routing" in body
+    assert '<section class="card" id="status-history" hx-swap-oob="true"' in body
+    assert "Called to confirm</td>" in body
+    assert '<div id="assign-slot" hx-swap-oob="true"' in body
+    change = db.session.scalars(
+        db.select(LeadStatusChange).where(LeadStatusChange.to_status == "reviewing")
+    ).one()
+    assert change.note == "Called to confirm"
+
+
+def test_a_refused_transition_on_the_lead_page_says_why_in_its_head(client, login_as, make_lead):
+    login_as("operator")
+    lead = make_lead("reviewing")
+    response = client.post(
+        f"/leads/{lead.reference}/advance",
+        data={"to_status": "assigned", "place": "lead"},
+        headers=HTMX,
+    )
+    assert response.status_code == 409
+    assert "only by assigning installers" in response.get_data(as_text=True)
+
+
+def test_the_assignment_note_lands_in_the_status_history(
+    client, login_as, make_lead, make_installer
+):
+    login_as("operator")
+    installer = make_installer(company_name="Note Solar")
+    lead = make_lead("ready_to_route", selected_path="recommended_installer")
+    client.post(
+        f"/leads/{lead.reference}/assign",
+        data={"installer_ids": [str(installer.id)], "note": "Customer asked for mornings"},
+    )
+    page = client.get(f"/leads/{lead.reference}").get_data(as_text=True)
+    assert "Assigned to Note Solar · Customer asked for mornings" in page
+
+
+def _ticked(html: str) -> list[str]:
+    dialog = re.search(r'<dialog id="assign-dialog".*?</dialog>', html, re.S).group(0)
+    return re.findall(r'name="installer_ids" value="(\d+)" checked', dialog)
+
+
+def test_the_obvious_installer_is_ticked(client, login_as, make_lead, make_installer):
+    login_as("operator")
+    recommended = make_installer(company_name="Recommended Co")
+    make_installer(company_name="Scottish Co", service_areas=["scotland"])
+    compare = make_lead(
+        "ready_to_route", selected_path="compare_quotes", recommended_installer_id=recommended.id
+    )
+    html = client.get(f"/leads/{compare.reference}/assign").get_data(as_text=True)
+    assert _ticked(html) == [str(recommended.id)]  # the only eligible one, and recommended
+
+    second = make_installer(company_name="Second Co")
+    single = make_lead(
+        "ready_to_route",
+        selected_path="recommended_installer",
+        recommended_installer_id=recommended.id,
+    )
+    assert _ticked(client.get(f"/leads/{single.reference}/assign").get_data(as_text=True)) == [
+        str(recommended.id)
+    ]
+    unrecommended = make_lead("ready_to_route", selected_path="recommended_installer")
+    html = client.get(f"/leads/{unrecommended.reference}/assign").get_data(as_text=True)
+    assert _ticked(html) == []  # two could take it, none recommended: the operator picks
+    assert str(second.id) in html
+
+
+def test_the_assign_dialog_over_htmx_is_the_dialog_alone(client, login_as, make_lead):
+    login_as("operator")
+    lead = make_lead("ready_to_route")
+    body = client.get(f"/leads/{lead.reference}/assign", headers=HTMX).get_data(as_text=True)
+    assert body.lstrip().startswith('<div id="assign-slot"') and "<html" not in body
+    assert re.search(r'<dialog id="assign-dialog"[^>]*\bopen\b', body)
+
+
+def test_resend_answers_its_block_and_the_dialog_out_of_band(
+    client, login_as, make_lead, make_installer, operator
+):
+    login_as("operator")
+    lead = make_lead("ready_to_route", selected_path="compare_quotes")
+    (assignment,) = delivery.assign_installers(lead, [make_installer().id], operator)
+    delivery.record_delivery_failure(assignment.id, "550 5.1.1 Mailbox unavailable")
+    db.session.commit()
+    body = client.post(f"/assignments/{assignment.id}/resend", headers=HTMX).get_data(as_text=True)
+    assert body.lstrip().startswith('<section class="card" id="assignments-panel"')
+    assert '<div id="assign-slot" hx-swap-oob="true"' in body
+    assert "1 already live." in body
+
+
+def test_no_template_polls_on_load_or_asks_the_database():
+    for template in TEMPLATES.rglob("*.html"):
+        text = template.read_text()
+        assert 'hx-trigger="load"' not in text, template
+        assert "lead_follow_up_panel(" not in text, template
