@@ -161,10 +161,10 @@ def test_a_new_delivery_email_revokes_the_old_links(make_installer, make_lead, o
         price_per_lead=installer.price_per_lead,
         billing_anchor_day=1,
     )
-    installer_services.update_installer(installer, unchanged)
+    installer_services.update_installer(installer, unchanged, None)
     assert installer.link_version == before
     moved = installer_services.InstallerInput(
         **{**unchanged.__dict__, "delivery_email": "leads@new-solar.example"}
     )
-    installer_services.update_installer(installer, moved)
+    installer_services.update_installer(installer, moved, None)
     assert installer.link_version == before + 1

@@ -51,7 +51,10 @@ def create_user():
     if form.validate_on_submit():
         try:
             user = user_services.create_user(
-                form.email.data or "", form.role.data or "", form.password.data or ""
+                form.email.data or "",
+                form.role.data or "",
+                form.password.data or "",
+                actor=current_user,
             )
         except user_services.UserRefused as error:
             db.session.rollback()
@@ -121,7 +124,7 @@ def create_api_key():
 def revoke_api_key(key_id: int):
     api_key = db.session.get(ApiKey, key_id) or abort(404)
     return _refused_or_done(
-        lambda: intake_services.revoke_api_key(api_key),
+        lambda: intake_services.revoke_api_key(api_key, current_user),
         f"The {api_key.source} key {api_key.key_prefix}… is revoked; calls with it now get 401.",
         url_for("admin.api_keys"),
     )

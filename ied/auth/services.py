@@ -1,5 +1,6 @@
 import sqlalchemy as sa
 
+from ied.activity.services import record_activity
 from ied.auth.models import ROLES, User
 from ied.errors import DomainError
 from ied.extensions import db
@@ -26,7 +27,7 @@ def authenticate(email: str, password: str) -> User | None:
     return user
 
 
-def create_user(email: str, role: str, password: str) -> User:
+def create_user(email: str, role: str, password: str, actor: User | None = None) -> User:
     email = normalize_email(email)
     if "@" not in email:
         raise UserRefused("Give a valid email address.", field="email")
@@ -42,6 +43,7 @@ def create_user(email: str, role: str, password: str) -> User:
     user.set_password(password)
     db.session.add(user)
     db.session.flush()
+    record_activity("user.created", user, actor=actor, details={"email": email, "role": role})
     return user
 
 
@@ -50,14 +52,18 @@ def change_role(user: User, role: str, actor: User) -> User:
         raise UserRefused(f"Role must be one of: {', '.join(ROLES)}.", field="role")
     if user.id == actor.id and role != "admin":
         raise UserRefused("You cannot take the admin role from yourself.", field="role")
-    user.role = role
-    db.session.flush()
+    if role != user.role:
+        details = {"email": user.email, "role": {"from": user.role, "to": role}}
+        user.role = role
+        record_activity("user.updated", user, actor=actor, details=details)
     return user
 
 
 def set_active(user: User, active: bool, actor: User) -> User:
     if user.id == actor.id and not active:
         raise UserRefused("You cannot deactivate yourself.")
-    user.active = active
-    db.session.flush()
+    if active != user.active:
+        user.active = active
+        verb = "user.reactivated" if active else "user.deactivated"
+        record_activity(verb, user, actor=actor, details={"email": user.email})
     return user

@@ -6,6 +6,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 from flask import current_app
 
+from ied.activity.services import record_activity
 from ied.auth.models import User
 from ied.business_time import billing_cycle
 from ied.delivery.models import ASSIGNMENT_TRANSITIONS, Assignment, DeliveryAudit, DeliveryEvent
@@ -136,15 +137,25 @@ def assign_installers(
         for installer in installers
     ]
     db.session.add_all(assignments)
+    db.session.flush()
+    for assignment in assignments:
+        record_activity(
+            "assignment.created",
+            assignment,
+            actor=actor,
+            details={"installer": assignment.installer.company_name, "status": "queued"},
+        )
     if lead.status == "ready_to_route":
         names = ", ".join(installer.company_name for installer in installers)
         note = " · ".join(filter(None, [f"Assigned to {names}", clean_note(note)]))
         change_status(lead, "assigned", actor, note=note)
-    db.session.flush()
     return assignments
 
 
-def move_assignment(assignment: Assignment, to_status: str) -> Assignment:
+def move_assignment(
+    assignment: Assignment, to_status: str, actor: User | None = None, reason: str | None = None
+) -> Assignment:
+    """The one writer of Assignment.status; records the change (by the system without actor)."""
     allowed = ASSIGNMENT_TRANSITIONS[assignment.status]
     if to_status not in allowed:
         allowed_text = ", ".join(f"'{status}'" for status in allowed) or "nothing"
@@ -152,7 +163,14 @@ def move_assignment(assignment: Assignment, to_status: str) -> Assignment:
             f"The delivery to {assignment.installer.company_name} is '{assignment.status}' and "
             f"cannot become '{to_status}'; it may become {allowed_text}."
         )
+    details = {
+        "installer": assignment.installer.company_name,
+        "from": assignment.status,
+        "to": to_status,
+        **({"reason": reason} if reason else {}),
+    }
     assignment.status = to_status
+    record_activity("assignment.status_changed", assignment, actor=actor, details=details)
     return assignment
 
 
@@ -184,7 +202,7 @@ def record_delivery_success(assignment_id: int) -> DeliveryEvent:
 def record_delivery_failure(assignment_id: int, reason: str) -> Assignment:
     """Permanent failure, or retries used up: the operator may resend or withdraw."""
     assignment = lock_one(Assignment, assignment_id)
-    move_assignment(assignment, "failed")
+    move_assignment(assignment, "failed", reason=reason)
     assignment.last_error = reason
     assignment.next_attempt_at = None
     db.session.flush()
@@ -204,7 +222,7 @@ def resend(assignment: Assignment, actor: User | None) -> Assignment:
         [r for r in exclusion_reasons(installer, assignment.lead, usage) if r in RESEND_BLOCKERS],
         usage,
     )
-    move_assignment(assignment, "queued")
+    move_assignment(assignment, "queued", actor)
     now = utcnow()
     assignment.queued_at = now
     assignment.next_attempt_at = now
@@ -219,7 +237,7 @@ def withdraw(assignment: Assignment, actor: User | None) -> Assignment:
             f"The delivery to {assignment.installer.company_name} was sent and cannot be "
             "withdrawn; void its delivery event to undo the billing."
         )
-    move_assignment(assignment, "withdrawn")
+    move_assignment(assignment, "withdrawn", actor)
     assignment.withdrawn_at = utcnow()
     assignment.withdrawn_by_id = actor.id if actor else None
     assignment.next_attempt_at = None
@@ -279,7 +297,18 @@ def finish_attempt(
     audit.error = error
     audit.finished_at = utcnow()
     audit.lease_expires_at = None
-    db.session.flush()
+    outcome = {"smtp_code": smtp_code, "smtp_reply": smtp_reply, "error": error}
+    record_activity(
+        "delivery.attempted",
+        audit,
+        lead_id=audit.assignment.lead_id,
+        details={
+            "attempt": audit.attempt_number,
+            "recipient": audit.recipient,
+            "status": status,
+            **{key: value for key, value in outcome.items() if value is not None},
+        },
+    )
     return audit
 
 

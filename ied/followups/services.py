@@ -7,6 +7,7 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.orm import joinedload
 
+from ied.activity.services import record_activity
 from ied.auth.models import User
 from ied.business_time import business_today, local_midnight
 from ied.delivery.models import Assignment
@@ -90,6 +91,12 @@ def create_follow_up(
     )
     db.session.add(follow_up)
     db.session.flush()
+    record_activity(
+        "follow_up.created",
+        follow_up,
+        actor=actor,
+        details={"installer": follow_up.installer.company_name, "due_at": due_at.isoformat()},
+    )
     return follow_up
 
 
@@ -108,7 +115,12 @@ def start(follow_up: FollowUp, actor: User | None) -> FollowUp:
     follow_up = lock_one(FollowUp, follow_up.id)
     _move(follow_up, "in_progress")
     follow_up.started_at = utcnow()
-    db.session.flush()
+    record_activity(
+        "follow_up.started",
+        follow_up,
+        actor=actor,
+        details={"from": "pending", "to": "in_progress"},
+    )
     return follow_up
 
 
@@ -126,6 +138,7 @@ def log_contact_attempt(
             f"The follow-up is '{follow_up.status}': contact attempts are logged on open "
             "follow-ups only."
         )
+    from_status = follow_up.status
     if follow_up.status == "pending":
         _move(follow_up, "in_progress")
         follow_up.started_at = utcnow()
@@ -142,7 +155,20 @@ def log_contact_attempt(
     follow_up.last_contacted_at = attempt.contacted_at
     follow_up.last_contacted_by_email = actor.email
     follow_up.last_contact_outcome = outcome
-    db.session.flush()
+    record_activity(
+        "follow_up.contact_logged",
+        follow_up,
+        actor=actor,
+        details={
+            "outcome": outcome,
+            "attempt": follow_up.contact_attempt_count,
+            **(
+                {"from": from_status, "to": follow_up.status}
+                if from_status != follow_up.status
+                else {}
+            ),
+        },
+    )
     return attempt
 
 
@@ -180,7 +206,17 @@ def record_outcome(follow_up: FollowUp, outcome: Outcome, actor: User | None) ->
     follow_up.issue_resolved = outcome.issue_resolved if outcome.has_issue else False
     follow_up.referral_opportunity = outcome.referral_opportunity
     follow_up.notes = (outcome.notes or "").strip() or None
-    db.session.flush()
+    record_activity(
+        "follow_up.outcome_recorded",
+        follow_up,
+        actor=actor,
+        details={
+            "satisfaction": satisfaction,
+            "has_issue": follow_up.has_issue,
+            "issue_resolved": follow_up.issue_resolved,
+            "referral_opportunity": follow_up.referral_opportunity,
+        },
+    )
     return follow_up
 
 
@@ -211,9 +247,15 @@ def close(follow_up: FollowUp, actor: User | None) -> FollowUp:
     reason = why_not_closable(follow_up)
     if reason:
         raise FollowUpRefused(reason)
+    from_status = follow_up.status
     _move(follow_up, closes_as(follow_up))
     follow_up.completed_at = utcnow()
-    db.session.flush()
+    record_activity(
+        "follow_up.closed",
+        follow_up,
+        actor=actor,
+        details={"from": from_status, "to": follow_up.status},
+    )
     return follow_up
 
 
@@ -223,5 +265,5 @@ def mark_issue_resolved(follow_up: FollowUp, actor: User | None) -> FollowUp:
     if not follow_up.has_open_issue:
         raise FollowUpRefused("This follow-up has no open issue to resolve.")
     follow_up.issue_resolved = True
-    db.session.flush()
+    record_activity("follow_up.issue_resolved", follow_up, actor=actor)
     return follow_up

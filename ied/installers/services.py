@@ -7,6 +7,8 @@ from decimal import Decimal
 import sqlalchemy as sa
 from email_validator import EmailNotValidError, validate_email
 
+from ied.activity.services import record_activity
+from ied.auth.models import User
 from ied.business_time import BillingCycle, billing_cycle
 from ied.delivery.models import Assignment
 from ied.errors import DomainError
@@ -226,6 +228,19 @@ def validate_installer_input(data: InstallerInput) -> dict[str, str]:
     return errors
 
 
+INSTALLER_FIELDS = (
+    "company_name",
+    "contact_name",
+    "delivery_email",
+    "phone",
+    "service_areas",
+    "products",
+    "cycle_cap",
+    "price_per_lead",
+    "billing_anchor_day",
+)
+
+
 def _apply(installer: Installer, data: InstallerInput) -> Installer:
     areas = [normalize_service_area(area) for area in data.service_areas if area.strip()]
     data = replace(data, service_areas=areas)
@@ -245,30 +260,47 @@ def _apply(installer: Installer, data: InstallerInput) -> Installer:
     return installer
 
 
-def create_installer(data: InstallerInput) -> Installer:
+def create_installer(data: InstallerInput, actor: User | None) -> Installer:
     installer = Installer(active=True)
     db.session.add(installer)
-    return _apply(installer, data)
-
-
-def update_installer(installer: Installer, data: InstallerInput) -> Installer:
-    """A new delivery address revokes the links mailed to the old one."""
-    old_email = installer.delivery_email
     _apply(installer, data)
-    if installer.delivery_email.lower() != old_email.lower():
-        revoke_links(installer)
+    record_activity(
+        "installer.created", installer, actor=actor, details={"company": installer.company_name}
+    )
     return installer
 
 
-def revoke_links(installer: Installer) -> Installer:
+def update_installer(installer: Installer, data: InstallerInput, actor: User | None) -> Installer:
+    """A new delivery address revokes the links mailed to the old one."""
+    before = {name: getattr(installer, name) for name in INSTALLER_FIELDS}
+    _apply(installer, data)
+    changed = [name for name in INSTALLER_FIELDS if getattr(installer, name) != before[name]]
+    if not changed:
+        return installer
+    details: dict = {"company": installer.company_name, "changed": changed}
+    if installer.delivery_email.lower() != before["delivery_email"].lower():
+        installer.link_version += 1
+        details["links_revoked"] = True
+    record_activity("installer.updated", installer, actor=actor, details=details)
+    return installer
+
+
+def revoke_links(installer: Installer, actor: User | None) -> Installer:
     """Every link already emailed to the installer stops opening; later emails carry new ones."""
     installer.link_version += 1
-    db.session.flush()
+    record_activity(
+        "installer.links_revoked",
+        installer,
+        actor=actor,
+        details={"company": installer.company_name, "link_version": installer.link_version},
+    )
     return installer
 
 
-def set_installer_active(installer: Installer, active: bool) -> Installer:
+def set_installer_active(installer: Installer, active: bool, actor: User | None) -> Installer:
     """Pausing keeps the installer's assignments and history; it only stops new matches."""
-    installer.active = active
-    db.session.flush()
+    if active != installer.active:
+        installer.active = active
+        verb = "installer.resumed" if active else "installer.paused"
+        record_activity(verb, installer, actor=actor, details={"company": installer.company_name})
     return installer

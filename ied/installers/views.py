@@ -2,6 +2,7 @@
 
 import sqlalchemy as sa
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
 
 from ied.auth.access import role_required
 from ied.extensions import db
@@ -51,7 +52,7 @@ def _save(form: InstallerForm, save, installer: Installer | None):
 @bp.route("/new", methods=["GET", "POST"])
 @role_required("manager")
 def new():
-    return _save(InstallerForm(), services.create_installer, None)
+    return _save(InstallerForm(), lambda data: services.create_installer(data, current_user), None)
 
 
 @bp.route("/<int:installer_id>/edit", methods=["GET", "POST"])
@@ -61,7 +62,9 @@ def edit(installer_id: int):
     form = InstallerForm()
     if request.method == "GET":
         form.fill_from(installer)
-    return _save(form, lambda data: services.update_installer(installer, data), installer)
+    return _save(
+        form, lambda data: services.update_installer(installer, data, current_user), installer
+    )
 
 
 @bp.post("/<int:installer_id>/active")
@@ -69,7 +72,7 @@ def edit(installer_id: int):
 def set_active(installer_id: int):
     installer = installer_or_404(installer_id)
     active = request.form.get("active") == "1"
-    services.set_installer_active(installer, active)
+    services.set_installer_active(installer, active, current_user)
     db.session.commit()
     state = "active again: it receives new leads" if active else "paused: it receives no new leads"
     flash(f"{installer.company_name} is {state}.", "success")
@@ -80,7 +83,7 @@ def set_active(installer_id: int):
 @role_required("manager")
 def revoke_links(installer_id: int):
     installer = installer_or_404(installer_id)
-    services.revoke_links(installer)
+    services.revoke_links(installer, current_user)
     db.session.commit()
     flash(f"Every link emailed to {installer.company_name} so far has stopped working.", "success")
     return redirect(url_for("installers.edit", installer_id=installer.id), 303)

@@ -6,6 +6,7 @@ import secrets
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from ied.activity.services import record_activity
 from ied.auth.models import User
 from ied.errors import DomainError
 from ied.extensions import db
@@ -41,6 +42,12 @@ def create_api_key(source: str, actor: User | None = None) -> tuple[str, ApiKey]
     )
     db.session.add(api_key)
     db.session.flush()
+    record_activity(
+        "api_key.created",
+        api_key,
+        actor=actor,
+        details={"source": source, "key_prefix": api_key.key_prefix},
+    )
     return raw_key, api_key
 
 
@@ -53,10 +60,15 @@ def authenticate_api_key(raw_key: str) -> ApiKey | None:
     return api_key
 
 
-def revoke_api_key(api_key: ApiKey) -> ApiKey:
+def revoke_api_key(api_key: ApiKey, actor: User | None = None) -> ApiKey:
     if api_key.revoked_at is None:
         api_key.revoked_at = utcnow()
-        db.session.flush()
+        record_activity(
+            "api_key.revoked",
+            api_key,
+            actor=actor,
+            details={"source": api_key.source, "key_prefix": api_key.key_prefix},
+        )
     return api_key
 
 

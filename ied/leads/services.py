@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 
+from ied.activity.services import record_activity
 from ied.auth.models import User
 from ied.errors import DomainError
 from ied.extensions import db
@@ -163,7 +164,13 @@ def create_lead(
             note=f"Received from {source}",
         )
     )
-    db.session.flush()
+    record_activity(
+        "lead.created",
+        lead,
+        actor=actor,
+        actor_label=f"intake {source}",
+        details={"source": source, "status": "new"},
+    )
     return lead
 
 
@@ -195,8 +202,9 @@ def change_status(lead: Lead, to_status: str, actor: User | None, note: str | No
             note=note,
         )
     )
+    details = {"from": lead.status, "to": to_status, **({"note": note} if note else {})}
     lead.status = to_status
-    db.session.flush()
+    record_activity("lead.status_changed", lead, actor=actor, details=details)
     return lead
 
 
