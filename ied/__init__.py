@@ -30,7 +30,7 @@ def create_app(config: dict | None = None) -> Flask:
 
     from ied import formatting, models, navigation, security_headers  # noqa: F401  (models: every table registered)
     from ied.admin.views import bp as admin_bp
-    from ied.auth import access
+    from ied.auth import access, sessions
     from ied.auth.views import bp as auth_bp
     from ied.cli import ied_cli
     from ied.delivery.views import bp as delivery_bp
@@ -40,6 +40,7 @@ def create_app(config: dict | None = None) -> Flask:
     from ied.intake.views import bp as intake_bp
     from ied.leads.views import bp as leads_bp
 
+    sessions.init_app(app)
     access.init_app(app)
     navigation.init_app(app)
     formatting.init_app(app)

@@ -3,6 +3,8 @@
 import os
 from pathlib import Path
 
+from ied.auth.passwords import PASSWORD_HASH_METHOD
+
 DEVELOPMENT_SECRET_KEY = "dev-only-secret-key-change-me"
 
 
@@ -59,11 +61,17 @@ def settings_from_environment(instance_path: str) -> dict:
         # The CSRF token is bound to the session; a time limit on top only broke pages
         # that stay open all day (htmx posts failing after an hour).
         "WTF_CSRF_TIME_LIMIT": None,
+        # Production cookies are also __Host- prefixed (ied/auth/sessions.py).
         "SESSION_COOKIE_SECURE": production,
         "REMEMBER_COOKIE_SECURE": production,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "SESSION_IDLE_HOURS": float(env("SESSION_IDLE_HOURS", "12")),
+        "SESSION_LIFETIME_HOURS": float(env("SESSION_LIFETIME_HOURS", "24")),
+        # Not an environment setting: only the test settings lower the cost.
+        "PASSWORD_HASH_METHOD": PASSWORD_HASH_METHOD,
     }
 
 

@@ -16,9 +16,9 @@ from ied.leads import services as leads
 from ied.leads.models import Lead
 
 DEMO_LOGINS = (
-    ("operator@ied.localhost", "operator", "operator-demo-1"),
-    ("manager@ied.localhost", "manager", "manager-demo-1"),
-    ("admin@ied.localhost", "admin", "admin-demo-1"),
+    ("operator@ied.localhost", "operator", "amber-falcon-demo"),
+    ("manager@ied.localhost", "manager", "cobalt-heron-demo"),
+    ("admin@ied.localhost", "admin", "maple-quartz-demo"),
 )
 
 DEMO_INSTALLERS = (

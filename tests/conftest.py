@@ -66,6 +66,8 @@ def test_settings(database_url, redis_url, tmp_path_factory) -> dict:
         "SERVER_NAME": None,
         "PUBLIC_BASE_URL": "http://127.0.0.1:5000",
         "MAIL_CATCHER_DIR": str(tmp_path_factory.mktemp("caught-mail")),
+        # Cheap hashes keep the suite fast; tests/test_passwords.py pins the production cost.
+        "PASSWORD_HASH_METHOD": "scrypt:1024:8:1",
     }
 
 

@@ -40,7 +40,7 @@ def test_a_bad_user_is_refused_inline(client, login_as):
     )
     html = response.get_data(as_text=True)
     assert response.status_code == 422
-    assert "at least 10 characters" in html and 'value="x@ied.test"' in html
+    assert "at least 12 characters" in html and 'value="x@ied.test"' in html
 
 
 def test_change_role_and_deactivate(client, login_as, make_user):

@@ -154,7 +154,7 @@ def test_cli_seed_demo_fills_every_state(app):
 
     result = app.test_cli_runner().invoke(args=["ied", "seed-demo", "--if-empty"])
     assert result.exit_code == 0, result.output
-    assert "operator@ied.localhost" in result.output and "admin-demo-1" in result.output
+    assert "operator@ied.localhost" in result.output and "maple-quartz-demo" in result.output
 
     def grouped(column):
         return dict(db.session.execute(sa.select(column, sa.func.count()).group_by(column)).all())

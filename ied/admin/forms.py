@@ -10,7 +10,11 @@ class NewUserForm(FlaskForm):
     role = SelectField(
         "Role", choices=[SelectChoice(role, role) for role in ROLES], validate_choice=False
     )
-    password = PasswordField("Starting password")
+    password = PasswordField("Starting password", render_kw={"autocomplete": "new-password"})
+
+
+class ResetPasswordForm(FlaskForm):
+    password = PasswordField("New password", render_kw={"autocomplete": "new-password"})
 
 
 class NewApiKeyForm(FlaskForm):

@@ -1,12 +1,13 @@
-"""Admin pages: users (create, change role, deactivate) and intake API keys (create, revoke)."""
+"""Admin pages: users (create, change role, reset password, deactivate) and intake API keys."""
 
 import sqlalchemy as sa
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from ied.admin.forms import NewApiKeyForm, NewUserForm
+from ied.admin.forms import NewApiKeyForm, NewUserForm, ResetPasswordForm
 from ied.auth import services as user_services
 from ied.auth.access import role_required
+from ied.auth.forms import NEW_PASSWORD_HINT
 from ied.auth.models import ROLES, User
 from ied.errors import DomainError
 from ied.extensions import db
@@ -37,7 +38,9 @@ def _refused_or_done(action, done: str, back: str):
 
 def _users_page(form: NewUserForm, status: int = 200):
     listed = db.session.scalars(sa.select(User).order_by(User.active.desc(), User.email))
-    return render_template("admin/users.html", accounts=listed, form=form, roles=ROLES), status
+    return render_template(
+        "admin/users.html", accounts=listed, form=form, roles=ROLES, hint=NEW_PASSWORD_HINT
+    ), status
 
 
 @bp.get("/users")
@@ -81,13 +84,36 @@ def change_role(user_id: int):
     )
 
 
+@bp.route("/users/<int:user_id>/password", methods=["GET", "POST"])
+def reset_password(user_id: int):
+    user = _user_or_404(user_id)
+    form = ResetPasswordForm()
+    if form.validate_on_submit():
+        try:
+            user_services.reset_password(user, form.password.data or "", current_user)
+        except user_services.UserRefused as error:
+            db.session.rollback()
+            show_field_errors(form, {error.field or "password": error.message})
+        else:
+            db.session.commit()
+            flash(
+                f"{user.email} has a new password and is signed out everywhere; tell it to them.",
+                "success",
+            )
+            return redirect(url_for("admin.users"), 303)
+    status = 422 if request.method == "POST" else 200
+    return render_template(
+        "admin/reset_password.html", account=user, form=form, hint=NEW_PASSWORD_HINT
+    ), status
+
+
 @bp.post("/users/<int:user_id>/active")
 def set_active(user_id: int):
     user = _user_or_404(user_id)
     active = request.form.get("active") == "1"
     return _refused_or_done(
         lambda: user_services.set_active(user, active, current_user),
-        f"{user.email} is {'active again' if active else 'deactivated and cannot sign in'}.",
+        f"{user.email} is {'active again' if active else 'deactivated and signed out everywhere'}.",
         url_for("admin.users"),
     )
 

@@ -5,8 +5,8 @@ from functools import wraps
 from flask import Flask, abort, current_app, redirect, request, url_for
 from flask_login import current_user
 
-from ied.auth.models import User
-from ied.extensions import db, login_manager
+from ied.auth.sessions import touch_session
+from ied.extensions import login_manager
 
 
 def public(view):
@@ -48,17 +48,15 @@ def init_app(app: Flask) -> None:
     login_manager.login_message = "Sign in to continue."
     login_manager.login_message_category = "info"
 
-    @login_manager.user_loader
-    def load_user(user_id: str) -> User | None:
-        user = db.session.get(User, int(user_id))
-        return user if user is not None and user.active else None
-
     @app.before_request
     def require_login():
         if request.endpoint is None or request.endpoint == "static":
             return None
         view = app.view_functions.get(request.endpoint)
-        if getattr(view, "is_public", False) or current_user.is_authenticated:
+        if getattr(view, "is_public", False):
+            return None
+        if current_user.is_authenticated:
+            touch_session()
             return None
         if request.headers.get("HX-Request"):
             response = app.response_class(status=401)

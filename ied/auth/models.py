@@ -1,15 +1,20 @@
+import secrets
 from datetime import datetime
 
 from flask_login import UserMixin
 from sqlalchemy import CheckConstraint, String
 from sqlalchemy.orm import Mapped, mapped_column
-from werkzeug.security import check_password_hash, generate_password_hash
+from werkzeug.security import check_password_hash
 
 from ied.extensions import db
 from ied.timestamps import UTCDateTime, utcnow
 
 ROLES = ("operator", "manager", "admin")
 ROLE_RANK = {role: rank for rank, role in enumerate(ROLES)}
+
+
+def new_session_token() -> str:
+    return secrets.token_urlsafe(24)
 
 
 class User(UserMixin, db.Model):
@@ -21,14 +26,20 @@ class User(UserMixin, db.Model):
     password_hash: Mapped[str] = mapped_column(String(256))
     role: Mapped[str] = mapped_column(String(16))
     active: Mapped[bool] = mapped_column(default=True)
+    # Part of every session's user id (see get_id): a new token ends every session signed in
+    # with the old one, so logout, a password change or reset and deactivation revoke cookies.
+    session_token: Mapped[str] = mapped_column(String(64), default=new_session_token)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     @property
     def is_active(self) -> bool:
         return self.active
 
-    def set_password(self, password: str) -> None:
-        self.password_hash = generate_password_hash(password)
+    def get_id(self) -> str:
+        return f"{self.id}:{self.session_token}"
+
+    def end_sessions(self) -> None:
+        self.session_token = new_session_token()
 
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)

@@ -69,7 +69,7 @@ LOADED_TABLES = (
     "delivery_events",
     "follow_ups",
 )
-PASSWORD = "bench-password-123"
+PASSWORD = "quiet-lantern-orbit-123"
 INSTALLERS = 50
 
 
