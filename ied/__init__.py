@@ -4,6 +4,7 @@ from pathlib import Path
 
 from flask import Flask, render_template
 from flask_wtf.csrf import CSRFError
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from ied.config import check_production_safety, settings_from_environment
 from ied.extensions import csrf, db, login_manager, migrate
@@ -20,6 +21,7 @@ def create_app(config: dict | None = None) -> Flask:
     check_production_safety(app.config)
     configure_logging(app)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    _trust_the_proxy(app)
 
     db.init_app(app)
     with app.app_context():
@@ -28,7 +30,7 @@ def create_app(config: dict | None = None) -> Flask:
     login_manager.init_app(app)
     csrf.init_app(app)
 
-    from ied import formatting, models, navigation, security_headers  # noqa: F401  (models: every table registered)
+    from ied import formatting, models, navigation, rate_limits, security_headers  # noqa: F401  (models: every table registered)
     from ied.admin.views import bp as admin_bp
     from ied.auth import access, sessions
     from ied.auth.views import bp as auth_bp
@@ -57,9 +59,17 @@ def create_app(config: dict | None = None) -> Flask:
         from ied.mailcatcher.views import bp as mailcatcher_bp
 
         app.register_blueprint(mailcatcher_bp)
+    rate_limits.init_app(app)  # wraps views: after every blueprint is registered
     app.cli.add_command(ied_cli)
     _register_error_pages(app)
     return app
+
+
+def _trust_the_proxy(app: Flask) -> None:
+    """Behind N proxies, take the client address (and scheme) from their X-Forwarded headers."""
+    x_for, x_proto = app.config["PROXY_FIX_X_FOR"], app.config["PROXY_FIX_X_PROTO"]
+    if x_for or x_proto:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=x_for, x_proto=x_proto)
 
 
 def _register_error_pages(app: Flask) -> None:

@@ -70,6 +70,12 @@ def settings_from_environment(instance_path: str) -> dict:
         "REMEMBER_COOKIE_SAMESITE": "Lax",
         "SESSION_IDLE_HOURS": float(env("SESSION_IDLE_HOURS", "12")),
         "SESSION_LIFETIME_HOURS": float(env("SESSION_LIFETIME_HOURS", "24")),
+        "RATELIMIT_ENABLED": _bool(env("RATELIMIT_ENABLED"), True),
+        "RATE_LIMIT_LOGIN_PER_ACCOUNT": env("RATE_LIMIT_LOGIN_PER_ACCOUNT", "10 per 15 minutes"),
+        "RATE_LIMIT_LOGIN_PER_ADDRESS": env("RATE_LIMIT_LOGIN_PER_ADDRESS", "50 per 15 minutes"),
+        "RATE_LIMIT_INTAKE_PER_KEY": env("RATE_LIMIT_INTAKE_PER_KEY", "300 per minute"),
+        "PROXY_FIX_X_FOR": int(env("PROXY_FIX_X_FOR", "0")),
+        "PROXY_FIX_X_PROTO": int(env("PROXY_FIX_X_PROTO", "0")),
         # Not an environment setting: only the test settings lower the cost.
         "PASSWORD_HASH_METHOD": PASSWORD_HASH_METHOD,
     }

@@ -68,6 +68,8 @@ def test_settings(database_url, redis_url, tmp_path_factory) -> dict:
         "MAIL_CATCHER_DIR": str(tmp_path_factory.mktemp("caught-mail")),
         # Cheap hashes keep the suite fast; tests/test_passwords.py pins the production cost.
         "PASSWORD_HASH_METHOD": "scrypt:1024:8:1",
+        # Off unless a test turns them on (tests/test_rate_limits.py): many tests sign in often.
+        "RATELIMIT_ENABLED": False,
     }
 
 

@@ -3,11 +3,14 @@
 import time
 
 import pytest
+import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
+from ied.activity.models import ActivityEntry
 from ied.auth.models import User
 from ied.auth.sessions import SEEN_AT, SIGNED_IN_AT, TOUCH_EVERY_SECONDS
+from ied.extensions import db
 from tests.conftest import TEST_PASSWORD
 
 NEW_PASSWORD = "plum-tractor-seaside-42"
@@ -76,6 +79,8 @@ def test_changing_ones_password_ends_the_other_sessions_and_keeps_this_one(web, 
     )
     assert response.status_code == 303
     assert changer.get("/").status_code == 200  # this browser stays signed in
+    changed = sa.select(ActivityEntry).where(ActivityEntry.verb == "user.password_changed")
+    assert [(e.subject_id, e.actor_id) for e in db.session.scalars(changed)] == [(user.id,) * 2]
     assert_refused(other)
     assert_refused(replay(web, old_cookie_of_changer))
     refused = web.test_client().post(
@@ -117,13 +122,17 @@ def test_the_two_new_passwords_must_match(web, make_user):
 def test_an_admins_reset_ends_that_users_sessions(web, make_user):
     user = make_user()
     cookie = saved_cookie(web, signed_in_client(web, user))
-    admin = signed_in_client(web, make_user("admin"))
+    admin_user = make_user("admin")
+    admin = signed_in_client(web, admin_user)
     assert admin.get(f"/admin/users/{user.id}/password").status_code == 200
     response = admin.post(f"/admin/users/{user.id}/password", data={"password": NEW_PASSWORD})
     assert response.status_code == 303
     assert_refused(replay(web, cookie))
     assert signed_in_client(web, user, NEW_PASSWORD)
     assert admin.get("/").status_code == 200
+    entries = sa.select(ActivityEntry).where(ActivityEntry.verb == "user.password_reset")
+    (entry,) = db.session.scalars(entries)
+    assert (entry.subject_id, entry.actor_id) == (user.id, admin_user.id)
 
 
 def test_an_admins_reset_applies_the_rules_and_not_to_themselves(web, make_user):

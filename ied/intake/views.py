@@ -23,7 +23,7 @@ def _problem(status: int, message: str, errors: dict[str, str] | None = None, he
     return jsonify(body), status, headers or {}
 
 
-def _bearer_key() -> str:
+def bearer_key() -> str:
     scheme, _, key = request.headers.get("Authorization", "").partition(" ")
     return key.strip() if scheme.lower() == "bearer" else ""
 
@@ -41,7 +41,7 @@ def _lead_body(lead: Lead) -> dict:
 @bp.post("/leads")
 @public
 def create_lead():
-    api_key = services.authenticate_api_key(_bearer_key())
+    api_key = services.authenticate_api_key(bearer_key())
     if api_key is None:
         return _problem(
             401,
