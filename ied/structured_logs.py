@@ -97,7 +97,7 @@ def _log_request(response):
                 "path": request.path,
                 "status": response.status_code,
                 "duration_ms": round(duration, 1),
-                "user_id": user.get_id() if user is not None and user.is_authenticated else None,
+                "user_id": str(user.id) if user is not None and user.is_authenticated else None,
                 "request_id": request_id,
             }
         },
