@@ -5,7 +5,7 @@ deactivation) refuses every cookie issued with the old one. Existing users get a
 each, which signs out the sessions made before this release (they carried no token).
 
 Revision ID: b7e1f0c2d9a4
-Revises: a3c7e1f20b64
+Revises: f1a7c3d2b8e1
 Create Date: 2026-12-01 20:05:00
 
 """
@@ -17,7 +17,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = 'b7e1f0c2d9a4'
-down_revision = 'a3c7e1f20b64'
+down_revision = 'f1a7c3d2b8e1'
 branch_labels = None
 depends_on = None
 
