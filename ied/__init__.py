@@ -36,6 +36,7 @@ def create_app(config: dict | None = None) -> Flask:
     from ied.auth.views import bp as auth_bp
     from ied.cli import ied_cli
     from ied.delivery.views import bp as delivery_bp
+    from ied.finance.views import bp as finance_bp
     from ied.followups.views import bp as followups_bp
     from ied.home import bp as home_bp
     from ied.installers.views import bp as installers_bp
@@ -55,6 +56,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(intake_bp)
     app.register_blueprint(followups_bp)
     app.register_blueprint(delivery_bp)
+    app.register_blueprint(finance_bp)
     if app.config["MAIL_CATCHER_ENABLED"]:
         from ied.mailcatcher.views import bp as mailcatcher_bp
 

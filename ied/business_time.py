@@ -44,9 +44,16 @@ def billing_cycle(anchor_day: int, at: datetime | None = None) -> BillingCycle:
     year, month = today.year, today.month
     if today.day < anchor_day:
         year, month = _add_months(year, month, -1)
+    return named_billing_cycle(anchor_day, f"{year:04d}-{month:02d}")
+
+
+def named_billing_cycle(anchor_day: int, label: str) -> BillingCycle:
+    """The cycle labelled `YYYY-MM` for an installer with this anchor day: from local midnight
+    of the anchor day that month to local midnight of the anchor day the next month."""
+    year, month = (int(part) for part in label.split("-"))
     next_year, next_month = _add_months(year, month, 1)
     return BillingCycle(
-        label=f"{year:04d}-{month:02d}",
+        label=label,
         starts_at=local_midnight(date(year, month, anchor_day)),
         ends_at=local_midnight(date(next_year, next_month, anchor_day)),
     )

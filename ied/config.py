@@ -51,6 +51,7 @@ def settings_from_environment(instance_path: str) -> dict:
         "DELIVERY_LINK_MAX_AGE_DAYS": int(env("DELIVERY_LINK_MAX_AGE_DAYS", "30")),
         "DELIVERY_JOB_TIMEOUT": int(env("DELIVERY_JOB_TIMEOUT", "90")),
         "FOLLOW_UP_DEFAULT_DAYS": int(env("FOLLOW_UP_DEFAULT_DAYS", "14")),
+        "RETURN_WINDOW_DAYS": int(env("RETURN_WINDOW_DAYS", "14")),
         "FOLLOW_UP_DIGEST_HOUR": int(env("FOLLOW_UP_DIGEST_HOUR", "8")),
         "MAIL_CATCHER_ENABLED": _bool(env("MAIL_CATCHER_ENABLED"), False),
         "MAIL_CATCHER_DIR": env("MAIL_CATCHER_DIR", str(instance / "caught-mail")),

@@ -9,7 +9,9 @@ import sqlalchemy as sa
 from ied.auth.services import create_user
 from ied.business_time import business_today, local_midnight
 from ied.delivery import services as delivery
+from ied.delivery.models import DeliveryEvent
 from ied.extensions import db
+from ied.finance import services as finance
 from ied.followups import services as followups
 from ied.installers.models import Installer
 from ied.leads import services as leads
@@ -217,7 +219,30 @@ def seed_demo(lead_count: int = 200, seed: int = 7) -> list[tuple[str, str, str]
                     due = local_midnight(today + timedelta(days=1)) - timedelta(minutes=1)
                 follow_up = followups.create_follow_up(lead, sent[0].installer_id, due, operator)
                 _work_follow_up(follow_up, offset, operator)
+    _returns_and_voids(users["manager"])
     return [(email, role, password) for email, role, password in DEMO_LOGINS]
+
+
+RETURN_PLAN = (
+    ("customer_unreachable", None, "pending"),
+    ("wrong_contact_details", None, "approved"),
+    ("outside_my_area", None, "rejected"),
+    ("other", "Customer says they never asked for quotes", "pending"),
+    ("duplicate", None, "approved"),
+    ("customer_unreachable", None, "rejected"),
+)
+
+
+def _returns_and_voids(manager) -> None:
+    """Finance shows voided deliveries and returns pending, approved and rejected."""
+    event_ids = db.session.scalars(sa.select(DeliveryEvent.id).order_by(DeliveryEvent.id)).all()
+    for event_id in event_ids[5::6][:3]:
+        finance.void_delivery_event(event_id, manager, "Test submission from the website team")
+    for event_id, (reason, text, outcome) in zip(event_ids[1::3], RETURN_PLAN, strict=False):
+        request = finance.request_return(event_id, reason, text)
+        if outcome != "pending":
+            remark = "Checked the call log" if outcome == "rejected" else None
+            finance.decide_return(request.id, manager, approve=outcome == "approved", remark=remark)
 
 
 def _eligible(lead: Lead) -> list[Installer]:

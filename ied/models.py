@@ -3,7 +3,7 @@
 from ied.activity.models import ActivityEntry
 from ied.auth.models import User
 from ied.delivery.models import Assignment, DeliveryAudit, DeliveryEvent
-from ied.finance.models import CycleBilling
+from ied.finance.models import CycleBilling, ReturnRequest
 from ied.followups.models import ContactAttempt, FollowUp
 from ied.installers.models import Installer
 from ied.intake.models import ApiKey
@@ -21,5 +21,6 @@ __all__ = [
     "Installer",
     "Lead",
     "LeadStatusChange",
+    "ReturnRequest",
     "User",
 ]

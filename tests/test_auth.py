@@ -148,6 +148,8 @@ def test_cli_create_user_and_api_key(app):
 
 def test_cli_seed_demo_fills_every_state(app):
     from ied.delivery.models import Assignment, DeliveryAudit, DeliveryEvent
+    from ied.finance.models import ReturnRequest
+    from ied.finance.services import cycle_billing_drift
     from ied.followups.models import FollowUp
     from ied.followups.queries import due_state_counts
     from ied.leads.models import Lead
@@ -171,6 +173,12 @@ def test_cli_seed_demo_fills_every_state(app):
     }
     assert all(count > 0 for count in due_state_counts().values())
     assert db.session.scalar(sa.select(sa.func.count()).select_from(DeliveryEvent)) > 0
+    assert set(grouped(ReturnRequest.status)) == {"pending", "approved", "rejected"}
+    assert (
+        db.session.scalar(sa.select(sa.func.count()).where(DeliveryEvent.voided_at.is_not(None)))
+        > 3
+    )
+    assert cycle_billing_drift() == []
     again = app.test_cli_runner().invoke(args=["ied", "seed-demo", "--if-empty"])
     assert "skipped" in again.output
 

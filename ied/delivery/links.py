@@ -1,12 +1,18 @@
 """The installer's signed link: it names one assignment and the installer's link version."""
 
-from flask import current_app
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from urllib.parse import urlsplit
+
+from flask import current_app, request
+from itsdangerous import BadData, BadSignature, SignatureExpired, URLSafeTimedSerializer
+from wtforms import ValidationError
+from wtforms.csrf.core import CSRF
 
 from ied.delivery.models import Assignment
 from ied.extensions import db
 
 LINK_SALT = "ied.delivery.installer-link"
+RETURN_FORM_SALT = "ied.delivery.return-form"
+RETURN_FORM_MAX_AGE = 24 * 3600
 
 
 class LinkExpired(Exception):
@@ -26,10 +32,10 @@ class LinkPending(Exception):
     shows its lead."""
 
 
-def _serializer() -> URLSafeTimedSerializer:
+def _serializer(salt: str = LINK_SALT) -> URLSafeTimedSerializer:
     # itsdangerous signs with the last key and verifies with any: the fallbacks come first.
     keys = [*current_app.config["SECRET_KEY_FALLBACKS"], current_app.config["SECRET_KEY"]]
-    return URLSafeTimedSerializer(keys, salt=LINK_SALT)
+    return URLSafeTimedSerializer(keys, salt=salt)
 
 
 def link_token(assignment: Assignment) -> str:
@@ -63,3 +69,50 @@ def resolve_link(token: str) -> Assignment:
     if assignment.status != "sent":
         raise LinkRevoked
     return assignment
+
+
+class LinkBoundCSRF(CSRF):
+    """The CSRF token of a form on a signed page, bound to the link's assignment instead of a
+    session: those pages set no cookie, so Flask-WTF's session token cannot be used there.
+
+    The signed token in the URL is the credential (only the installer's email holds it); this
+    form token adds that the POST comes from a page we rendered for that assignment and link
+    version, within a day. Give the assignment as the form's `meta={"csrf_context": ...}`.
+    """
+
+    def setup_form(self, form):
+        self.assignment = form.meta.csrf_context
+        return super().setup_form(form)
+
+    def _expected(self) -> dict:
+        return {"a": self.assignment.id, "v": self.assignment.installer.link_version}
+
+    def generate_csrf_token(self, csrf_token_field) -> str:
+        return _serializer(RETURN_FORM_SALT).dumps(self._expected())
+
+    def validate_csrf_token(self, form, field) -> None:
+        try:
+            payload = _serializer(RETURN_FORM_SALT).loads(
+                field.data or "", max_age=RETURN_FORM_MAX_AGE
+            )
+        except BadData as error:
+            raise ValidationError(
+                "The form expired: open the link in the email again and resend it."
+            ) from error
+        if payload != self._expected():
+            raise ValidationError("This form belongs to another delivery.")
+
+
+def posted_from_elsewhere() -> bool:
+    """A POST whose Origin names another site. Browsers send `Origin: null` (or none) from a
+    page served with `Referrer-Policy: no-referrer`, as the signed pages are, so only a
+    foreign origin is refused; the Referer is never required (Flask-WTF's SSL-strict check
+    would refuse every such POST over HTTPS)."""
+    origin = request.headers.get("Origin")
+    if origin in (None, "null"):
+        return False
+    ours = {
+        "{0.scheme}://{0.netloc}".format(urlsplit(current_app.config["PUBLIC_BASE_URL"])),
+        request.host_url.rstrip("/"),
+    }
+    return origin.rstrip("/") not in ours

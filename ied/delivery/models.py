@@ -2,7 +2,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from sqlalchemy import ForeignKey, Index, Numeric, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Numeric, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ied.checks import one_of
@@ -104,6 +104,15 @@ class DeliveryEvent(db.Model):
         Index("ix_delivery_events_installer_id_billing_cycle", "installer_id", "billing_cycle"),
         Index("ix_delivery_events_billing_cycle_occurred_at", "billing_cycle", "occurred_at"),
         Index("ix_delivery_events_occurred_at", "occurred_at"),
+        # The finance list: newest first (by id) within a cycle, an installer, or voided ones.
+        Index("ix_delivery_events_billing_cycle_id", "billing_cycle", "id"),
+        Index("ix_delivery_events_installer_id_id", "installer_id", "id"),
+        Index(
+            "ix_delivery_events_voided_id",
+            "id",
+            postgresql_where=text("voided_at IS NOT NULL"),
+            sqlite_where=text("voided_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -1,16 +1,26 @@
 """Resending and withdrawing a delivery (answered with the lead page's blocks), and the
 installer's signed link."""
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
 from flask_login import current_user
 
 from ied.auth.access import public, role_required
 from ied.delivery import services
+from ied.delivery.forms import ReturnRequestForm
 from ied.delivery.jobs import enqueue_deliveries
-from ied.delivery.links import LinkExpired, LinkInvalid, LinkPending, LinkRevoked, resolve_link
+from ied.delivery.links import (
+    LinkExpired,
+    LinkInvalid,
+    LinkPending,
+    LinkRevoked,
+    posted_from_elsewhere,
+    resolve_link,
+)
 from ied.delivery.models import Assignment
 from ied.errors import DomainError
 from ied.extensions import csrf, db
+from ied.finance import services as finance
+from ied.form_errors import show_field_errors
 from ied.htmx import is_htmx
 from ied.leads.assessment import readable_answers
 from ied.leads.models import PATH_LABELS, PRODUCT_LABELS
@@ -96,15 +106,52 @@ def open_installer_link(token: str):
     return render_installer_lead(assignment)
 
 
-def render_installer_lead(assignment: Assignment, status: int = 200):
-    """The lead's details for the installer it was delivered to."""
+def render_installer_lead(
+    assignment: Assignment,
+    status: int = 200,
+    return_form: ReturnRequestForm | None = None,
+    return_problem: str | None = None,
+):
+    """The lead's details for the installer it was delivered to, with its return request."""
     body = render_template(
         "delivery/installer_lead.html",
         assignment=assignment,
         answers=readable_answers(assignment.lead.assessment),
+        returns=finance.return_state(assignment.delivery_event),
+        return_form=return_form or ReturnRequestForm(meta={"csrf_context": assignment}),
+        return_problem=return_problem,
+        return_window_days=current_app.config["RETURN_WINDOW_DAYS"],
         **_lead_facts(assignment),
     )
     return body, status, INSTALLER_LINK_HEADERS
+
+
+@bp.post("/d/<token>/return")
+@public
+@csrf.exempt  # no session on signed pages: ReturnRequestForm checks its link-bound token
+def request_return(token: str):
+    """The installer asks for this delivery to be returned (credited)."""
+    assignment = _resolve_or_problem(token)
+    if not isinstance(assignment, Assignment):
+        return assignment
+    if posted_from_elsewhere():
+        abort(403)
+    form = ReturnRequestForm(meta={"csrf_context": assignment})
+    if not form.validate():
+        stale = form.errors.get("csrf_token")
+        return render_installer_lead(assignment, 400 if stale else 422, form, stale and stale[0])
+    try:
+        finance.request_return(
+            assignment.delivery_event.id, form.reason.data, form.reason_text.data
+        )
+    except DomainError as error:
+        db.session.rollback()
+        show_field_errors(form, {error.field or "": error.message})
+        return render_installer_lead(
+            assignment, 422 if error.field else 409, form, None if error.field else error.message
+        )
+    db.session.commit()
+    return render_installer_lead(assignment)
 
 
 def _lead_facts(assignment: Assignment) -> dict:

@@ -1,9 +1,12 @@
-"""Billing truth: the cycle counters kept with each delivery event, and voiding events."""
+"""Billing truth: the cycle counters kept with each delivery event, voiding events, and the
+installers' return requests with the managers' decisions."""
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import sqlalchemy as sa
+from flask import current_app
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ied.activity.services import record_activity
@@ -11,14 +14,22 @@ from ied.auth.models import User
 from ied.delivery.models import DeliveryEvent
 from ied.errors import DomainError, NotFound
 from ied.extensions import db
-from ied.finance.models import CycleBilling
+from ied.finance.models import RETURN_REASONS, CycleBilling, ReturnRequest
+from ied.formatting import local_datetime
+from ied.installers.models import Installer
 from ied.row_locks import lock_rows
 from ied.timestamps import utcnow
+
+REASON_TEXT_LIMIT = 1000
 
 CENT = Decimal("0.01")
 
 
 class VoidRefused(DomainError):
+    pass
+
+
+class ReturnRefused(DomainError):
     pass
 
 
@@ -86,12 +97,14 @@ def void_delivery_event(event_id: int, actor: User | None, reason: str) -> Deliv
     reason = (reason or "").strip()
     if not reason:
         raise VoidRefused("Give the reason for voiding this delivery.", field="reason")
+    if len(reason) > REASON_TEXT_LIMIT:
+        raise VoidRefused(f"Keep the reason under {REASON_TEXT_LIMIT} characters.", field="reason")
     event = lock_delivery_event(event_id)
     if event.voided_at is not None:
         who = f" by {event.voided_by.email}" if event.voided_by else ""
         raise VoidRefused(
             f"Delivery event {event.id} was already voided{who} on "
-            f"{event.voided_at:%d %b %Y %H:%M} UTC ({event.void_reason}); "
+            f"{local_datetime(event.voided_at)} ({event.void_reason}); "
             "it cannot be voided twice."
         )
     event.voided_at = utcnow()
@@ -180,3 +193,184 @@ def repair_cycle_billing() -> list[CycleBillingDrift]:
     for row in drift:
         _change_cycle_billing(row.installer_id, row.billing_cycle, add=False, **vars(row.counted))
     return drift
+
+
+# Installer returns --------------------------------------------------------------------------
+
+
+def return_window_closes_at(event: DeliveryEvent) -> datetime:
+    return event.occurred_at + timedelta(days=current_app.config["RETURN_WINDOW_DAYS"])
+
+
+@dataclass(frozen=True)
+class ReturnState:
+    """What the installer's page says about returning this delivery."""
+
+    request: ReturnRequest | None
+    window_closes_at: datetime
+    window_open: bool
+    credited: bool  # voided by a manager without a return request
+
+    @property
+    def can_request(self) -> bool:
+        return self.request is None and self.window_open and not self.credited
+
+
+def return_request_for(event: DeliveryEvent) -> ReturnRequest | None:
+    return db.session.scalars(
+        sa.select(ReturnRequest).where(ReturnRequest.delivery_event_id == event.id)
+    ).first()
+
+
+def return_state(event: DeliveryEvent, now: datetime | None = None) -> ReturnState:
+    closes_at = return_window_closes_at(event)
+    request = return_request_for(event)
+    return ReturnState(
+        request=request,
+        window_closes_at=closes_at,
+        window_open=(now or utcnow()) <= closes_at,
+        credited=event.is_voided and request is None,
+    )
+
+
+def _refuse_over_return_limit(installer: Installer, cycle: str) -> None:
+    percent = installer.return_limit_percent
+    if percent is None:
+        return
+    deliveries = db.session.scalar(
+        sa.select(CycleBilling.billed_count + CycleBilling.voided_count).where(
+            CycleBilling.installer_id == installer.id, CycleBilling.billing_cycle == cycle
+        )
+    )
+    used = db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(ReturnRequest)
+        .where(
+            ReturnRequest.installer_id == installer.id,
+            ReturnRequest.billing_cycle == cycle,
+            ReturnRequest.status.in_(("pending", "approved")),
+        )
+    )
+    allowed = (deliveries or 0) * percent // 100
+    if used >= allowed:
+        raise ReturnRefused(
+            f"{installer.company_name} may return up to {percent}% of a billing cycle's "
+            f"deliveries: {allowed} of the {deliveries or 0} delivered in the {cycle} cycle, "
+            f"and {used} {'is' if used == 1 else 'are'} already asked for. "
+            "Contact IED if this lead should still be credited."
+        )
+
+
+def request_return(
+    event_id: int, reason: str, reason_text: str | None, now: datetime | None = None
+) -> ReturnRequest:
+    """The installer asks for a delivered lead to be credited: once, within the window."""
+    reason_text = (reason_text or "").strip() or None
+    if reason not in RETURN_REASONS:
+        raise ReturnRefused("Choose why the lead should be returned.", field="reason")
+    if reason == "other" and not reason_text:
+        raise ReturnRefused("Say what is wrong with the lead.", field="reason_text")
+    if reason_text and len(reason_text) > REASON_TEXT_LIMIT:
+        raise ReturnRefused(
+            f"Keep the explanation under {REASON_TEXT_LIMIT} characters.", field="reason_text"
+        )
+    event = lock_delivery_event(event_id)
+    # The installer's lock makes concurrent requests count each other against the limit.
+    lock_rows(Installer, [event.installer_id])
+    installer = db.session.scalars(
+        sa.select(Installer).where(Installer.id == event.installer_id).with_for_update()
+    ).one()
+    state = return_state(event, now)
+    if state.request is not None:
+        raise ReturnRefused(
+            f"A return of this lead was already asked for on "
+            f"{local_datetime(state.request.requested_at)}; only one request per delivery."
+        )
+    if state.credited:
+        raise ReturnRefused("This delivery was already credited by IED: nothing to return.")
+    if not state.window_open:
+        raise ReturnRefused(
+            f"Returns are possible for {current_app.config['RETURN_WINDOW_DAYS']} days after "
+            f"delivery; the window closed on {local_datetime(state.window_closes_at)}."
+        )
+    _refuse_over_return_limit(installer, event.billing_cycle)
+    request = ReturnRequest(
+        delivery_event_id=event.id,
+        installer_id=event.installer_id,
+        billing_cycle=event.billing_cycle,
+        reason=reason,
+        reason_text=reason_text,
+        status="pending",
+        requested_at=now or utcnow(),
+    )
+    db.session.add(request)
+    db.session.flush()
+    record_activity(
+        "return_request.requested",
+        request,
+        actor_label=f"installer {installer.company_name}",
+        lead_id=event.lead_id,
+        details={"reason": request.reason_label, "delivery_event_id": event.id},
+    )
+    return request
+
+
+def lock_return_request(request_id: int) -> ReturnRequest:
+    lock_rows(ReturnRequest, [request_id])
+    request = db.session.scalars(
+        sa.select(ReturnRequest)
+        .where(ReturnRequest.id == request_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).first()
+    if request is None:
+        raise NotFound(f"No return request has the id {request_id}.")
+    return request
+
+
+def decide_return(
+    request_id: int, actor: User | None, *, approve: bool, remark: str | None
+) -> ReturnRequest:
+    """A manager approves (the event is voided: a credit, and its cap slot is free again) or
+    rejects (the event stays billed) a pending return; the decision is final and kept."""
+    remark = (remark or "").strip() or None
+    if not approve and not remark:
+        raise ReturnRefused(
+            "Say why the return is rejected: the installer reads it.", field="remark"
+        )
+    if remark and len(remark) > REASON_TEXT_LIMIT:
+        raise ReturnRefused(
+            f"Keep the remark under {REASON_TEXT_LIMIT} characters.", field="remark"
+        )
+    request = lock_return_request(request_id)
+    if request.status != "pending":
+        who = f" by {request.decided_by.email}" if request.decided_by else ""
+        raise ReturnRefused(
+            f"This return was already {request.status}{who} on "
+            f"{local_datetime(request.decided_at)}; a decision is final."
+        )
+    request.status = "approved" if approve else "rejected"
+    request.decided_at = utcnow()
+    request.decided_by_id = actor.id if actor else None
+    request.remark = remark
+    event = lock_delivery_event(request.delivery_event_id)
+    if approve and not event.is_voided:  # a manager may have voided it meanwhile: one credit
+        detail = f" ({remark})" if remark else ""
+        void_delivery_event(event.id, actor, f"Return approved: {request.reason_label}{detail}")
+    record_activity(
+        "return_request.decided",
+        request,
+        actor=actor,
+        lead_id=event.lead_id,
+        details={"decision": request.status, "remark": remark, "delivery_event_id": event.id},
+    )
+    return request
+
+
+def pending_returns_count() -> int:
+    """Return requests waiting for a manager (for the dashboard)."""
+    return db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(ReturnRequest)
+        .where(ReturnRequest.status == "pending")
+    )

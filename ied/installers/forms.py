@@ -37,6 +37,7 @@ class InstallerForm(FlaskForm):
     cycle_cap = IntegerField("Cycle cap", validators=[Optional()])
     price_per_lead = DecimalField("Price per lead (£)", places=2, validators=[Optional()])
     billing_anchor_day = IntegerField("Billing anchor day", validators=[Optional()], default=1)
+    return_limit_percent = IntegerField("Return limit (%)", validators=[Optional()])
 
     def fill_from(self, installer: Installer) -> None:
         self.process(obj=installer)
@@ -53,4 +54,5 @@ class InstallerForm(FlaskForm):
             cycle_cap=self.cycle_cap.data,
             price_per_lead=self.price_per_lead.data,
             billing_anchor_day=self.billing_anchor_day.data,
+            return_limit_percent=self.return_limit_percent.data,
         )

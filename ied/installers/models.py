@@ -96,6 +96,10 @@ class Installer(db.Model):
         CheckConstraint("cycle_cap IS NULL OR cycle_cap >= 0", name="cycle_cap"),
         CheckConstraint("price_per_lead >= 0", name="price_per_lead"),
         CheckConstraint("link_version >= 1", name="link_version"),
+        CheckConstraint(
+            "return_limit_percent IS NULL OR return_limit_percent BETWEEN 0 AND 100",
+            name="return_limit_percent",
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -109,6 +113,8 @@ class Installer(db.Model):
     cycle_cap: Mapped[int | None] = mapped_column()
     price_per_lead: Mapped[Decimal] = mapped_column(Numeric(10, 2), default=Decimal("0"))
     billing_anchor_day: Mapped[int] = mapped_column(default=1)
+    # Most returns per cycle, as a percentage of that cycle's deliveries; empty = no limit.
+    return_limit_percent: Mapped[int | None] = mapped_column()
     link_version: Mapped[int] = mapped_column(default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

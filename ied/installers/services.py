@@ -176,6 +176,7 @@ class InstallerInput:
     cycle_cap: int | None
     price_per_lead: Decimal | None
     billing_anchor_day: int | None
+    return_limit_percent: int | None = None
 
 
 class InstallerValidationError(DomainError):
@@ -225,6 +226,10 @@ def validate_installer_input(data: InstallerInput) -> dict[str, str]:
         errors["price_per_lead"] = "Prices have at most two decimals."
     if data.billing_anchor_day is None or not 1 <= data.billing_anchor_day <= 28:
         errors["billing_anchor_day"] = "The billing cycle starts on a day from 1 to 28."
+    if data.return_limit_percent is not None and not 0 <= data.return_limit_percent <= 100:
+        errors["return_limit_percent"] = (
+            "The return limit is a percentage from 0 to 100; leave it empty for no limit."
+        )
     return errors
 
 
@@ -256,6 +261,7 @@ def _apply(installer: Installer, data: InstallerInput) -> Installer:
     installer.cycle_cap = data.cycle_cap
     installer.price_per_lead = data.price_per_lead
     installer.billing_anchor_day = data.billing_anchor_day
+    installer.return_limit_percent = data.return_limit_percent
     db.session.flush()
     return installer
 

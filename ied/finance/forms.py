@@ -1,0 +1,75 @@
+from flask_wtf import FlaskForm
+from wtforms import HiddenField, IntegerField, SelectField, TextAreaField
+from wtforms.validators import DataRequired, Length, Optional
+
+from ied.finance.queries import EVENT_STATES, EventFilter
+from ied.finance.services import REASON_TEXT_LIMIT
+from ied.followups.forms import choices
+
+ALL_CYCLES = "all"
+
+
+def _installer_id(value) -> int | None:
+    return int(value) if str(value or "").isdigit() else None
+
+
+class FinanceFilterForm(FlaskForm):
+    """The finance list's filters, read from the query string: bookmarkable, never CSRF-checked.
+
+    No cycle in the URL means the newest cycle; `cycle=all` means every cycle.
+    """
+
+    class Meta:
+        csrf = False
+
+    cycle = SelectField("Cycle", validate_choice=False)
+    installer = SelectField("Installer", coerce=_installer_id, validate_choice=False)
+    state = SelectField(
+        "Status",
+        choices=choices([("", "Billed and voided"), *EVENT_STATES.items()]),
+        filters=[lambda value: value if value in EVENT_STATES else None],
+    )
+    after = IntegerField(validators=[Optional()])
+
+    def offer(self, cycles: list[str], installers: list[tuple[int, str]]) -> None:
+        self.cycle.choices = choices(
+            [(ALL_CYCLES, "All cycles"), *((cycle, cycle) for cycle in cycles)]
+        )
+        self.installer.choices = choices([("", "Every installer"), *installers])
+        if self.cycle.data not in cycles and self.cycle.data != ALL_CYCLES:
+            self.cycle.data = cycles[0] if cycles else ALL_CYCLES
+        if self.installer.data not in {installer_id for installer_id, _ in installers}:
+            self.installer.data = None
+
+    def event_filter(self) -> EventFilter:
+        return EventFilter(
+            cycle=None if self.cycle.data == ALL_CYCLES else self.cycle.data,
+            installer_id=self.installer.data,
+            state=self.state.data,
+        )
+
+    def query_args(self, **changes) -> dict:
+        """The filters as URL parameters (empty ones left out), with some values replaced."""
+        values = {
+            "cycle": self.cycle.data,
+            "installer": self.installer.data,
+            "state": self.state.data,
+        }
+        values.update(changes)
+        return {key: value for key, value in values.items() if value}
+
+
+class VoidForm(FlaskForm):
+    reason = TextAreaField(
+        "Why is this delivery voided?",
+        validators=[
+            DataRequired("Give the reason for voiding this delivery."),
+            Length(max=REASON_TEXT_LIMIT),
+        ],
+    )
+    next = HiddenField()
+
+
+class ReturnDecisionForm(FlaskForm):
+    remark = TextAreaField("Remark", validators=[Length(max=REASON_TEXT_LIMIT)])
+    decision = HiddenField()  # never rendered: the button pressed sends approve or reject

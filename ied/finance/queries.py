@@ -1,0 +1,287 @@
+"""What the finance pages read: events by cycle and installer (keyset pages, totals from the
+cycle counters), the CSV stream, return requests and the installer cycle statement."""
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import sqlalchemy as sa
+from sqlalchemy.orm import joinedload
+
+from ied.auth.models import User
+from ied.business_time import BillingCycle, named_billing_cycle
+from ied.delivery.models import DeliveryEvent
+from ied.extensions import db
+from ied.finance.models import CycleBilling, ReturnRequest
+from ied.installers.models import Installer
+from ied.leads.models import Lead
+
+PAGE_SIZE = 50
+EVENT_STATES = {"billed": "Billed", "voided": "Voided"}
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    cycle: str | None = None
+    installer_id: int | None = None
+    state: str | None = None  # billed, voided, or either
+
+    def conditions(self) -> list:
+        conditions = []
+        if self.cycle:
+            conditions.append(DeliveryEvent.billing_cycle == self.cycle)
+        if self.installer_id:
+            conditions.append(DeliveryEvent.installer_id == self.installer_id)
+        if self.state == "billed":
+            conditions.append(DeliveryEvent.voided_at.is_(None))
+        elif self.state == "voided":
+            conditions.append(DeliveryEvent.voided_at.is_not(None))
+        return conditions
+
+
+def billing_cycles() -> list[str]:
+    """Every cycle that has billed anything, newest first (one counter row per installer each)."""
+    return list(
+        db.session.scalars(
+            sa.select(CycleBilling.billing_cycle)
+            .distinct()
+            .order_by(CycleBilling.billing_cycle.desc())
+        )
+    )
+
+
+@dataclass(frozen=True)
+class EventPage:
+    events: list[DeliveryEvent]
+    next_after: int | None
+
+
+def event_page(filters: EventFilter, after: int | None = None) -> EventPage:
+    """Newest first by id (events are created in time order), PAGE_SIZE at a time."""
+    statement = (
+        sa.select(DeliveryEvent)
+        .where(*filters.conditions())
+        .options(
+            joinedload(DeliveryEvent.lead).load_only(Lead.reference, Lead.customer_name),
+            joinedload(DeliveryEvent.installer).load_only(Installer.company_name),
+            joinedload(DeliveryEvent.voided_by).load_only(User.email),
+        )
+        .order_by(DeliveryEvent.id.desc())
+        .limit(PAGE_SIZE + 1)
+    )
+    if after:
+        statement = statement.where(DeliveryEvent.id < after)
+    events = list(db.session.scalars(statement))
+    more = len(events) > PAGE_SIZE
+    events = events[:PAGE_SIZE]
+    return EventPage(events, events[-1].id if more else None)
+
+
+@dataclass
+class Totals:
+    installer_id: int | None
+    company_name: str
+    billed_count: int = 0
+    billed_amount: Decimal = Decimal("0.00")
+    voided_count: int = 0
+    voided_amount: Decimal = Decimal("0.00")
+
+
+@dataclass
+class TotalsTable:
+    rows: list[Totals] = field(default_factory=list)
+    total: Totals = field(default_factory=lambda: Totals(None, "Total"))
+
+
+def cycle_totals(filters: EventFilter) -> TotalsTable:
+    """Billed and voided per installer for the filtered cycle(s), read from the counters."""
+    conditions = []
+    if filters.cycle:
+        conditions.append(CycleBilling.billing_cycle == filters.cycle)
+    if filters.installer_id:
+        conditions.append(CycleBilling.installer_id == filters.installer_id)
+    table = TotalsTable()
+    for row in db.session.execute(
+        sa.select(
+            Installer.id,
+            Installer.company_name,
+            sa.func.sum(CycleBilling.billed_count),
+            sa.func.sum(CycleBilling.billed_amount),
+            sa.func.sum(CycleBilling.voided_count),
+            sa.func.sum(CycleBilling.voided_amount),
+        )
+        .join(Installer, Installer.id == CycleBilling.installer_id)
+        .where(*conditions)
+        .group_by(Installer.id, Installer.company_name)
+        .order_by(Installer.company_name)
+    ):
+        totals = Totals(*row[:2], int(row[2]), _money(row[3]), int(row[4]), _money(row[5]))
+        table.rows.append(totals)
+        table.total.billed_count += totals.billed_count
+        table.total.billed_amount += totals.billed_amount
+        table.total.voided_count += totals.voided_count
+        table.total.voided_amount += totals.voided_amount
+    return table
+
+
+def _money(value) -> Decimal:
+    return Decimal(value or 0).quantize(Decimal("0.01"))
+
+
+# CSV ----------------------------------------------------------------------------------------
+
+EXPORT_COLUMNS = (
+    "event_id",
+    "occurred_at_utc",
+    "billing_cycle",
+    "installer_id",
+    "installer",
+    "lead_reference",
+    "assignment_id",
+    "price",
+    "status",
+    "voided_at_utc",
+    "voided_by",
+    "void_reason",
+)
+EXPORT_BATCH = 1000
+
+
+def export_rows(filters: EventFilter) -> Iterator[tuple]:
+    """The filtered events oldest first, as EXPORT_COLUMNS, read through a server-side cursor
+    EXPORT_BATCH rows at a time so memory stays flat however many there are."""
+    statement = (
+        sa.select(
+            DeliveryEvent.id,
+            DeliveryEvent.occurred_at,
+            DeliveryEvent.billing_cycle,
+            DeliveryEvent.installer_id,
+            Installer.company_name,
+            Lead.reference,
+            DeliveryEvent.assignment_id,
+            DeliveryEvent.price,
+            DeliveryEvent.voided_at,
+            User.email,
+            DeliveryEvent.void_reason,
+        )
+        .join(Installer, Installer.id == DeliveryEvent.installer_id)
+        .join(Lead, Lead.id == DeliveryEvent.lead_id)
+        .outerjoin(User, User.id == DeliveryEvent.voided_by_id)
+        .where(*filters.conditions())
+        .order_by(DeliveryEvent.id)
+        .execution_options(yield_per=EXPORT_BATCH)
+    )
+    for row in db.session.execute(statement):
+        (event_id, occurred_at, cycle, installer_id, company, reference, assignment_id, price,
+         voided_at, voided_by, void_reason) = row  # fmt: skip
+        yield (
+            event_id,
+            occurred_at.isoformat(),
+            cycle,
+            installer_id,
+            company,
+            reference,
+            assignment_id,
+            f"{price:.2f}",
+            "voided" if voided_at else "billed",
+            voided_at.isoformat() if voided_at else "",
+            voided_by or "",
+            void_reason or "",
+        )
+
+
+# Returns ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReturnPage:
+    requests: list[ReturnRequest]
+    next_after: int | None
+
+
+def return_page(status: str, after: int | None = None) -> ReturnPage:
+    """Pending ones oldest first (the queue to work), decided ones newest first."""
+    decided = status == "decided"
+    statement = (
+        sa.select(ReturnRequest)
+        .where(
+            ReturnRequest.status.in_(("approved", "rejected"))
+            if decided
+            else ReturnRequest.status == "pending"
+        )
+        .options(
+            joinedload(ReturnRequest.delivery_event)
+            .joinedload(DeliveryEvent.lead)
+            .load_only(Lead.reference, Lead.customer_name),
+            joinedload(ReturnRequest.installer).load_only(Installer.company_name),
+            joinedload(ReturnRequest.decided_by).load_only(User.email),
+        )
+        .order_by(ReturnRequest.id.desc() if decided else ReturnRequest.id)
+        .limit(PAGE_SIZE + 1)
+    )
+    if after:
+        statement = statement.where(
+            ReturnRequest.id < after if decided else ReturnRequest.id > after
+        )
+    requests = list(db.session.scalars(statement))
+    more = len(requests) > PAGE_SIZE
+    requests = requests[:PAGE_SIZE]
+    return ReturnPage(requests, requests[-1].id if more else None)
+
+
+# Statement ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StatementLine:
+    event: DeliveryEvent
+    return_request: ReturnRequest | None
+
+
+@dataclass(frozen=True)
+class CycleStatement:
+    installer: Installer
+    cycle: BillingCycle
+    deliveries: list[StatementLine]
+
+    @property
+    def credited(self) -> list[StatementLine]:
+        """Voided deliveries: approved returns and managers' voids."""
+        return [line for line in self.deliveries if line.event.is_voided]
+
+    @property
+    def delivered_amount(self) -> Decimal:
+        return sum((line.event.price for line in self.deliveries), Decimal("0.00"))
+
+    @property
+    def credited_amount(self) -> Decimal:
+        return sum((line.event.price for line in self.credited), Decimal("0.00"))
+
+    @property
+    def amount_due(self) -> Decimal:
+        return self.delivered_amount - self.credited_amount
+
+    @property
+    def billed_count(self) -> int:
+        """What counts against the cap: deliveries not credited."""
+        return len(self.deliveries) - len(self.credited)
+
+
+def cycle_statement(installer: Installer, label: str) -> CycleStatement:
+    """Every delivery event of the installer's cycle with its return request, if any. One
+    cycle's events are bounded by the installer's cap and a month of deliveries."""
+    rows = db.session.execute(
+        sa.select(DeliveryEvent, ReturnRequest)
+        .outerjoin(ReturnRequest, ReturnRequest.delivery_event_id == DeliveryEvent.id)
+        .where(DeliveryEvent.installer_id == installer.id, DeliveryEvent.billing_cycle == label)
+        .options(
+            joinedload(DeliveryEvent.lead).load_only(Lead.reference, Lead.customer_name),
+            joinedload(DeliveryEvent.voided_by).load_only(User.email),
+        )
+        .order_by(DeliveryEvent.id)
+    ).all()
+    return CycleStatement(
+        installer=installer,
+        cycle=named_billing_cycle(installer.billing_anchor_day, label),
+        deliveries=[StatementLine(event, request) for event, request in rows],
+    )

@@ -1,0 +1,79 @@
+"""Finance in Chromium: an installer asks for a return on the signed page, a manager approves
+it on the finance returns tab, and the delivery event shows voided in finance."""
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from ied.delivery.links import link_url
+from ied.extensions import db
+from tests.support.billing import billed_delivery
+
+pytestmark = pytest.mark.browser
+
+SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "screenshots" / "finance.png"
+
+
+def test_installer_asks_for_a_return_and_the_manager_approves_it_in_finance(
+    browser_page, browser_login, live_server, make_lead, make_installer, operator, chromium
+):
+    solar = make_installer(
+        company_name="Bright Solar", price_per_lead=Decimal("35.00"), cycle_cap=20
+    )
+    heat = make_installer(company_name="Warm Homes Heat", price_per_lead=Decimal("48.00"))
+    event = billed_delivery(make_lead, solar, operator, customer_name="Ada Byron")
+    for _ in range(3):
+        billed_delivery(make_lead, solar, operator)
+    for _ in range(2):
+        billed_delivery(make_lead, heat, operator)
+    link = link_url(event.assignment)
+    db.session.commit()
+
+    # The installer, in a browser of its own (no cookie, no script on these pages).
+    installer = chromium.new_context(java_script_enabled=False).new_page()
+    try:
+        installer.goto(link)
+        installer.click("text=Show the lead")
+        installer.wait_for_selector("#lead-return[data-return-state=open]")
+        assert "Ada Byron" in installer.inner_text("main")
+        installer.set_viewport_size({"width": 1280, "height": 900})
+        installer.screenshot(path="/tmp/ied-installer-return-form.png", full_page=True)
+        installer.check("input[name=reason][value=customer_unreachable]")
+        installer.click("text=Ask for a return")
+        installer.wait_for_selector("#lead-return[data-return-state=pending]")
+        assert "IED is reviewing it" in installer.inner_text("#lead-return")
+    finally:
+        installer.context.close()
+
+    browser_login("manager")
+    page = browser_page
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.goto(f"{live_server.url}/finance/returns")
+    page.screenshot(path="/tmp/ied-finance-returns.png", full_page=True)
+    row = page.locator("#return-requests tbody tr").first
+    assert "Customer unreachable" in row.inner_text()
+    row.locator("textarea[name=remark]").fill("Number disconnected")
+    row.locator("button[value=approve]").click()
+    page.wait_for_url(f"{live_server.url}/finance/returns")
+    assert "approved: its delivery is voided" in page.inner_text(".flashes")
+
+    page.goto(f"{live_server.url}/finance")
+    voided = page.locator(f"#event-{event.id}")
+    assert voided.get_attribute("data-event-status") == "voided"
+    assert "Return approved: Customer unreachable (Number disconnected)" in voided.inner_text()
+    assert page.inner_text("[data-total=billed_count]") == "5"
+    assert page.inner_text("[data-total=voided_count]") == "1"
+
+    # Filters swap the results over htmx and keep the URL.
+    page.evaluate("window.__stillHere = true")
+    page.select_option("select[name=state]", "voided")
+    page.wait_for_url(f"{live_server.url}/finance?*state=voided*")
+    expect(page.locator("#finance-events tbody tr")).to_have_count(1)
+    assert page.evaluate("window.__stillHere") is True
+    page.select_option("select[name=state]", "")
+    expect(page.locator("#finance-events tbody tr")).to_have_count(6)
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT), full_page=True)
+    assert page.console_errors == []

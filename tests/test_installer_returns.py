@@ -1,0 +1,240 @@
+"""Installer returns: asked for on the signed page within the window, once, under the return
+limit; decided by a manager (approval voids the event and frees the cap slot)."""
+
+import re
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+
+from ied.activity.models import ActivityEntry
+from ied.delivery import services as delivery
+from ied.delivery.links import link_token
+from ied.extensions import db
+from ied.finance import services as finance
+from ied.finance.models import ReturnRequest
+from ied.installers.models import Installer
+from ied.installers.services import cycle_usage
+from tests.support.billing import billed_delivery
+
+HTTPS = {"base_url": "https://backoffice.example", "headers": {"Origin": "null"}}
+
+
+def form_token(page: str) -> str:
+    return re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+
+
+@pytest.fixture
+def secure_app(make_app):
+    """CSRF on, strict referrer checking on (Flask-WTF's defaults) and HTTPS links."""
+    app = make_app(
+        WTF_CSRF_ENABLED=True,
+        WTF_CSRF_SSL_STRICT=True,
+        PUBLIC_BASE_URL="https://backoffice.example",
+    )
+    with app.app_context():
+        yield app
+
+
+@pytest.fixture
+def delivered(secure_app, make_installer, make_lead, operator):
+    installer = make_installer(company_name="Acme Solar", cycle_cap=2)
+    event = billed_delivery(make_lead, installer, operator)
+    return event
+
+
+def details_page(client, event) -> str:
+    response = client.post(f"/d/{link_token(event.assignment)}", **HTTPS)
+    assert response.status_code == 200
+    return response.get_data(as_text=True)
+
+
+def ask(client, event, token=None, **data):
+    token = token if token is not None else form_token(details_page(client, event))
+    return client.post(
+        f"/d/{link_token(event.assignment)}/return",
+        data={"csrf_token": token, **data},
+        **HTTPS,
+    )
+
+
+def test_over_https_without_referer_the_installer_asks_for_a_return(secure_app, delivered):
+    client = secure_app.test_client()
+    page = details_page(client, delivered)
+    assert "Ask for a return" in page and 'data-return-state="open"' in page
+    response = ask(client, delivered, reason="customer_unreachable")
+    assert "Referer" not in response.request.headers
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert "Set-Cookie" not in response.headers
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+    page = response.get_data(as_text=True)
+    assert 'data-return-state="pending"' in page and "IED is reviewing it" in page
+    request = db.session.scalars(sa.select(ReturnRequest)).one()
+    assert (request.status, request.reason, request.installer_id) == (
+        "pending",
+        "customer_unreachable",
+        delivered.installer_id,
+    )
+    assert finance.pending_returns_count() == 1
+    entry = db.session.scalars(
+        sa.select(ActivityEntry).where(ActivityEntry.verb == "return_request.requested")
+    ).one()
+    assert entry.actor_label == "installer Acme Solar" and entry.lead_id == delivered.lead_id
+
+
+def test_a_return_post_without_the_link_bound_token_or_from_another_site_is_refused(
+    secure_app, delivered, make_lead, make_installer, operator
+):
+    client = secure_app.test_client()
+    missing = ask(client, delivered, token="", reason="duplicate")
+    assert missing.status_code == 400 and "The form expired" in missing.get_data(as_text=True)
+    other = billed_delivery(make_lead, make_installer(), operator)
+    foreign_token = form_token(details_page(client, other))
+    wrong = ask(client, delivered, token=foreign_token, reason="duplicate")
+    assert wrong.status_code == 400 and "another delivery" in wrong.get_data(as_text=True)
+    elsewhere = client.post(
+        f"/d/{link_token(delivered.assignment)}/return",
+        data={"csrf_token": form_token(details_page(client, delivered)), "reason": "duplicate"},
+        base_url="https://backoffice.example",
+        headers={"Origin": "https://evil.example"},
+    )
+    assert elsewhere.status_code == 403
+    tampered = client.post(f"/d/{link_token(delivered.assignment)}x/return", **HTTPS)
+    assert tampered.status_code == 404
+    assert finance.pending_returns_count() == 0
+
+
+def test_other_needs_its_text_and_one_request_per_delivery(secure_app, delivered):
+    client = secure_app.test_client()
+    token = form_token(details_page(client, delivered))
+    no_text = ask(client, delivered, reason="other", reason_text="  ")
+    assert no_text.status_code == 422
+    assert "Say what is wrong" in no_text.get_data(as_text=True)
+    no_reason = ask(client, delivered)
+    assert no_reason.status_code == 422
+    assert ask(client, delivered, reason="other", reason_text="Business address").status_code == 200
+    again = ask(client, delivered, token=token, reason="duplicate")
+    assert again.status_code == 409
+    assert "only one request per delivery" in again.get_data(as_text=True)
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(ReturnRequest)) == 1
+
+
+@pytest.mark.parametrize(
+    ("after", "allowed"),
+    [(timedelta(days=14) - timedelta(seconds=1), True), (timedelta(days=14), True),
+     (timedelta(days=14, seconds=1), False)],
+)  # fmt: skip
+def test_the_return_window_is_fourteen_days_from_delivery(delivered, after, allowed):
+    now = delivered.occurred_at + after
+    if allowed:
+        assert finance.request_return(delivered.id, "duplicate", None, now=now).status == "pending"
+    else:
+        with pytest.raises(finance.ReturnRefused, match="window closed"):
+            finance.request_return(delivered.id, "duplicate", None, now=now)
+    db.session.rollback()
+
+
+def test_after_the_window_the_page_says_so(secure_app, delivered):
+    delivered.occurred_at -= timedelta(days=15)
+    db.session.commit()
+    page = details_page(secure_app.test_client(), delivered)
+    assert 'data-return-state="closed"' in page and "the window closed on" in page
+    assert "Ask for a return" not in page
+
+
+def test_approval_voids_the_event_frees_the_cap_slot_and_is_final(
+    secure_app, delivered, make_user, make_lead
+):
+    manager = make_user("manager")
+    installer = delivered.installer
+    billed_delivery(make_lead, installer, manager)  # now at its cap of 2
+    assert cycle_usage([installer])[installer.id].is_full
+    request = finance.request_return(delivered.id, "outside_my_area", None)
+    db.session.commit()
+    finance.decide_return(request.id, manager, approve=True, remark="Postcode is in Wales")
+    db.session.commit()
+    db.session.refresh(delivered)
+    assert delivered.voided_at is not None and delivered.voided_by_id == manager.id
+    assert delivered.void_reason == "Return approved: Outside my area (Postcode is in Wales)"
+    assert not cycle_usage([installer])[installer.id].is_full
+    delivery.assign_installers(make_lead("ready_to_route"), [installer.id], manager)
+    db.session.rollback()
+    assert finance.cycle_billing_drift() == []
+    with pytest.raises(finance.ReturnRefused, match="already approved"):
+        finance.decide_return(request.id, manager, approve=False, remark="Changed my mind")
+    db.session.rollback()
+    page = details_page(secure_app.test_client(), delivered)
+    assert 'data-return-state="approved"' in page and "Postcode is in Wales" in page
+    verbs = db.session.scalars(sa.select(ActivityEntry.verb).order_by(ActivityEntry.id)).all()
+    assert verbs[-2:] == ["delivery_event.voided", "return_request.decided"]
+
+
+def test_rejection_needs_a_remark_and_leaves_the_event_billed(secure_app, delivered, make_user):
+    manager = make_user("manager")
+    request = finance.request_return(delivered.id, "customer_unreachable", None)
+    db.session.commit()
+    with pytest.raises(finance.ReturnRefused, match="Say why"):
+        finance.decide_return(request.id, manager, approve=False, remark="")
+    db.session.rollback()
+    finance.decide_return(request.id, manager, approve=False, remark="We reached them on 2 Dec")
+    db.session.commit()
+    db.session.refresh(delivered)
+    assert delivered.voided_at is None
+    assert (request.status, request.decided_by_id) == ("rejected", manager.id)
+    page = details_page(secure_app.test_client(), delivered)
+    assert 'data-return-state="rejected"' in page and "We reached them on 2 Dec" in page
+
+
+def test_the_return_limit_is_a_share_of_the_cycles_deliveries(
+    app, make_installer, make_lead, operator
+):
+    installer = make_installer(return_limit_percent=25)
+    events = [billed_delivery(make_lead, installer, operator) for _ in range(8)]
+    for event in events[:2]:  # 25% of 8 deliveries: two returns
+        finance.request_return(event.id, "duplicate", None)
+    db.session.commit()
+    with pytest.raises(finance.ReturnRefused, match=r"up to 25% .* 2 of the 8 delivered"):
+        finance.request_return(events[2].id, "duplicate", None)
+    db.session.rollback()
+    # A rejected request no longer counts against the limit.
+    first = db.session.scalars(sa.select(ReturnRequest).order_by(ReturnRequest.id)).first()
+    finance.decide_return(first.id, operator, approve=False, remark="Not a duplicate")
+    db.session.commit()
+    assert finance.request_return(events[2].id, "duplicate", None).status == "pending"
+
+
+def test_the_installer_form_takes_a_return_limit(client, login_as):
+    from tests.test_installers_admin import VALID
+
+    login_as("manager")
+    bad = client.post("/installers/new", data={**VALID, "return_limit_percent": "150"})
+    assert bad.status_code == 422 and "0 to 100" in bad.get_data(as_text=True)
+    saved = client.post("/installers/new", data={**VALID, "return_limit_percent": "10"})
+    assert saved.status_code == 303
+    assert db.session.scalar(sa.select(Installer.return_limit_percent)) == 10
+
+
+def test_managers_decide_returns_on_the_finance_tab(
+    client, login_as, make_installer, make_lead, operator
+):
+    event = billed_delivery(make_lead, make_installer(price_per_lead=Decimal("30.00")), operator)
+    request = finance.request_return(event.id, "wrong_contact_details", None)
+    db.session.commit()
+    login_as("manager")
+    page = client.get("/finance/returns").get_data(as_text=True)
+    assert f'id="return-{request.id}"' in page and "Wrong contact details" in page
+    assert "1 pending" in page
+    refused = client.post(f"/finance/returns/{request.id}/decision", data={"decision": "reject"})
+    assert refused.status_code == 422 and "Say why" in refused.get_data(as_text=True)
+    approved = client.post(
+        f"/finance/returns/{request.id}/decision", data={"decision": "approve", "remark": "ok"}
+    )
+    assert approved.status_code == 303
+    db.session.refresh(event)
+    assert event.voided_at is not None
+    twice = client.post(f"/finance/returns/{request.id}/decision", data={"decision": "approve"})
+    assert twice.status_code == 409
+    decided = client.get("/finance/returns?status=decided").get_data(as_text=True)
+    assert 'data-return-status="approved"' in decided
+    assert 'data-event-status="voided"' in client.get("/finance").get_data(as_text=True)
