@@ -5,12 +5,9 @@ from wtforms.validators import DataRequired, Length, Optional
 from ied.finance.queries import EVENT_STATES, EventFilter
 from ied.finance.services import REASON_TEXT_LIMIT
 from ied.followups.forms import choices
+from ied.form_values import optional_int
 
 ALL_CYCLES = "all"
-
-
-def _installer_id(value) -> int | None:
-    return int(value) if str(value or "").isdigit() else None
 
 
 class FinanceFilterForm(FlaskForm):
@@ -23,7 +20,7 @@ class FinanceFilterForm(FlaskForm):
         csrf = False
 
     cycle = SelectField("Cycle", validate_choice=False)
-    installer = SelectField("Installer", coerce=_installer_id, validate_choice=False)
+    installer = SelectField("Installer", coerce=optional_int, validate_choice=False)
     state = SelectField(
         "Status",
         choices=choices([("", "Billed and voided"), *EVENT_STATES.items()]),

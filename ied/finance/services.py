@@ -12,12 +12,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from ied.activity.services import record_activity
 from ied.auth.models import User
 from ied.delivery.models import DeliveryEvent
-from ied.errors import DomainError, NotFound
+from ied.errors import DomainError
 from ied.extensions import db
 from ied.finance.models import RETURN_REASONS, CycleBilling, ReturnRequest
 from ied.formatting import local_datetime
 from ied.installers.models import Installer
-from ied.row_locks import lock_rows
+from ied.row_locks import lock_one
 from ied.timestamps import utcnow
 
 REASON_TEXT_LIMIT = 1000
@@ -76,19 +76,6 @@ def _count_void(event: DeliveryEvent) -> None:
     )
 
 
-def lock_delivery_event(event_id: int) -> DeliveryEvent:
-    lock_rows(DeliveryEvent, [event_id])
-    event = db.session.scalars(
-        sa.select(DeliveryEvent)
-        .where(DeliveryEvent.id == event_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).first()
-    if event is None:
-        raise NotFound(f"No delivery event has the id {event_id}.")
-    return event
-
-
 def void_delivery_event(event_id: int, actor: User | None, reason: str) -> DeliveryEvent:
     """Credit a billed delivery: it leaves the totals and frees its cap slot in this transaction.
 
@@ -99,7 +86,7 @@ def void_delivery_event(event_id: int, actor: User | None, reason: str) -> Deliv
         raise VoidRefused("Give the reason for voiding this delivery.", field="reason")
     if len(reason) > REASON_TEXT_LIMIT:
         raise VoidRefused(f"Keep the reason under {REASON_TEXT_LIMIT} characters.", field="reason")
-    event = lock_delivery_event(event_id)
+    event = lock_one(DeliveryEvent, event_id)
     if event.voided_at is not None:
         who = f" by {event.voided_by.email}" if event.voided_by else ""
         raise VoidRefused(
@@ -274,12 +261,9 @@ def request_return(
         raise ReturnRefused(
             f"Keep the explanation under {REASON_TEXT_LIMIT} characters.", field="reason_text"
         )
-    event = lock_delivery_event(event_id)
+    event = lock_one(DeliveryEvent, event_id)
     # The installer's lock makes concurrent requests count each other against the limit.
-    lock_rows(Installer, [event.installer_id])
-    installer = db.session.scalars(
-        sa.select(Installer).where(Installer.id == event.installer_id).with_for_update()
-    ).one()
+    installer = lock_one(Installer, event.installer_id)
     state = return_state(event, now)
     if state.request is not None:
         raise ReturnRefused(
@@ -315,19 +299,6 @@ def request_return(
     return request
 
 
-def lock_return_request(request_id: int) -> ReturnRequest:
-    lock_rows(ReturnRequest, [request_id])
-    request = db.session.scalars(
-        sa.select(ReturnRequest)
-        .where(ReturnRequest.id == request_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).first()
-    if request is None:
-        raise NotFound(f"No return request has the id {request_id}.")
-    return request
-
-
 def decide_return(
     request_id: int, actor: User | None, *, approve: bool, remark: str | None
 ) -> ReturnRequest:
@@ -342,7 +313,7 @@ def decide_return(
         raise ReturnRefused(
             f"Keep the remark under {REASON_TEXT_LIMIT} characters.", field="remark"
         )
-    request = lock_return_request(request_id)
+    request = lock_one(ReturnRequest, request_id)
     if request.status != "pending":
         who = f" by {request.decided_by.email}" if request.decided_by else ""
         raise ReturnRefused(
@@ -353,7 +324,7 @@ def decide_return(
     request.decided_at = utcnow()
     request.decided_by_id = actor.id if actor else None
     request.remark = remark
-    event = lock_delivery_event(request.delivery_event_id)
+    event = lock_one(DeliveryEvent, request.delivery_event_id)
     if approve and not event.is_voided:  # a manager may have voided it meanwhile: one credit
         detail = f" ({remark})" if remark else ""
         void_delivery_event(event.id, actor, f"Return approved: {request.reason_label}{detail}")
