@@ -1,7 +1,7 @@
 """finance: installer return requests, per-installer return limit, finance list indexes
 
 Revision ID: a3e9b5c7d1f2
-Revises: f1a7c3d2b8e1
+Revises: b7e1f0c2d9a4
 Create Date: 2026-12-01 20:30:00
 
 """
@@ -11,7 +11,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = 'a3e9b5c7d1f2'
-down_revision = 'f1a7c3d2b8e1'
+down_revision = 'b7e1f0c2d9a4'
 branch_labels = None
 depends_on = None
 
