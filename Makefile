@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app wsgi
 
-.PHONY: run test test-sqlite bench lint install install-dev
+.PHONY: run test test-sqlite bench bench-delivery lint install install-dev
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ test-sqlite: $(VENV)/.installed-dev
 ## bench: the hot pages timed at a million leads on a throwaway PostgreSQL cluster; fails on a missed target
 bench: $(VENV)/.installed-dev
 	$(BIN)/python tests/bench/bench_pages.py $(BENCH_ARGS)
+
+## bench-delivery: emails/s with 2 workers to a local SMTP sink vs a no-op RQ job's rate; fails on a missed target
+bench-delivery: $(VENV)/.installed-dev
+	$(BIN)/python tests/bench/bench_delivery.py $(BENCH_ARGS)
 
 ## lint: ruff's checks and its formatter, as CI runs them
 lint: $(VENV)/.installed-dev

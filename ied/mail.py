@@ -1,11 +1,19 @@
-"""Sending email with stdlib smtplib, reporting what the server said in a form we can audit."""
+"""Sending email with stdlib smtplib, reporting what the server said in a form we can audit.
 
+Each thread keeps its SMTP session open for the next message (a worker sends thousands of
+emails over one connection, not one connection each). A session that went stale while idle
+(the server hung up, or answers 421 to MAIL) is replaced once, before any of the message was
+sent; any failed message closes the session, so the next one starts on a fresh connection.
+"""
+
+import os
 import smtplib
 import ssl
+import threading
 from dataclasses import dataclass
 from email import policy
 from email.message import EmailMessage
-from email.utils import formatdate
+from email.utils import formatdate, parseaddr
 
 from flask import current_app
 
@@ -25,6 +33,23 @@ class SmtpOutcome:
         return self.error or ""
 
 
+class _StaleSession(Exception):
+    """A kept session failed its first command: nothing of the message went out."""
+
+
+_SESSION_SETTINGS = (
+    "SMTP_HOST",
+    "SMTP_PORT",
+    "SMTP_SSL",
+    "SMTP_STARTTLS",
+    "SMTP_CA_FILE",
+    "SMTP_TIMEOUT",
+    "SMTP_USERNAME",
+    "SMTP_PASSWORD",
+)
+_local = threading.local()
+
+
 def _decode(reply: bytes | str | None) -> str | None:
     if reply is None:
         return None
@@ -36,44 +61,86 @@ def _connect(config) -> smtplib.SMTP:
     # The server's certificate is always verified, against SMTP_CA_FILE when one is given.
     tls = ssl.create_default_context(cafile=config["SMTP_CA_FILE"] or None)
     if config["SMTP_SSL"]:
-        return smtplib.SMTP_SSL(host, port, timeout=timeout, context=tls)
-    smtp = smtplib.SMTP(host, port, timeout=timeout)
-    if config["SMTP_STARTTLS"]:
-        smtp.starttls(context=tls)
+        smtp = smtplib.SMTP_SSL(host, port, timeout=timeout, context=tls)
+    else:
+        smtp = smtplib.SMTP(host, port, timeout=timeout)
+        if config["SMTP_STARTTLS"]:
+            smtp.starttls(context=tls)
+    if config["SMTP_USERNAME"]:
+        smtp.login(config["SMTP_USERNAME"], config["SMTP_PASSWORD"])
+    smtp.ehlo_or_helo_if_needed()
     return smtp
 
 
+def _session(config) -> tuple[smtplib.SMTP, bool]:
+    """This thread's open session for these settings, or a new one; True when it was kept."""
+    key = (os.getpid(), *(config[name] for name in _SESSION_SETTINGS))
+    kept = getattr(_local, "session", None)
+    if kept is not None and kept[0] == key:
+        return kept[1], True
+    close_smtp_session()
+    smtp = _connect(config)
+    _local.session = (key, smtp)
+    return smtp, False
+
+
+def close_smtp_session(*, polite: bool = True) -> None:
+    """End this thread's kept session, if there is one (with QUIT when `polite`)."""
+    kept = getattr(_local, "session", None)
+    _local.session = None
+    if kept is None:
+        return
+    key, smtp = kept
+    if key[0] != os.getpid():
+        return  # a forked child's copy: the connection belongs to the parent
+    if not polite:
+        smtp.close()
+        return
+    try:
+        smtp.quit()
+    except (smtplib.SMTPException, OSError):
+        smtp.close()
+
+
+def _transaction(smtp: smtplib.SMTP, kept: bool, config, recipients, message) -> SmtpOutcome:
+    try:
+        code, reply = smtp.mail(_envelope_sender(config["MAIL_FROM"]))
+    except (smtplib.SMTPServerDisconnected, OSError):
+        if kept:
+            raise _StaleSession from None
+        raise
+    if code != 250:
+        if kept and code == 421:
+            raise _StaleSession
+        return SmtpOutcome(False, code >= 500, code, _decode(reply))
+    for recipient in recipients:
+        code, reply = smtp.rcpt(recipient)
+        if code not in (250, 251):
+            return SmtpOutcome(False, code >= 500, code, _decode(reply))
+    code, reply = smtp.data(message.as_bytes(policy=policy.SMTP))
+    if code != 250:
+        return SmtpOutcome(False, code >= 500, code, _decode(reply))
+    return SmtpOutcome(True, False, code, _decode(reply))
+
+
 def send_message(message: EmailMessage) -> SmtpOutcome:
-    """One SMTP conversation for one message; never raises for SMTP or network trouble."""
+    """One SMTP transaction for one message; never raises for SMTP or network trouble."""
     config = current_app.config
     if "From" not in message:
         message["From"] = config["MAIL_FROM"]
     if "Date" not in message:
         message["Date"] = formatdate(localtime=False)
     recipients = [address.strip() for address in message["To"].split(",")]
+    outcome = None
     try:
-        smtp = _connect(config)
+        smtp, kept = _session(config)
         try:
-            if config["SMTP_USERNAME"]:
-                smtp.login(config["SMTP_USERNAME"], config["SMTP_PASSWORD"])
-            smtp.ehlo_or_helo_if_needed()
-            code, reply = smtp.mail(_envelope_sender(config["MAIL_FROM"]))
-            if code != 250:
-                return SmtpOutcome(False, code >= 500, code, _decode(reply))
-            for recipient in recipients:
-                code, reply = smtp.rcpt(recipient)
-                if code not in (250, 251):
-                    smtp.rset()
-                    return SmtpOutcome(False, code >= 500, code, _decode(reply))
-            code, reply = smtp.data(message.as_bytes(policy=policy.SMTP))
-            if code != 250:
-                return SmtpOutcome(False, code >= 500, code, _decode(reply))
-            return SmtpOutcome(True, False, code, _decode(reply))
-        finally:
-            try:
-                smtp.quit()
-            except (smtplib.SMTPException, OSError):
-                smtp.close()
+            outcome = _transaction(smtp, kept, config, recipients, message)
+        except _StaleSession:
+            close_smtp_session(polite=False)
+            smtp, kept = _session(config)
+            outcome = _transaction(smtp, kept, config, recipients, message)
+        return outcome
     except smtplib.SMTPResponseException as error:
         return SmtpOutcome(
             False, error.smtp_code >= 500, error.smtp_code, _decode(error.smtp_error)
@@ -86,9 +153,14 @@ def send_message(message: EmailMessage) -> SmtpOutcome:
         return SmtpOutcome(False, False, error=f"connection refused: {error}")
     except (smtplib.SMTPException, OSError) as error:
         return SmtpOutcome(False, False, error=f"{type(error).__name__}: {error}")
+    finally:
+        # A refused message, a broken conversation or a job stopped in the middle of one
+        # leaves the session in doubt: the next message starts on a fresh connection.
+        if outcome is None:
+            close_smtp_session(polite=False)
+        elif not outcome.accepted:
+            close_smtp_session()
 
 
 def _envelope_sender(mail_from: str) -> str:
-    from email.utils import parseaddr
-
     return parseaddr(mail_from)[1] or mail_from

@@ -5,6 +5,9 @@ from flask import Flask, current_app
 from rq import Queue
 
 DELIVERY_QUEUE = "delivery"
+# The periodic jobs (the sweeper, the digest): workers take from it first, so a sweep never
+# waits behind a backlog of deliveries.
+MAINTENANCE_QUEUE = "maintenance"
 
 
 def _embedded_redis(app: Flask) -> redis.Redis:
@@ -36,3 +39,7 @@ def redis_connection(app: Flask | None = None) -> redis.Redis:
 
 def delivery_queue(app: Flask | None = None) -> Queue:
     return Queue(DELIVERY_QUEUE, connection=redis_connection(app))
+
+
+def maintenance_queue(app: Flask | None = None) -> Queue:
+    return Queue(MAINTENANCE_QUEUE, connection=redis_connection(app))

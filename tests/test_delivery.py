@@ -13,6 +13,7 @@ from ied.delivery.jobs import deliver_assignment, enqueue_deliveries, requeue_st
 from ied.delivery.models import Assignment, DeliveryAudit, DeliveryEvent
 from ied.extensions import db
 from ied.queues import delivery_queue
+from ied.timestamps import utcnow
 
 FAST_RETRIES = [0.01, 0.01, 0.01]  # minutes: 0.6 s, so a test can wait for a retry
 
@@ -229,6 +230,36 @@ def test_requeue_stalled_picks_up_a_due_retry_whose_job_was_lost(
     run_worker()
     db.session.refresh(assignment)
     assert assignment.status == "sent"
+
+
+def test_requeue_stalled_rescues_a_retry_left_overdue_in_rqs_schedule(
+    app, smtp_server, assign, run_worker
+):
+    """No worker holds RQ's scheduler lock (its holder was killed): the retry sits in the
+    schedule past its time. The sweeper gives RQ's scheduler some grace, then takes it."""
+    smtp_server.answer("421 4.3.0 Try again later")
+    (assignment,) = assign()
+    run_worker()
+    job_id = f"delivery-{assignment.id}-2"
+    schedule = ScheduledJobRegistry(queue=delivery_queue(app))
+
+    def time_moved(seconds: int) -> None:
+        assignment.next_attempt_at = utcnow() - timedelta(seconds=seconds)
+        db.session.commit()
+        schedule.connection.zadd(schedule.key, {job_id: time.time() - seconds})
+
+    time_moved(5)
+    assert requeue_stalled() == 0  # just due: RQ's scheduler may still move it
+    time_moved(60)
+    assert requeue_stalled() == 1
+    assert schedule.get_job_ids() == []  # taken out of the schedule, so enqueued once
+    assert delivery_queue(app).get_job_ids() == [job_id]
+    assert requeue_stalled() == 0  # now queued: not enqueued twice
+    run_worker()
+    db.session.refresh(assignment)
+    assert assignment.status == "sent"
+    assert audits(assignment) == [(1, "failed", 421), (2, "sent", 250)]
+    assert count(DeliveryEvent) == 1
 
 
 def test_withdrawn_and_sent_assignments_are_not_delivered(app, smtp_server, assign, operator):

@@ -13,7 +13,8 @@ from ied.delivery import services
 from ied.delivery.jobs import ABANDONED, enqueue_deliveries, requeue_stalled
 from ied.delivery.models import DeliveryAudit, DeliveryEvent
 from ied.extensions import db
-from ied.queues import delivery_queue, redis_connection
+from ied.queues import maintenance_queue, redis_connection
+from tests.support.redis_server import ThrowawayRedis
 from tests.support.worker_process import start_worker, wait_for
 
 LEASE_SECONDS = 2
@@ -59,11 +60,11 @@ def test_sigterm_stops_the_worker_cleanly_after_its_scheduler_ran_the_sweeper(ap
     worker = start_worker(app)
     try:
         wait_for(lambda: len(Worker.all(connection=connection)) == 1)
-        registry = FinishedJobRegistry(queue=delivery_queue(app))
+        registry = FinishedJobRegistry(queue=maintenance_queue(app))
         wait_for(
             lambda: any(
                 job and job.func_name == "ied.delivery.jobs.requeue_stalled"
-                for job in (delivery_queue(app).fetch_job(i) for i in registry.get_job_ids())
+                for job in (maintenance_queue(app).fetch_job(i) for i in registry.get_job_ids())
             )
         )
         worker.send_signal(signal.SIGTERM)
@@ -74,3 +75,50 @@ def test_sigterm_stops_the_worker_cleanly_after_its_scheduler_ran_the_sweeper(ap
     wait_for(lambda: len(Worker.all(connection=connection)) == 0, seconds=5)
     with pytest.raises(ProcessLookupError):
         os.killpg(worker.pid, 0)  # the periodic scheduler child is gone too
+
+
+def _sent(assignment) -> bool:
+    db.session.rollback()
+    db.session.refresh(assignment)
+    return assignment.status == "sent"
+
+
+def test_the_worker_and_its_periodic_jobs_ride_out_a_redis_outage_mid_job(
+    app, smtp_server, make_lead, make_installer, operator
+):
+    own_redis, shared_redis = ThrowawayRedis(), app.config["REDIS_URL"]
+    app.config["REDIS_URL"] = own_redis.start()
+    app.extensions.pop("ied_redis", None)
+    connection = redis_connection(app)
+    worker = start_worker(app)
+    try:
+        wait_for(lambda: len(Worker.all(connection=connection)) == 1)
+        smtp_server.answer("stall:3")  # Redis goes away while this delivery is in hand
+        first = _assigned(make_lead, make_installer, operator)
+        assert smtp_server.data_received.wait(30)
+        own_redis.halt()
+        wait_for(lambda: _sent(first))  # recorded in the database without Redis
+        time.sleep(3)  # RQ's bookkeeping after the job failed: the worker loop started over
+        assert worker.poll() is None, "the worker quit"
+
+        own_redis.start()  # back, and empty: every queue and registration is gone
+        second = _assigned(make_lead, make_installer, operator)
+        wait_for(lambda: _sent(second), seconds=60)
+        finished = FinishedJobRegistry(queue=maintenance_queue(app))
+        wait_for(lambda: finished.count > 0, seconds=90)  # the periodic child came back too
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(30) == 0
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGKILL)
+        own_redis.stop()
+        app.config["REDIS_URL"] = shared_redis
+        app.extensions.pop("ied_redis").close()
+
+
+def _assigned(make_lead, make_installer, operator):
+    lead = make_lead("ready_to_route")
+    (assignment,) = services.assign_installers(lead, [make_installer().id], operator)
+    db.session.commit()
+    enqueue_deliveries([assignment.id])
+    return assignment

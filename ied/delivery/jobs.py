@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from flask import current_app
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import aliased, joinedload
 
 from ied.delivery import services
 from ied.delivery.email import installer_email
@@ -30,6 +30,8 @@ from ied.timestamps import utcnow
 log = logging.getLogger(__name__)
 
 ABANDONED = "abandoned: the worker stopped before reporting the result of this attempt"
+# A scheduled retry this late is not going to be moved by RQ's scheduler: the sweeper takes it.
+SCHEDULED_GRACE = timedelta(seconds=15)
 _engine_pid: int | None = None
 
 
@@ -46,13 +48,22 @@ def job_id_for(assignment_id: int, attempt_number: int) -> str:
 
 
 def _job_is_live(job_id: str) -> bool:
+    """A job that will still run: queued, deferred, running within its lease, or scheduled
+    and not overdue. RQ's scheduler moves a scheduled job only while some worker holds its
+    lock; when none does (its holder was killed), the job sits there past its time."""
     try:
         job = Job.fetch(job_id, connection=redis_connection())
     except NoSuchJobError:
         return False
     status = job.get_status(refresh=False)
-    if status in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED):
+    if status in (JobStatus.QUEUED, JobStatus.DEFERRED):
         return True
+    if status == JobStatus.SCHEDULED:
+        try:
+            due = delivery_queue().scheduled_job_registry.get_scheduled_time(job_id)
+        except NoSuchJobError:
+            return False
+        return due > utcnow() - SCHEDULED_GRACE
     if status == JobStatus.STARTED and job.started_at is not None:
         started = (
             job.started_at.replace(tzinfo=UTC) if job.started_at.tzinfo is None else job.started_at
@@ -61,10 +72,18 @@ def _job_is_live(job_id: str) -> bool:
     return False
 
 
-def _enqueue(assignment_id: int, attempt_number: int, delay: timedelta | None = None) -> None:
+def _enqueue(
+    assignment_id: int,
+    attempt_number: int,
+    delay: timedelta | None = None,
+    *,
+    at_front: bool = False,
+) -> None:
+    """`at_front` for work that is already late (retries, rescues): it goes before a backlog."""
     queue = delivery_queue()
     options = {
         "job_id": job_id_for(assignment_id, attempt_number),
+        "at_front": at_front,
         "job_timeout": current_app.config["DELIVERY_JOB_TIMEOUT"],
         "result_ttl": 24 * 3600,
         "failure_ttl": 7 * 24 * 3600,
@@ -109,14 +128,32 @@ def _current_job_id() -> str | None:
     return job.id if job else None
 
 
+def _lock_for_delivery(assignment_id: int) -> Assignment:
+    """Lock the assignment, then load in one query what a delivery step reads: its installer,
+    lead, attempts and event. Two statements, not one: a SELECT ... FOR UPDATE that waited for
+    the lock would see the joined attempts as they were before it waited."""
+    lock_one(Assignment, assignment_id)
+    return (
+        db.session.scalars(
+            sa.select(Assignment)
+            .where(Assignment.id == assignment_id)
+            .options(
+                joinedload(Assignment.installer),
+                joinedload(Assignment.lead),
+                joinedload(Assignment.audits),
+                joinedload(Assignment.delivery_event),
+            )
+            .execution_options(populate_existing=True)
+        )
+        .unique()
+        .one()
+    )
+
+
 def _close_expired_attempts(assignment: Assignment, now: datetime) -> bool:
     """Audit attempts whose worker died mid-send as failed. True when one is still live."""
     live = False
-    in_flight = db.session.scalars(
-        sa.select(DeliveryAudit).where(
-            DeliveryAudit.assignment_id == assignment.id, DeliveryAudit.status == "sending"
-        )
-    ).all()
+    in_flight = [audit for audit in assignment.audits if audit.status == "sending"]
     for audit in in_flight:
         if audit.lease_expires_at and audit.lease_expires_at > now:
             live = True
@@ -133,7 +170,7 @@ def _close_expired_attempts(assignment: Assignment, now: datetime) -> bool:
 
 def _claim_attempt(assignment_id: int) -> DeliveryAudit | None:
     """Open an attempt under the assignment's row lock; None when there is nothing to do."""
-    assignment = lock_one(Assignment, assignment_id)
+    assignment = _lock_for_delivery(assignment_id)
     now = utcnow()
     if assignment.status != "queued":
         return None
@@ -164,13 +201,12 @@ def deliver_assignment(assignment_id: int) -> str:
         return "skipped: another attempt is under way"
     # Nothing touches the session until the result is in: no transaction stays open while the
     # SMTP server takes its time.
-    return record_attempt_outcome(audit_id, send_message(message))
+    return record_attempt_outcome(assignment_id, audit_id, send_message(message))
 
 
-def record_attempt_outcome(audit_id: int, outcome) -> str:
-    audit = db.session.get(DeliveryAudit, audit_id)
-    assignment = lock_one(Assignment, audit.assignment_id)
-    db.session.refresh(audit)
+def record_attempt_outcome(assignment_id: int, audit_id: int, outcome) -> str:
+    assignment = _lock_for_delivery(assignment_id)
+    (audit,) = [audit for audit in assignment.audits if audit.id == audit_id]
     if audit.status != "sending":
         db.session.rollback()
         return "skipped: the sweeper already closed this attempt"
@@ -202,7 +238,7 @@ def record_attempt_outcome(audit_id: int, outcome) -> str:
     schedule_retry(assignment, delay, outcome.summary)
     db.session.commit()
     try:
-        _enqueue(assignment.id, audit.attempt_number + 1, delay)
+        _enqueue(assignment.id, audit.attempt_number + 1, delay, at_front=True)
     except (redis.RedisError, OSError) as error:
         log.warning(
             "Retry of assignment %s not scheduled (%s); the sweeper will", assignment.id, error
@@ -212,14 +248,7 @@ def record_attempt_outcome(audit_id: int, outcome) -> str:
 
 def _attempts_this_round(assignment: Assignment) -> int:
     """Attempts since the assignment was last queued: a resend starts a fresh set of retries."""
-    return db.session.scalar(
-        sa.select(sa.func.count())
-        .select_from(DeliveryAudit)
-        .where(
-            DeliveryAudit.assignment_id == assignment.id,
-            DeliveryAudit.started_at >= assignment.queued_at,
-        )
-    )
+    return sum(1 for audit in assignment.audits if audit.started_at >= assignment.queued_at)
 
 
 def _retry_delay(attempts: int) -> timedelta | None:
@@ -245,7 +274,7 @@ def close_abandoned_attempts(now: datetime) -> None:
     ).all()
     for assignment_id in assignment_ids:
         # The assignment's lock first, as a delivery job takes it, so the two never deadlock.
-        _close_expired_attempts(lock_one(Assignment, assignment_id), now)
+        _close_expired_attempts(_lock_for_delivery(assignment_id), now)
         db.session.commit()
 
 
@@ -268,8 +297,14 @@ def requeue_stalled() -> int:
         .order_by(Assignment.id)
     ).all()
     enqueued = 0
+    scheduled = delivery_queue().scheduled_job_registry
     for assignment_id, attempt_number in due:
-        if not _job_is_live(job_id_for(assignment_id, attempt_number)):
-            _enqueue(assignment_id, attempt_number)
+        job_id = job_id_for(assignment_id, attempt_number)
+        if not _job_is_live(job_id):
+            # An overdue scheduled retry leaves the schedule first, so RQ's scheduler, if it
+            # wakes up, has nothing to move; should both still enqueue it, the second run
+            # finds the attempt taken and does nothing.
+            scheduled.remove(job_id)
+            _enqueue(assignment_id, attempt_number, at_front=True)
             enqueued += 1
     return enqueued

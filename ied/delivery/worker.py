@@ -1,25 +1,159 @@
 """`flask --app wsgi ied worker` and `ied requeue-stalled`: the delivery side of the CLI."""
 
+import logging
 import multiprocessing
 import os
+import time
+from collections.abc import Callable
 
 import click
-from flask import current_app
+import redis
+from flask import Flask, current_app
 from flask.cli import with_appcontext
-from rq import Worker
+from rq import SimpleWorker
 from rq.cron import CronScheduler
+from rq.exceptions import StopRequested
 from rq.utils import import_attribute
 
-from ied.queues import DELIVERY_QUEUE, delivery_queue, redis_connection
+from ied.mail import close_smtp_session
+from ied.queues import MAINTENANCE_QUEUE, delivery_queue, maintenance_queue, redis_connection
 from ied.scheduling import PERIODIC_JOBS
 
+log = logging.getLogger(__name__)
+# While Redis is away: try again after 1, 2, 4 ... seconds, never waiting more than 30.
+BACKOFF_FIRST, BACKOFF_MAX = 1.0, 30.0
+# How often an idle worker tries to take over RQ's scheduler lock (and cleans RQ's registries);
+# RQ's default is every 10 minutes.
+MAINTENANCE_SECONDS = 60
 
-def run_periodic_jobs(connection, jobs) -> None:
-    """RQ's cron scheduler, in a child process: enqueues each periodic job on its interval."""
-    scheduler = CronScheduler(connection=connection, name=f"ied-periodic-{os.getpid()}")
+
+class DeliveryWorker(SimpleWorker):
+    """RQ's non-forking worker: jobs run one after another in this process, so the database
+    pool and the SMTP session outlive each job instead of being rebuilt by a forked work horse.
+    RQ still enforces each job's timeout (SIGALRM: this is the main thread). Each job runs in a
+    fresh app context, so one stopped half-way leaves no database session behind."""
+
+    def __init__(self, app: Flask, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.app = app
+        self.stop_requested = False
+
+    def execute_job(self, job, queue):
+        with self.app.app_context():
+            super().execute_job(job, queue)
+
+    def request_stop(self, signum, frame):
+        self.stop_requested = True  # SIGTERM/SIGINT: finish the job in hand, then stop
+        super().request_stop(signum, frame)
+
+
+class PeriodicScheduler(CronScheduler):
+    """RQ's cron scheduler, stopping on SIGTERM or when the worker that started it is gone."""
+
+    def __init__(self, *args, parent_pid: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.parent_pid = parent_pid
+        self.stop_requested = False
+
+    def _request_stop(self, signum, frame):
+        self.stop_requested = True
+        super()._request_stop(signum, frame)
+
+    def heartbeat(self) -> None:
+        if os.getppid() != self.parent_pid:
+            self.stop_requested = True
+            raise StopRequested
+        super().heartbeat()
+
+
+def _pause(seconds: float, stopped: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not stopped():
+        time.sleep(0.2)
+
+
+def _next_delay(delay: float, began: float) -> float:
+    """Back off while failures come quickly; start again from 1 s after a good run."""
+    return BACKOFF_FIRST if time.monotonic() - began > BACKOFF_MAX else min(delay * 2, BACKOFF_MAX)
+
+
+def _wait_for_redis(connection, delay: float, stopped: Callable[[], bool]) -> bool:
+    """Wait `delay`, then until Redis answers, backing off; False when asked to stop first."""
+    try:
+        while True:
+            log.warning("Waiting %.0f s for Redis", delay)
+            _pause(delay, stopped)
+            if stopped():
+                return False
+            try:
+                if connection.ping():
+                    return True
+            except redis.RedisError:
+                pass
+            delay = min(delay * 2, BACKOFF_MAX)
+    except StopRequested:  # SIGTERM meanwhile, raised by RQ's handler, still installed
+        return False
+
+
+def run_periodic_jobs(connection, jobs, parent_pid: int) -> None:
+    """The periodic jobs' scheduler, in a child process; rides out a Redis outage."""
+    scheduler = PeriodicScheduler(
+        connection=connection, name=f"ied-periodic-{os.getpid()}", parent_pid=parent_pid
+    )
     for function, seconds in jobs:
-        scheduler.register(function, queue_name=DELIVERY_QUEUE, interval=seconds, job_timeout=300)
-    scheduler.start()
+        scheduler.register(
+            function, queue_name=MAINTENANCE_QUEUE, interval=seconds, job_timeout=300
+        )
+    delay = BACKOFF_FIRST / 2
+    while not scheduler.stop_requested:
+        began = time.monotonic()
+        try:
+            scheduler.start()
+        except redis.RedisError as error:
+            log.warning("Periodic scheduler: Redis unavailable (%s)", error)
+            delay = _next_delay(delay, began)
+            if not _wait_for_redis(connection, delay, lambda: scheduler.stop_requested):
+                return
+
+
+def _start_periodic_child() -> multiprocessing.Process:
+    # Imported here, before forking, so a broken job path stops the worker at once.
+    jobs = [(import_attribute(path), seconds) for path, seconds in PERIODIC_JOBS]
+    child = multiprocessing.get_context("fork").Process(
+        target=run_periodic_jobs,
+        args=(redis_connection(), jobs, os.getpid()),
+        name="ied-periodic",
+        daemon=True,
+    )
+    child.start()
+    return child
+
+
+def _work(app: Flask, burst: bool) -> None:
+    """Run RQ's work loop; when it quits unasked (Redis went away mid-job, or anything else
+    RQ calls an unhandled exception), run a new one once Redis answers again."""
+    connection = redis_connection(app)
+    delay = BACKOFF_FIRST / 2
+    while True:
+        began = time.monotonic()
+        worker = DeliveryWorker(
+            app,
+            [maintenance_queue(app), delivery_queue(app)],
+            connection=connection,
+            maintenance_interval=MAINTENANCE_SECONDS,
+        )
+        try:
+            worker.work(with_scheduler=True, burst=burst, logging_level="INFO")
+        except redis.RedisError as error:  # registering its birth or death
+            log.warning("Worker %s: Redis unavailable (%s)", worker.name, error)
+        if burst or worker.stop_requested:
+            return
+        log.warning("Worker %s stopped unasked; a new worker takes over", worker.name)
+        if worker.pubsub_thread is not None:
+            worker.pubsub_thread.stop()  # its teardown did not get that far
+        delay = _next_delay(delay, began)
+        if not _wait_for_redis(connection, delay, lambda w=worker: w.stop_requested):
+            return
 
 
 @click.command("worker")
@@ -28,20 +162,12 @@ def run_periodic_jobs(connection, jobs) -> None:
 def worker_command(burst: bool) -> None:
     """Run an RQ worker with its scheduler (retries) and the periodic jobs (sweeper, digest)."""
     app = current_app._get_current_object()
-    connection = redis_connection(app)
-    periodic = None
-    if not burst:
-        # Imported here, before forking, so a broken job path stops the worker at once.
-        jobs = [(import_attribute(path), seconds) for path, seconds in PERIODIC_JOBS]
-        periodic = multiprocessing.get_context("fork").Process(
-            target=run_periodic_jobs, args=(connection, jobs), name="ied-periodic", daemon=True
-        )
-        periodic.start()
-    worker = Worker([delivery_queue(app)], connection=connection)
+    periodic = None if burst else _start_periodic_child()
     try:
-        # SIGTERM: RQ finishes the job in hand, then stops (warm shutdown).
-        worker.work(with_scheduler=True, burst=burst, logging_level="INFO")
+        # SIGTERM: the job in hand finishes, then the worker stops (warm shutdown).
+        _work(app, burst)
     finally:
+        close_smtp_session()
         if periodic is not None and periodic.is_alive():
             periodic.terminate()
             periodic.join(timeout=10)

@@ -47,8 +47,13 @@ class ThrowawayRedis:
                 time.sleep(0.05)
         raise RuntimeError("redis-server did not start")
 
-    def stop(self) -> None:
+    def halt(self) -> None:
+        """Stop the server, keeping its directory: `start()` brings it back, empty."""
         if self.process:
             self.process.terminate()
             self.process.wait(timeout=10)
+            self.process = None
+
+    def stop(self) -> None:
+        self.halt()
         shutil.rmtree(self.root, ignore_errors=True)

@@ -11,7 +11,10 @@ from flask import Flask
 REPO = Path(__file__).resolve().parent.parent.parent
 
 
-def start_worker(app: Flask, *args: str, **extra_env: str) -> subprocess.Popen:
+def start_worker(
+    app: Flask, *args: str, output=subprocess.DEVNULL, **extra_env: str
+) -> subprocess.Popen:
+    """`output`: where the worker's log goes (an open file), by default nowhere."""
     config = app.config
     env = {
         **os.environ,
@@ -28,8 +31,8 @@ def start_worker(app: Flask, *args: str, **extra_env: str) -> subprocess.Popen:
         cwd=REPO,
         env=env,
         start_new_session=True,  # its own process group: the test can kill it whole
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=output,
+        stderr=subprocess.STDOUT,
     )
 
 
