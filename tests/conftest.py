@@ -319,11 +319,13 @@ def browser_login(browser_page, live_server, make_user):
 @pytest.fixture
 def smtp_server(app):
     """A real in-process SMTP server; the app sends to it."""
+    from ied.mail import close_smtp_session
     from tests.support.smtp_server import ScriptedSmtpServer
 
     server = ScriptedSmtpServer().start()
     app.config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=server.port, SMTP_TIMEOUT=5)
     yield server
+    close_smtp_session()  # the session this thread kept open to it
     server.stop()
 
 

@@ -2,6 +2,7 @@
 
 import ssl
 import subprocess
+import time
 from email.message import EmailMessage
 
 import pytest
@@ -44,9 +45,11 @@ def certificate(tmp_path_factory):
 class Inbox:
     def __init__(self):
         self.messages = []
+        self.peers = []
 
     async def handle_DATA(self, server, session, envelope):
         self.messages.append((session.authenticated, envelope.content))
+        self.peers.append(session.peer)  # one per connection
         return "250 2.0.0 Accepted"
 
 
@@ -130,3 +133,14 @@ def test_implicit_tls(app, certificate):
         assert len(inbox.messages) == 1
     finally:
         controller.stop()
+
+
+def test_one_session_carries_many_messages_and_a_stale_one_is_replaced(app, smtp_with):
+    inbox = smtp_with(timeout=1)  # the server drops a session idle for a second
+    for _ in range(3):
+        assert send_message(message()).accepted
+    assert len(set(inbox.peers)) == 1
+    time.sleep(1.5)  # the server hung up meanwhile: the kept session is stale
+    outcome = send_message(message())
+    assert outcome.accepted, outcome
+    assert len(inbox.messages) == 4 and len(set(inbox.peers)) == 2
