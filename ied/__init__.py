@@ -31,6 +31,7 @@ def create_app(config: dict | None = None) -> Flask:
     csrf.init_app(app)
 
     from ied import formatting, models, navigation, rate_limits, security_headers  # noqa: F401  (models: every table registered)
+    from ied.activity.views import bp as activity_bp
     from ied.admin.views import bp as admin_bp
     from ied.auth import access, sessions
     from ied.auth.views import bp as auth_bp
@@ -57,6 +58,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(followups_bp)
     app.register_blueprint(delivery_bp)
     app.register_blueprint(finance_bp)
+    app.register_blueprint(activity_bp)
     if app.config["MAIL_CATCHER_ENABLED"]:
         from ied.mailcatcher.views import bp as mailcatcher_bp
 

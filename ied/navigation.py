@@ -19,6 +19,7 @@ MAIN_NAV = (
     ("dashboard.index", "Dashboard", "manager"),
     ("installers.index", "Installers", "manager"),
     ("finance.index", "Finance", "manager"),
+    ("activity.index", "Activity", "manager"),
     ("admin.users", "Users", "admin"),
     ("admin.api_keys", "API keys", "admin"),
     ("mailcatcher.index", "Caught mail", "operator"),

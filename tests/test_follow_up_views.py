@@ -4,11 +4,11 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import sqlalchemy as sa
 
 from ied.extensions import db
 from ied.followups import queries
 from tests.support.follow_ups import deliver, end_of_today, make_follow_up
+from tests.support.statements import recorded_statements
 
 HTMX = {"HX-Request": "true"}
 
@@ -126,21 +126,13 @@ def test_the_list_runs_the_same_number_of_queries_for_few_or_many_rows(
 ):
     login_as("manager")
     follow_ups(-1, 2)
-    statements = []
-
-    def counter(*args):
-        statements.append(args[2])
-
-    sa.event.listen(db.engine, "before_cursor_execute", counter)
-    try:
+    with recorded_statements() as statements:
         client.get("/follow-ups")
         few = len(statements)
         follow_ups(-2, -3, 4, 5, 6, 7)
         statements.clear()
         client.get("/follow-ups")
         assert len(statements) == few
-    finally:
-        sa.event.remove(db.engine, "before_cursor_execute", counter)
 
 
 @pytest.mark.parametrize("role", ["operator", "manager", "admin"])

@@ -53,6 +53,16 @@ SUBJECT_TYPES = (
 SUBJECT_LABELS = {subject: subject.replace("_", " ").capitalize() for subject in SUBJECT_TYPES}
 
 
+def _shown(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    if isinstance(value, dict) and {"from", "to"} <= value.keys():
+        return f"{value['from']} → {value['to']}"
+    return str(value)
+
+
 class ActivityEntry(db.Model):
     """Who or what changed which record, when and how. Never updated, never deleted."""
 
@@ -87,6 +97,16 @@ class ActivityEntry(db.Model):
     @property
     def subject_label(self) -> str:
         return SUBJECT_LABELS[self.subject_type]
+
+    @property
+    def summary(self) -> str:
+        """The details in a line: "new → reviewing · note: Looks fine"."""
+        details = dict(self.details or {})
+        parts = []
+        if "from" in details and "to" in details:
+            parts.append(f"{details.pop('from')} → {details.pop('to')}")
+        parts += [f"{name.replace('_', ' ')}: {_shown(value)}" for name, value in details.items()]
+        return " · ".join(parts)
 
     def __repr__(self) -> str:
         return f"<ActivityEntry {self.verb} {self.subject_type}:{self.subject_id}>"

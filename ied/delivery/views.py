@@ -36,8 +36,8 @@ INSTALLER_LINK_HEADERS = {
 
 
 # What resending or withdrawing changes on the lead page: the deliveries block, and the assign
-# dialog out of band (live installers and cap use move with it).
-ASSIGNMENT_PARTS = ["deliveries", "assign_dialog"]
+# dialog (live installers and cap use move with it) and the activity timeline out of band.
+ASSIGNMENT_PARTS = ["deliveries", "assign_dialog", "activity"]
 
 
 def _act_on_assignment(assignment_id: int, action, done_message: str):

@@ -6,6 +6,7 @@ elsewhere answer through `lead_page_parts` too, so every part is drawn from the 
 
 from flask import abort, current_app
 
+from ied.activity.queries import lead_timeline
 from ied.auth.access import url_if_allowed
 from ied.delivery.queries import assign_options, lead_deliveries
 from ied.followups.forms import create_follow_up_form
@@ -38,6 +39,8 @@ def lead_page_context(
         "follow_up_panel": follow_up_panel,
         "follow_up_form": follow_up_form,
         "follow_up_default_days": current_app.config["FOLLOW_UP_DEFAULT_DAYS"],
+        "timeline": lead_timeline(lead),
+        "activity_log_url": url_if_allowed("activity.index", lead=lead.reference),
         **extra,
     }
 

@@ -11,9 +11,10 @@ from ied.capped_counts import CappedCount, capped_count
 from ied.delivery.models import Assignment
 from ied.extensions import db
 from ied.followups.models import FollowUp
+from ied.keyset import cursor_position, decode_cursor, encode_cursor
 from ied.leads.models import LEAD_STATUSES, Lead, LeadStatusChange
 from ied.leads.services import normalize_email, normalize_phone, normalize_postcode
-from ied.timestamps import UTCDateTime, utcnow
+from ied.timestamps import utcnow
 
 ATTENTION = "attention"
 QUEUE_TABS = (*LEAD_STATUSES, ATTENTION)
@@ -91,26 +92,6 @@ def search_filter(q: str) -> sa.ColumnElement[bool] | None:
     return sa.or_(*matches) if matches else sa.false()
 
 
-def encode_cursor(lead: Lead) -> str:
-    return f"{lead.created_at.isoformat()}~{lead.id}"
-
-
-def decode_cursor(cursor: str | None) -> tuple[datetime, int] | None:
-    if not cursor or "~" not in cursor:
-        return None
-    moment, _, lead_id = cursor.rpartition("~")
-    try:
-        position = datetime.fromisoformat(moment), int(lead_id)
-    except ValueError:
-        return None
-    return position if position[0].tzinfo is not None else None
-
-
-def _cursor_position(cursor: tuple[datetime, int]) -> sa.Tuple:
-    moment, lead_id = cursor
-    return sa.tuple_(sa.literal(moment, UTCDateTime), sa.literal(lead_id))
-
-
 def queue_page(tab: str, q: str = "", order: str = "newest", after: str | None = None) -> QueuePage:
     """One page of the queue, keyset-paginated on (created_at, id); a search spans all tabs."""
     query = sa.select(Lead).options(
@@ -123,11 +104,11 @@ def queue_page(tab: str, q: str = "", order: str = "newest", after: str | None =
     if order == "oldest":
         query = query.order_by(Lead.created_at, Lead.id)
         if cursor:
-            query = query.where(position > _cursor_position(cursor))
+            query = query.where(position > cursor_position(cursor))
     else:
         query = query.order_by(Lead.created_at.desc(), Lead.id.desc())
         if cursor:
-            query = query.where(position < _cursor_position(cursor))
+            query = query.where(position < cursor_position(cursor))
     leads = list(db.session.scalars(query.limit(PAGE_SIZE + 1)))
     more = len(leads) > PAGE_SIZE
     leads = leads[:PAGE_SIZE]

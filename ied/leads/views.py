@@ -77,15 +77,15 @@ def queue():
 
 
 # Parts of the lead page a lead transition changes: its head first (the request's target).
-TRANSITION_PARTS = ["lead_head", "assign_dialog", "history"]
+TRANSITION_PARTS = ["lead_head", "assign_dialog", "history", "activity"]
 
 
 @bp.post("/leads/<reference>/advance")
 @role_required("operator")
 def advance(reference: str):
     """One-click transitions, with an optional note: from a queue row (the row swaps, the tab
-    counts follow out of band), from the lead page (its head, dialog and history swap), or a
-    plain form post and a redirect."""
+    counts follow out of band), from the lead page (its head, dialog, history and activity
+    swap), or a plain form post and a redirect."""
     lead = queries.lead_by_reference(reference) or abort(404)
     on_lead_page = request.form.get("place") == "lead"
     back = local_path(request.form.get("next"), url_for("leads.show", reference=lead.reference))
@@ -214,13 +214,14 @@ def assign(reference: str):
 @role_required("operator")
 def deliveries(reference: str):
     """The deliveries block polling itself while a delivery waits; when the number sent has
-    changed since the last poll (`sent`), the follow-up block follows out of band."""
+    changed since the last poll (`sent`), the follow-up block and the timeline follow out of
+    band."""
     lead = lead_or_404(reference)
     if not is_htmx():
         return redirect(url_for("leads.show", reference=lead.reference))
     parts = ["deliveries"]
     if request.args.get("sent", type=int) != lead_deliveries(lead).sent:
-        parts.append("follow_up")
+        parts += ["follow_up", "activity"]
     return lead_page_parts(lead, parts)
 
 
