@@ -35,7 +35,6 @@ VERB_LABELS = {
     "user.reactivated": "User reactivated",
     "user.password_changed": "Password changed",
     "user.password_reset": "Password reset",
-    "user.sessions_revoked": "Sessions revoked",
     "api_key.created": "API key created",
     "api_key.revoked": "API key revoked",
 }
