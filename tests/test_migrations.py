@@ -52,3 +52,28 @@ def test_indexes_for_the_page_filters_exist(app):
         "ix_assignments_status_created_at",
         "ix_delivery_events_installer_id_billing_cycle",
     } <= names
+
+
+def test_migrations_step_down_and_up_on_a_sqlite_database_holding_data(test_settings, tmp_path):
+    """`make run` keeps its SQLite database across pulls: a migration that rebuilds a table
+    others refer to (batch mode copies it, drops it and renames the copy) must not trip the
+    foreign keys the app turns on for every connection, nor leave them off."""
+    from flask_migrate import downgrade, upgrade
+
+    from ied import create_app
+    from ied.demo import seed_demo
+
+    url = f"sqlite:///{tmp_path / 'kept.sqlite3'}"
+    app = create_app({**test_settings, "SQLALCHEMY_DATABASE_URI": url})
+    with app.app_context():
+        upgrade()
+        seed_demo(lead_count=20)
+        db.session.commit()
+        installers = db.session.scalar(sa.text("SELECT count(*) FROM installers"))
+        downgrade(revision="-1")
+        upgrade()
+        assert db.session.scalar(sa.text("SELECT count(*) FROM installers")) == installers
+        with db.engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        db.session.remove()
+        db.engine.dispose()

@@ -85,6 +85,6 @@ def downgrade():
         batch_op.drop_index("ix_delivery_events_installer_id_id")
         batch_op.drop_index("ix_delivery_events_billing_cycle_id")
     with op.batch_alter_table("installers", schema=None) as batch_op:
-        batch_op.drop_constraint("ck_installers_return_limit_percent", type_="check")
+        batch_op.drop_constraint(op.f("ck_installers_return_limit_percent"), type_="check")
         batch_op.drop_column("return_limit_percent")
     op.drop_table("return_requests")
