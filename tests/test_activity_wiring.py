@@ -274,3 +274,28 @@ def test_installer_changes_record_one_row_each_by_the_manager(client, login_as, 
         "changed": ["delivery_email", "cycle_cap"],
         "links_revoked": True,
     }
+
+
+def test_the_installers_first_open_is_recorded_once_by_the_installer(app, client, queued, activity):
+    from ied.delivery.links import link_url
+
+    delivery.record_delivery_success(queued.id)
+    db.session.commit()
+    url = link_url(queued).replace(app.config["PUBLIC_BASE_URL"], "")
+    activity()
+    client.get(url)  # fetching the link (a mail scanner) is not opening it
+    assert activity() == []
+    client.post(url)
+    client.post(url)
+    installer = queued.installer.company_name
+    assert activity() == [
+        (
+            "assignment.opened",
+            None,
+            f"installer {installer}",
+            "assignment",
+            queued.id,
+            queued.lead_id,
+            {"installer": installer},
+        )
+    ]

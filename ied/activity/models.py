@@ -14,6 +14,7 @@ VERB_LABELS = {
     "lead.status_changed": "Lead status changed",
     "assignment.created": "Installer assigned",
     "assignment.status_changed": "Assignment status changed",
+    "assignment.opened": "Installer opened the lead",
     "delivery.attempted": "Delivery attempt",
     "delivery_event.voided": "Delivery event voided",
     "return_request.requested": "Return requested",
@@ -38,18 +39,17 @@ VERB_LABELS = {
     "api_key.created": "API key created",
     "api_key.revoked": "API key revoked",
 }
-SUBJECT_TYPES = (
-    "lead",
-    "assignment",
-    "delivery_audit",
-    "delivery_event",
-    "return_request",
-    "follow_up",
-    "installer",
-    "user",
-    "api_key",
-)
-SUBJECT_LABELS = {subject: subject.replace("_", " ").capitalize() for subject in SUBJECT_TYPES}
+SUBJECT_LABELS = {
+    "lead": "Lead",
+    "assignment": "Assignment",
+    "delivery_audit": "Delivery attempt",
+    "delivery_event": "Delivery event",
+    "return_request": "Return request",
+    "follow_up": "Follow-up",
+    "installer": "Installer",
+    "user": "User",
+    "api_key": "API key",
+}
 
 
 def _shown(value: Any) -> str:

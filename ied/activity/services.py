@@ -3,7 +3,7 @@
 import re
 from typing import Any
 
-from ied.activity.models import SUBJECT_TYPES, VERB_LABELS, ActivityEntry
+from ied.activity.models import SUBJECT_LABELS, VERB_LABELS, ActivityEntry
 from ied.auth.models import User
 from ied.extensions import db
 
@@ -36,8 +36,8 @@ def record_activity(
     if verb not in VERB_LABELS:
         raise ValueError(f"Unknown activity verb {verb!r}: add it to VERB_LABELS.")
     subject_type = subject_type_of(subject)
-    if subject_type not in SUBJECT_TYPES:
-        raise ValueError(f"Unknown activity subject {subject_type!r}: add it to SUBJECT_TYPES.")
+    if subject_type not in SUBJECT_LABELS:
+        raise ValueError(f"Unknown activity subject {subject_type!r}: add it to SUBJECT_LABELS.")
     if subject.id is None:
         db.session.flush()
     if lead_id is None:

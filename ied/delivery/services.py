@@ -313,8 +313,9 @@ def finish_attempt(
 
 
 def record_link_open(assignment: Assignment) -> None:
-    """Count the installer opening its link, in one statement so simultaneous opens all count."""
-    db.session.execute(
+    """Count the installer opening its link, in one statement so simultaneous opens all count;
+    the first open is the one the activity log keeps."""
+    open_count = db.session.scalar(
         sa.update(Assignment)
         .where(Assignment.id == assignment.id)
         .values(
@@ -323,4 +324,13 @@ def record_link_open(assignment: Assignment) -> None:
                 Assignment.first_opened_at, sa.literal(utcnow(), UTCDateTime)
             ),
         )
+        .returning(Assignment.open_count)
     )
+    if open_count == 1:
+        installer = assignment.installer.company_name
+        record_activity(
+            "assignment.opened",
+            assignment,
+            actor_label=f"installer {installer}",
+            details={"installer": installer},
+        )
