@@ -76,4 +76,17 @@ def test_installer_asks_for_a_return_and_the_manager_approves_it_in_finance(
     expect(page.locator("#finance-events tbody tr")).to_have_count(6)
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOT), full_page=True)
+    page.click("#finance-totals tbody tr:first-child >> text=Statement")
+    page.wait_for_selector("#statement-summary")
+    page.screenshot(path="/tmp/ied-finance-statement.png", full_page=True)
     assert page.console_errors == []
+
+    # Voiding asks for confirmation, then refuses an empty reason inline.
+    page.goto(f"{live_server.url}/finance")
+    page.click(f"#event-{event.id + 1} >> text=Void…")
+    prompts = []
+    page.on("dialog", lambda dialog: (prompts.append(dialog.message), dialog.accept()))
+    page.click("text=Void this delivery")
+    page.wait_for_selector(".field.has-error")
+    assert prompts and prompts[0].startswith(f"Void delivery event {event.id + 1}")
+    page.screenshot(path="/tmp/ied-finance-void.png", full_page=True)
