@@ -145,3 +145,19 @@ def test_a_void_is_recorded_in_the_activity_log(app, make_lead, make_installer, 
         operator.id,
     )
     assert entry.details["reason"] == "Customer withdrew"
+
+
+def test_the_migration_counts_the_events_already_there(app, make_lead, make_installer, operator):
+    from flask_migrate import downgrade, upgrade
+
+    installer = make_installer(price_per_lead=Decimal("30.00"))
+    events = [billed_delivery(make_lead, installer, operator) for _ in range(3)]
+    finance.void_delivery_event(events[0].id, operator, "Duplicate")
+    db.session.commit()
+    installer_id = installer.id
+    db.session.remove()
+    downgrade(revision="a3c7e1f20b64")  # before the counters existed
+    upgrade()
+    installer = db.session.get(type(installer), installer_id)
+    assert counter(installer) == (2, Decimal("60.00"), 1, Decimal("30.00"))
+    assert finance.cycle_billing_drift() == []
