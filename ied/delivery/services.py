@@ -237,6 +237,22 @@ def withdraw(assignment: Assignment, actor: User | None) -> Assignment:
             f"The delivery to {assignment.installer.company_name} was sent and cannot be "
             "withdrawn; void its delivery event to undo the billing."
         )
+    in_flight = db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(DeliveryAudit)
+        .where(
+            DeliveryAudit.assignment_id == assignment.id,
+            DeliveryAudit.status == "sending",
+            DeliveryAudit.lease_expires_at > utcnow(),
+        )
+    )
+    if in_flight:
+        # Under the assignment's lock the job cannot finish meanwhile; once the SMTP server
+        # answers, a sent email is billed (never withdrawn) and a failed one may be withdrawn.
+        raise IllegalAssignmentTransition(
+            f"The email to {assignment.installer.company_name} is being sent right now; "
+            "wait a moment for the server's answer before withdrawing it."
+        )
     move_assignment(assignment, "withdrawn", actor)
     assignment.withdrawn_at = utcnow()
     assignment.withdrawn_by_id = actor.id if actor else None
