@@ -246,3 +246,27 @@ def test_managers_decide_returns_on_the_finance_tab(
     decided = client.get("/finance/returns?status=decided").get_data(as_text=True)
     assert 'data-return-status="approved"' in decided
     assert 'data-event-status="voided"' in client.get("/finance").get_data(as_text=True)
+
+
+def test_an_installer_sees_only_its_own_delivery_and_returns_only_that_one(
+    secure_app, delivered, make_lead, make_installer, operator
+):
+    other = billed_delivery(make_lead, make_installer(), operator, customer_name="Other Person")
+    client = secure_app.test_client()
+    page = details_page(client, delivered)
+    assert delivered.lead.customer_name in page and "Other Person" not in page
+    assert other.lead.reference not in page
+    assert ask(client, delivered, reason="duplicate").status_code == 200
+    assert finance.return_request_for(other) is None
+
+
+def test_over_the_return_limit_the_signed_page_says_why(
+    secure_app, make_installer, make_lead, operator
+):
+    installer = make_installer(return_limit_percent=10)
+    event = billed_delivery(make_lead, installer, operator)  # 10% of 1 delivery: none
+    response = ask(secure_app.test_client(), event, reason="duplicate")
+    assert response.status_code == 409
+    page = response.get_data(as_text=True)
+    assert "may return up to 10%" in page and 'role="alert"' in page
+    assert finance.pending_returns_count() == 0
