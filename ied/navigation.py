@@ -30,12 +30,19 @@ def nav_items() -> list[NavItem]:
     if not current_user.is_authenticated:
         return []
     endpoints = current_app.view_functions
-    current_blueprint = request.blueprint
     return [
-        NavItem(label, url_for(endpoint), endpoint.split(".")[0] == current_blueprint)
+        NavItem(label, url, _is_under(request.path, url))
         for endpoint, label, role in MAIN_NAV
         if endpoint in endpoints and current_user.has_role(role)
+        for url in [url_for(endpoint)]
     ]
+
+
+def _is_under(path: str, url: str) -> bool:
+    """The entry's page or one below it (/leads/IED-000042 is under Leads); two entries of one
+    blueprint (Users, API keys) are told apart by their paths."""
+    base = url.rstrip("/")
+    return path == url or path == base or path.startswith(base + "/")
 
 
 def init_app(app: Flask) -> None:
