@@ -42,7 +42,7 @@ def _is_under(path: str, url: str) -> bool:
     """The entry's page or one below it (/leads/IED-000042 is under Leads); two entries of one
     blueprint (Users, API keys) are told apart by their paths."""
     base = url.rstrip("/")
-    return path == url or path == base or path.startswith(base + "/")
+    return path in (url, base) or path.startswith(base + "/")
 
 
 def init_app(app: Flask) -> None:
