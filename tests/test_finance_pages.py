@@ -16,6 +16,7 @@ from ied.finance import queries
 from ied.finance import services as finance
 from ied.finance.queries import EventFilter, cycle_totals
 from tests.support.billing import billed_delivery
+from tests.support.statements import recorded_statements
 
 FINANCE_URLS = [
     "/finance",
@@ -246,3 +247,33 @@ def test_csv_export_streams_in_flat_memory(
     assert chunks > 40 and size > 3 * small_size
     assert peak < small_peak * 1.5, f"peak {peak} B for 40k rows, {small_peak} B for 10k"
     assert peak < size / 2
+
+
+@pytest.mark.parametrize("url", ["/finance", "/finance?cycle=all&state=voided", "/finance/returns"])
+def test_finance_pages_send_a_fixed_number_of_statements(
+    client, login_as, make_lead, make_installer, operator, url
+):
+    """Totals come from the counters and the page's events load with their lead, installer
+    and voider in one query: more events, installers or returns add no statement."""
+    login_as("manager")
+
+    def statements_for_the_page() -> int:
+        with recorded_statements() as statements:
+            assert client.get(url).status_code == 200
+        return len(statements)
+
+    installer = make_installer()
+    event = billed_delivery(make_lead, installer, operator)
+    finance.void_delivery_event(event.id, operator, "Duplicate")
+    finance.request_return(billed_delivery(make_lead, installer, operator).id, "duplicate", None)
+    db.session.commit()
+    few = statements_for_the_page()
+    for _ in range(3):
+        other = make_installer()
+        for _ in range(2):
+            finance.request_return(
+                billed_delivery(make_lead, other, operator).id, "customer_unreachable", None
+            )
+        finance.void_delivery_event(billed_delivery(make_lead, other, operator).id, operator, "x")
+    db.session.commit()
+    assert statements_for_the_page() == few <= 8
