@@ -1,4 +1,5 @@
-from flask import Blueprint, jsonify, render_template
+from flask import Blueprint, current_app, jsonify, redirect, url_for
+from flask_login import current_user
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -11,7 +12,11 @@ bp = Blueprint("home", __name__)
 
 @bp.get("/")
 def index():
-    return render_template("home.html")
+    """Everyone starts at work: managers and admins on the dashboard once it exists,
+    operators (and everyone until then) on the lead queue."""
+    if current_user.has_role("manager") and "dashboard.index" in current_app.view_functions:
+        return redirect(url_for("dashboard.index"))
+    return redirect(url_for("leads.queue"))
 
 
 @bp.get("/healthz")

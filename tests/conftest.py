@@ -310,7 +310,7 @@ def browser_login(browser_page, live_server, make_user):
         browser_page.fill("input[name=email]", user.email)
         browser_page.fill("input[name=password]", TEST_PASSWORD)
         browser_page.click("button[type=submit]")
-        browser_page.wait_for_url(f"{live_server.url}/")
+        browser_page.wait_for_url(lambda url: "/login" not in url)
         return user
 
     return sign_in

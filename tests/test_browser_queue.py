@@ -1,6 +1,12 @@
-"""An operator takes a lead from `new` to `assigned` in Chromium, with and without JavaScript."""
+"""An operator takes a lead from `new` to `assigned` in Chromium, with and without JavaScript,
+and with the keyboard alone."""
 
 import pytest
+import sqlalchemy as sa
+
+from ied.delivery import services as delivery
+from ied.extensions import db
+from ied.leads.models import Lead
 
 pytestmark = pytest.mark.browser
 
@@ -25,18 +31,9 @@ def count(page, tab: str) -> str:
     return page.inner_text(f'#queue-tabs [data-count="{tab}"]')
 
 
-def assign_in_dialog(page, installers, screenshot: str) -> None:
-    """The dialog explains who is left out and why; choosing two installers assigns the lead."""
-    dialog = page.inner_text("#assign-dialog")
-    assert "Highland Energy" in dialog and "outside area" in dialog
-    assert "Coastal Installs" in dialog and "paused" in dialog
-    assert "used 0 of 40 this cycle" in dialog
-    page.screenshot(path=screenshot, full_page=True)
-    for installer in installers:
-        page.check(f'#assign-dialog input[value="{installer.id}"]')
-    page.click("#assign-dialog button[type=submit]")
-    page.wait_for_selector('.page-head [data-status="assigned"]')
-    assert page.is_visible("text=Deliveries are queued.")
+def status_of(reference: str) -> str:
+    db.session.expire_all()
+    return db.session.scalars(sa.select(Lead.status).where(Lead.reference == reference)).one()
 
 
 def test_operator_routes_a_lead_without_a_page_reload(
@@ -45,7 +42,7 @@ def test_operator_routes_a_lead_without_a_page_reload(
     page = browser_page
     lead, eligible, _ = routing_setup
     browser_login("operator")
-    page.goto(f"{live_server.url}/leads")
+    assert page.url == f"{live_server.url}/leads"  # the start page is the queue
     assert count(page, "new") == "2" and count(page, "reviewing") == "0"
     page.evaluate("window.__marker = 'same page'")
 
@@ -53,22 +50,38 @@ def test_operator_routes_a_lead_without_a_page_reload(
     page.wait_for_selector(f'#lead-{lead.reference} [data-status="reviewing"]')
     assert count(page, "new") == "1" and count(page, "reviewing") == "1"
 
-    # The keyboard: j selects the first row (the newest: this lead), a runs its next action.
-    page.keyboard.press("j")
+    # The row clicked is the current one, and stays so through its swap: `a` acts on it.
+    page.wait_for_selector(f"#lead-{lead.reference}.selected")
     page.keyboard.press("a")
     page.wait_for_selector(f'#lead-{lead.reference} [data-status="ready_to_route"]')
     assert count(page, "reviewing") == "0" and count(page, "ready_to_route") == "1"
-    assert page.evaluate("window.__marker") == "same page"  # no full page load
+    assert page.inner_text(f"#lead-{lead.reference} td.routing").startswith("2 can take it")
     page.keyboard.press("?")
     assert page.is_visible("#keyboard-help")
+    help_text = page.inner_text("#keyboard-help")
+    for key in ("j", "k", "Tab", "Enter", "a", "n", "Esc", "/", "?", "Space"):
+        assert key in help_text
     page.keyboard.press("Escape")
     page.screenshot(path="/tmp/ied-queue.png", full_page=True)
 
+    # The assign dialog opens over the queue: no page load.
     page.click(f"#lead-{lead.reference} a:has-text('Assign')")
     page.wait_for_selector("#assign-dialog:modal")
-    assign_in_dialog(page, eligible, "/tmp/ied-assign-dialog.png")
-    assert page.is_visible("text=Brightside Solar") and page.is_visible("text=Capital Energy")
-    page.screenshot(path="/tmp/ied-lead-assigned.png", full_page=True)
+    assert page.evaluate("window.__marker") == "same page"
+    dialog = page.inner_text("#assign-dialog")
+    assert "Highland Energy" in dialog and "outside area" in dialog
+    assert "Coastal Installs" in dialog and "paused" in dialog
+    assert "used 0 of 40 this cycle" in dialog
+    for installer in eligible:  # both fit in the three places: ticked already
+        assert page.is_checked(f'#assign-dialog input[name=installer_ids][value="{installer.id}"]')
+    page.screenshot(path="/tmp/ied-assign-dialog.png", full_page=True)
+    page.click("#assign-dialog button[type=submit]")
+    page.wait_for_selector("#assign-dialog:modal >> text=Deliveries are queued.")
+    page.wait_for_selector(f'#lead-{lead.reference} [data-status="assigned"]')
+    assert "Back to New" in page.inner_text("#assign-dialog")  # the tab it was opened from
+    page.screenshot(path="/tmp/ied-assigned-over-queue.png", full_page=True)
+    assert page.evaluate("window.__marker") == "same page"
+    assert status_of(lead.reference) == "assigned"
     assert page.console_errors == []
 
 
@@ -91,5 +104,103 @@ def test_operator_routes_a_lead_without_javascript(
 
     page.goto(f"{live_server.url}/leads?tab=ready_to_route")
     page.click(f"#lead-{lead.reference} a:has-text('Assign')")
-    page.wait_for_selector("#assign-dialog[open]")
-    assign_in_dialog(page, eligible, "/tmp/ied-assign-nojs.png")
+    page.wait_for_selector("#assign-dialog[open]")  # the lead page, its dialog open
+    assert "outside area" in page.inner_text("#assign-dialog")
+    page.screenshot(path="/tmp/ied-assign-nojs.png", full_page=True)
+    page.click("#assign-dialog button[type=submit]")
+    page.wait_for_selector('.page-head [data-status="assigned"]')
+    assert page.is_visible("text=Deliveries are queued.")
+    page.click("text=← Ready to route leads")
+    page.wait_for_url(f"{live_server.url}/leads?tab=ready_to_route")
+
+
+def test_from_the_fifteenth_row_a_lead_is_assigned_in_four_keys(
+    browser_page, browser_login, live_server, make_installer, make_lead
+):
+    """Row selection aside (j x14), new -> assigned takes a, a, a, Enter; n goes on."""
+    page = browser_page
+    make_installer(company_name="Only Installer")
+    leads = [make_lead("new", selected_path="recommended_installer") for _ in range(16)]
+    target, following = leads[-15], leads[-16]  # newest first: the 15th row, then the 16th
+    browser_login("operator")
+    page.evaluate("window.__marker = 'same page'")
+    for _ in range(15):
+        page.keyboard.press("j")
+    assert page.get_attribute(f"#lead-{target.reference}", "aria-selected") == "true"
+
+    keys = ["a", "a", "a", "Enter"]
+    page.keyboard.press(keys[0])
+    page.wait_for_selector(f'#lead-{target.reference} [data-status="reviewing"]')
+    # The selection survived the swap, on the same lead, with focus inside its row.
+    assert page.get_attribute(f"#lead-{target.reference}", "aria-selected") == "true"
+    assert (
+        page.evaluate(
+            "document.activeElement.closest('tr') && document.activeElement.closest('tr').id"
+        )
+        == f"lead-{target.reference}"
+    )
+    page.keyboard.press(keys[1])
+    page.wait_for_selector(f'#lead-{target.reference} [data-status="ready_to_route"]')
+    assert page.get_attribute(f"#lead-{target.reference}", "aria-selected") == "true"
+    page.keyboard.press(keys[2])
+    page.wait_for_selector("#assign-dialog:modal")
+    page.screenshot(path="/tmp/ied-keys-dialog.png", full_page=True)
+    page.keyboard.press(keys[3])
+    page.wait_for_selector(f'#lead-{target.reference} [data-status="assigned"]')
+    assert len(keys) <= 8 and status_of(target.reference) == "assigned"
+
+    page.keyboard.press("n")  # on to the next lead of the tab: its row is the current one
+    page.wait_for_selector("#assign-dialog", state="hidden")
+    assert page.get_attribute(f"#lead-{following.reference}", "aria-selected") == "true"
+    assert page.evaluate("window.__marker") == "same page"
+    assert page.console_errors == []
+
+
+def test_tab_and_j_k_share_the_current_row(
+    browser_page, browser_login, live_server, make_installer, make_lead
+):
+    page = browser_page
+    make_installer()
+    first, second, third = (make_lead("new") for _ in range(3))  # rows: third, second, first
+    browser_login("operator")
+    page.focus(f"#lead-{second.reference} a.ref")
+    page.keyboard.press("Tab")  # Tab on within the row: still the row of `second`
+    assert page.get_attribute(f"#lead-{second.reference}", "aria-selected") == "true"
+    page.keyboard.press("Escape")
+    page.evaluate("document.activeElement.blur()")
+    page.keyboard.press("a")  # focus is gone, the selection is not
+    page.wait_for_selector(f'#lead-{second.reference} [data-status="reviewing"]')
+    page.keyboard.press("j")
+    assert page.get_attribute(f"#lead-{first.reference}", "aria-selected") == "true"
+    page.keyboard.press("k")
+    page.keyboard.press("k")
+    assert page.get_attribute(f"#lead-{third.reference}", "aria-selected") == "true"
+    assert page.console_errors == []
+
+
+def test_a_lead_nobody_can_take_says_so_in_the_queue(
+    browser_page, browser_login, live_server, make_installer, make_lead, operator
+):
+    page = browser_page
+    make_installer(company_name="Full Co", cycle_cap=0)
+    stuck = make_lead("ready_to_route", customer_name="Nobody Can", product_interest="heat_pump")
+    failing = make_lead("ready_to_route", customer_name="Bounced Mail")
+    (assignment,) = delivery.assign_installers(
+        failing, [make_installer(company_name="Bouncy Co", products=["solar_pv"]).id], operator
+    )
+    delivery.record_delivery_failure(assignment.id, "550 5.1.1 Mailbox unavailable")
+    db.session.commit()
+    browser_login("operator")
+    page.goto(f"{live_server.url}/leads?tab=ready_to_route")
+    row = page.inner_text(f"#lead-{stuck.reference}")
+    assert "nobody can take it" in row and "Full Co cap reached" in row
+    assert page.locator(f"#lead-{stuck.reference} a:has-text('Assign')").count() == 0
+    page.screenshot(path="/tmp/ied-queue-nobody.png", full_page=True)
+    page.goto(f"{live_server.url}/leads?tab=attention")
+    row = page.inner_text(f"#lead-{failing.reference}")
+    assert "failed: 550 5.1.1 Mailbox unavailable" in row
+    page.screenshot(path="/tmp/ied-queue-attention.png", full_page=True)
+    page.click(f"#lead-{failing.reference} button:has-text('Resend')")
+    page.wait_for_selector(f"#lead-{failing.reference} button:has-text('Resend')", state="detached")
+    assert "failed: 550" not in page.inner_text(f"#lead-{failing.reference}")
+    assert page.console_errors == []

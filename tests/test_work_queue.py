@@ -211,8 +211,11 @@ def test_start_review_swaps_the_row_and_the_counts_in_one_small_fragment(
     )
 
 
-def test_approve_without_javascript_redirects_back_to_the_queue(client, login_as, make_lead):
+def test_approve_without_javascript_redirects_back_to_the_queue(
+    client, login_as, make_lead, make_installer
+):
     login_as("operator")
+    make_installer()  # someone can take it: no warning first
     lead = make_lead("reviewing")
     response = client.post(
         f"/leads/{lead.reference}/advance",

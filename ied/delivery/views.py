@@ -1,7 +1,7 @@
 """Resending and withdrawing a delivery (answered with the lead page's blocks), and the
 installer's signed link."""
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from ied.auth.access import public, role_required
@@ -24,7 +24,8 @@ from ied.form_errors import show_field_errors
 from ied.htmx import is_htmx
 from ied.leads.assessment import readable_answers
 from ied.leads.models import PATH_LABELS, PRODUCT_LABELS
-from ied.leads.page import lead_or_404, lead_page_parts
+from ied.leads.page import lead_or_404, lead_page_parts, queue_row_parts
+from ied.leads.queries import QUEUE_TABS
 
 bp = Blueprint("delivery", __name__)
 
@@ -41,25 +42,33 @@ ASSIGNMENT_PARTS = ["deliveries", "assign_dialog", "activity"]
 
 
 def _act_on_assignment(assignment_id: int, action, done_message: str):
+    """Answered where it was asked: a queue row (the form names its `tab`) or the lead page."""
     assignment = db.session.get(Assignment, assignment_id) or abort(404)
     reference = assignment.lead.reference
+    tab = request.form.get("tab")
+    tab = tab if tab in QUEUE_TABS else None
+    back = url_for("leads.queue", tab=tab) if tab else url_for("leads.show", reference=reference)
     try:
         action(assignment, current_user)
         db.session.commit()
     except DomainError as error:
         db.session.rollback()
         if is_htmx():
-            return lead_page_parts(
-                lead_or_404(reference), ASSIGNMENT_PARTS, 409, delivery_error=error.message
-            )
+            return _answer(reference, tab, 409, error.message)
         flash(error.message, "error")
-        return redirect(url_for("leads.show", reference=reference), 303)
+        return redirect(back, 303)
     if assignment.status == "queued":
         enqueue_deliveries([assignment.id])
     if is_htmx():
-        return lead_page_parts(lead_or_404(reference), ASSIGNMENT_PARTS)
+        return _answer(reference, tab)
     flash(done_message.format(installer=assignment.installer.company_name), "success")
-    return redirect(url_for("leads.show", reference=reference), 303)
+    return redirect(back, 303)
+
+
+def _answer(reference: str, tab: str | None, status: int = 200, error: str | None = None):
+    if tab:
+        return queue_row_parts(reference, tab, status=status, row_error=error)
+    return lead_page_parts(lead_or_404(reference), ASSIGNMENT_PARTS, status, delivery_error=error)
 
 
 @bp.post("/assignments/<int:assignment_id>/resend")

@@ -15,7 +15,7 @@ from ied.errors import DomainError
 from ied.extensions import db
 from ied.finance.models import CycleBilling
 from ied.installers.models import REGIONS, Installer
-from ied.leads.models import PRODUCTS, Lead
+from ied.leads.models import PRODUCT_LABELS, PRODUCTS, Lead
 
 
 @dataclass(frozen=True)
@@ -133,9 +133,18 @@ def exclusion_reasons(installer: Installer, lead: Lead, usage: CycleUsage) -> tu
 
 def installer_choices(lead: Lead) -> list[InstallerChoice]:
     """Every installer for the assign dialog: eligible first (recommended, then least used)."""
-    installers = list(db.session.scalars(sa.select(Installer).order_by(Installer.company_name)))
-    usage = cycle_usage(installers)
+    installers = _all_installers()
     already = {assignment.installer_id for assignment in lead.assignments}
+    return _choices(lead, installers, cycle_usage(installers), already)
+
+
+def _all_installers() -> list[Installer]:
+    return list(db.session.scalars(sa.select(Installer).order_by(Installer.company_name)))
+
+
+def _choices(
+    lead: Lead, installers: list[Installer], usage: dict[int, CycleUsage], already
+) -> list[InstallerChoice]:
     choices = []
     for installer in installers:
         reasons = exclusion_reasons(installer, lead, usage[installer.id])
@@ -158,6 +167,59 @@ def installer_choices(lead: Lead) -> list[InstallerChoice]:
             choice.installer.company_name.lower(),
         ),
     )
+
+
+# Reasons a manager can lift (activate, raise the cap) as against area and product, which
+# say the installer does not do this job at all.
+LIFTABLE = ("paused", "cap reached")
+
+
+@dataclass(frozen=True)
+class Eligibility:
+    """Who can take a lead now, for the queue: how many, the recommended one's state, and
+    when nobody can, the installers that would if a manager lifted a pause or a cap."""
+
+    eligible: int
+    recommended: InstallerChoice | None
+    held_back: tuple[InstallerChoice, ...]
+    area: str
+    product: str
+
+    @property
+    def why_nobody(self) -> str | None:
+        if self.eligible:
+            return None
+        if not self.held_back:
+            return f"No installer covers {self.area} for {PRODUCT_LABELS[self.product]}."
+        held = "; ".join(
+            f"{choice.installer.company_name} {' and '.join(choice.reasons)}"
+            for choice in self.held_back[:3]
+        )
+        return f"Those covering {self.area} cannot take it now: {held}."
+
+
+def eligibility_of(leads: list[Lead]) -> dict[int, Eligibility]:
+    """Eligibility of leads not yet assigned, for a whole page in three queries (installers and
+    their cycle usage) whatever its length."""
+    if not leads:
+        return {}
+    installers = _all_installers()
+    usage = cycle_usage(installers)
+    result = {}
+    for lead in leads:
+        choices = _choices(lead, installers, usage, already=())
+        result[lead.id] = Eligibility(
+            eligible=sum(choice.eligible for choice in choices),
+            recommended=next((choice for choice in choices if choice.is_recommended), None),
+            held_back=tuple(
+                choice
+                for choice in choices
+                if choice.reasons and set(choice.reasons) <= set(LIFTABLE)
+            ),
+            area=postcode_area(lead.postcode_normalized),
+            product=lead.product_interest,
+        )
+    return result
 
 
 _AREA_PREFIX = re.compile(r"^[A-Z]{1,2}([0-9][A-Z0-9]?)?$")

@@ -4,19 +4,84 @@ The leads blueprint serves every `/leads/<reference>/...` route; delivery and fo
 elsewhere answer through `lead_page_parts` too, so every part is drawn from the same context.
 """
 
-from flask import abort, current_app
+from flask import abort, current_app, url_for
 
 from ied.activity.queries import lead_timeline
 from ied.auth.access import url_if_allowed
 from ied.delivery.queries import assign_options, lead_deliveries
 from ied.followups.forms import create_follow_up_form
 from ied.followups.queries import lead_follow_up_panel
-from ied.htmx import page_or_blocks
+from ied.htmx import page_or_blocks, render_block
+from ied.installers.services import eligibility_of
 from ied.leads.assessment import readable_answers
 from ied.leads.models import Lead
-from ied.leads.queries import PAGE_LOADS, lead_by_reference
+from ied.leads.queries import (
+    PAGE_LOADS,
+    delivery_problems,
+    lead_by_reference,
+    next_in_tab,
+    tab_counts,
+)
 
 LEAD_PAGE = "leads/lead.html"
+
+
+QUEUE = "leads/queue.html"
+# Leads whose routing the queue shows: who could take them once approved or now.
+NOT_YET_ASSIGNED = ("reviewing", "ready_to_route")
+
+
+def queue_rows_context(leads: list[Lead]) -> dict:
+    """What the queue's rows show beyond the lead, for a whole page in a fixed number of
+    queries: who can take each lead not yet assigned, and why an assigned one needs attention."""
+    return {
+        "eligibility": eligibility_of([lead for lead in leads if lead.status in NOT_YET_ASSIGNED]),
+        "problems": delivery_problems([lead.id for lead in leads if lead.status == "assigned"]),
+        "installers_url": url_if_allowed("installers.index"),
+    }
+
+
+def queue_row_parts(reference: str, tab: str, *, status: int = 200, oob: bool = False, **extra):
+    """One queue row, swapped in place (or out of band), and the tab counts, out of band."""
+    lead = lead_by_reference(reference)
+    context = {
+        "lead": lead,
+        "tab": tab,
+        "order": "newest",
+        "q": "",
+        **queue_rows_context([lead]),
+        **extra,
+    }
+    row = render_block(QUEUE, "queue_row", oob=oob, **context)
+    if oob:  # a table row survives parsing outside its table only inside a template
+        row = f"<template>{row}</template>"
+    body = row + render_block(QUEUE, "tabs", counts=tab_counts(), oob=True, **context)
+    return body, status, {"Vary": "HX-Request"}
+
+
+def on_from_tab(tab: str | None, lead: Lead) -> dict:
+    """The way back to the queue tab the operator came from, and on to its next lead: its
+    assign dialog when it waits for installers, else its page."""
+    if tab is None:
+        return {}
+    following = next_in_tab(tab, lead)
+    next_url = None
+    if following is not None:
+        if following.status == "ready_to_route":
+            next_url = url_for("leads.show", reference=following.reference, tab=tab, assign=1)
+        else:
+            next_url = url_for("leads.show", reference=following.reference, tab=tab)
+    return {"back_tab": tab, "next_lead": following, "next_url": next_url}
+
+
+def approval_warning(lead: Lead) -> str | None:
+    """Said before approving a lead that no installer could take now."""
+    if lead.next_status != "ready_to_route":
+        return None
+    eligibility = eligibility_of([lead])[lead.id]
+    if eligibility.eligible:
+        return None
+    return f"No installer can take {lead.reference} now. {eligibility.why_nobody} Approve anyway?"
 
 
 def lead_or_404(reference: str) -> Lead:

@@ -40,14 +40,76 @@ class QueuePage:
     next_cursor: str | None
 
 
-def needs_attention_lead_ids(now: datetime | None = None) -> sa.Select:
-    """Leads with a failed delivery, or one queued so long something is wrong."""
+def _needs_attention(now: datetime | None = None) -> sa.ColumnElement[bool]:
+    """A failed delivery, or one queued so long something is wrong."""
     cutoff = (now or utcnow()) - LONG_QUEUED
-    return sa.select(Assignment.lead_id).where(
-        sa.or_(
-            Assignment.status == "failed",
-            sa.and_(Assignment.status == "queued", Assignment.queued_at < cutoff),
+    return sa.or_(
+        Assignment.status == "failed",
+        sa.and_(Assignment.status == "queued", Assignment.queued_at < cutoff),
+    )
+
+
+def needs_attention_lead_ids(now: datetime | None = None) -> sa.Select:
+    return sa.select(Assignment.lead_id).where(_needs_attention(now))
+
+
+@dataclass(frozen=True)
+class DeliveryProblem:
+    """Why a lead needs attention, and what fixes it: resend, withdraw (and assign another)."""
+
+    assignment: Assignment
+    why: str
+    can_resend: bool
+    can_withdraw: bool
+
+
+def delivery_problems(lead_ids: list[int]) -> dict[int, list[DeliveryProblem]]:
+    """The deliveries needing attention of a page of leads, in one query."""
+    if not lead_ids:
+        return {}
+    problems: dict[int, list[DeliveryProblem]] = {}
+    now = utcnow()
+    for assignment in db.session.scalars(
+        sa.select(Assignment)
+        .where(Assignment.lead_id.in_(lead_ids), _needs_attention(now))
+        .options(joinedload(Assignment.installer))
+        .order_by(Assignment.id)
+    ):
+        installer = assignment.installer
+        name = installer.company_name
+        if assignment.status == "failed":
+            why = f"Delivery to {name} failed: {assignment.last_error or 'no reply recorded'}"
+        else:
+            minutes = int((now - assignment.queued_at).total_seconds() // 60)
+            why = f"Delivery to {name} queued for {minutes} min"
+            if assignment.last_error:
+                why += f" (last try: {assignment.last_error})"
+        if not installer.active:
+            why += f". {name} is paused"
+        problems.setdefault(assignment.lead_id, []).append(
+            DeliveryProblem(
+                assignment=assignment,
+                why=why + ".",
+                can_resend="queued" in assignment.allowed_next and installer.active,
+                can_withdraw="withdrawn" in assignment.allowed_next,
+            )
         )
+    return problems
+
+
+def next_in_tab(tab: str, after: Lead) -> Lead | None:
+    """The lead that follows `after` in its tab, newest first (the queue's default order);
+    the newest when `after` was the last."""
+    base = sa.select(Lead).where(_tab_filter(tab), Lead.id != after.id)
+    position = sa.tuple_(Lead.created_at, Lead.id)
+    following = base.where(position < cursor_position((after.created_at, after.id))).order_by(
+        Lead.created_at.desc(), Lead.id.desc()
+    )
+    return (
+        db.session.scalars(following.limit(1)).first()
+        or db.session.scalars(
+            base.order_by(Lead.created_at.desc(), Lead.id.desc()).limit(1)
+        ).first()
     )
 
 

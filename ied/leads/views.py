@@ -17,6 +17,7 @@ from ied.errors import DomainError
 from ied.extensions import db
 from ied.followups import services as followups
 from ied.followups.forms import CreateFollowUpForm, offer_installers
+from ied.followups.queries import due_state_counts
 from ied.form_errors import show_field_errors
 from ied.htmx import is_htmx, page_or_block, render_block
 from ied.installers.models import Installer
@@ -28,13 +29,21 @@ from ied.leads.models import (
     PRODUCT_LABELS,
     STATUS_LABELS,
 )
-from ied.leads.page import LEAD_PAGE, lead_or_404, lead_page_parts
+from ied.leads.page import (
+    LEAD_PAGE,
+    QUEUE,
+    approval_warning,
+    lead_or_404,
+    lead_page_parts,
+    on_from_tab,
+    queue_row_parts,
+    queue_rows_context,
+)
 from ied.local_paths import local_path
 from ied.timestamps import utcnow
 
 bp = Blueprint("leads", __name__)
 
-QUEUE = "leads/queue.html"
 PHONE_IN_SOURCE = "phone"
 TAB_LABELS = {**STATUS_LABELS, queries.ATTENTION: "Needs attention"}
 
@@ -72,7 +81,15 @@ def queue():
     q = request.args.get("q", "").strip()[:100]
     page = queries.queue_page(tab, q, order, request.args.get("after"))
     return page_or_block(
-        QUEUE, "results", tab=tab, order=order, q=q, page=page, counts=queries.tab_counts()
+        QUEUE,
+        "results",
+        tab=tab,
+        order=order,
+        q=q,
+        page=page,
+        counts=queries.tab_counts(),
+        follow_ups=due_state_counts(),
+        **queue_rows_context(page.leads),
     )
 
 
@@ -88,9 +105,19 @@ def advance(reference: str):
     swap), or a plain form post and a redirect."""
     lead = queries.lead_by_reference(reference) or abort(404)
     on_lead_page = request.form.get("place") == "lead"
+    tab = _choice(request.form.get("tab"), queries.QUEUE_TABS)
     back = local_path(request.form.get("next"), url_for("leads.show", reference=lead.reference))
+    to_status = request.form.get("to_status", "")
+    warning = None
+    if to_status == lead.next_status and not request.form.get("confirmed"):
+        warning = approval_warning(lead)
+    if warning:  # nothing changes until the operator says "approve anyway"
+        if is_htmx() and not on_lead_page:
+            return queue_row_parts(lead.reference, tab, status=409, row_warning=warning)
+        parts = ["lead_head"] if is_htmx() else ["lead_body"]
+        return lead_page_parts(lead_or_404(reference), parts, 409, head_warning=warning)
     try:
-        services.advance(lead, request.form.get("to_status", ""), current_user, _note())
+        services.advance(lead, to_status, current_user, _note())
         db.session.commit()
     except DomainError as error:
         db.session.rollback()
@@ -99,30 +126,19 @@ def advance(reference: str):
                 lead_or_404(reference), ["lead_head"], 409, head_error=error.message
             )
         if is_htmx():
-            return _row_with_counts(lead.reference, error=error.message, status=409)
+            return queue_row_parts(lead.reference, tab, status=409, row_error=error.message)
         flash(error.message, "error")
         return redirect(back, 303)
     if is_htmx() and on_lead_page:
         return lead_page_parts(lead_or_404(reference), TRANSITION_PARTS)
     if is_htmx():
-        return _row_with_counts(lead.reference)
+        return queue_row_parts(lead.reference, tab)
     flash(f"{lead.reference} is now {STATUS_LABELS[lead.status].lower()}.", "success")
     return redirect(back, 303)
 
 
 def _note() -> str | None:
     return (request.form.get("note") or "")[:500]
-
-
-def _row_with_counts(reference: str, error: str | None = None, status: int = 200):
-    """The row, swapped in place, and the tab counts, swapped out of band."""
-    lead = queries.lead_by_reference(reference)
-    tab = _choice(request.form.get("tab"), queries.QUEUE_TABS)
-    context = {"lead": lead, "row_error": error, "tab": tab, "order": "newest", "q": ""}
-    body = render_block(QUEUE, "queue_row", **context) + render_block(
-        QUEUE, "tabs", counts=queries.tab_counts(), oob=True, **context
-    )
-    return body, status, {"Vary": "HX-Request"}
 
 
 @bp.route("/leads/new", methods=["GET", "POST"])
@@ -157,15 +173,34 @@ def new():
 @bp.get("/leads/<reference>")
 @role_required("operator")
 def show(reference: str):
+    """The lead page; `tab` says which queue tab the operator came from (the way back, and
+    the next lead of it), `assign=1` opens the assign dialog."""
     lead = lead_or_404(reference)
-    return lead_page_parts(lead, ["lead_body"], assign_open=request.args.get("assign") == "1")
+    return lead_page_parts(
+        lead,
+        ["lead_body"],
+        assign_open=request.args.get("assign") == "1",
+        **on_from_tab(_tab_or_none(request.args.get("tab")), lead),
+    )
+
+
+def _tab_or_none(value: str | None) -> str | None:
+    return value if value in queries.QUEUE_TABS else None
 
 
 @bp.get("/leads/<reference>/assign")
 @role_required("operator")
 def assign_dialog(reference: str):
-    """The assign dialog, open: for htmx just the dialog (the page stays), else the page."""
-    return lead_page_parts(lead_or_404(reference), ["assign_dialog"], assign_open=True)
+    """The assign dialog, open: for htmx just the dialog over the page that asked (the queue),
+    else the lead page with it open."""
+    lead = lead_or_404(reference)
+    return lead_page_parts(
+        lead,
+        ["assign_dialog"],
+        assign_open=True,
+        over_queue=is_htmx(),
+        back_tab=_tab_or_none(request.args.get("tab")),
+    )
 
 
 @bp.post("/leads/<reference>/assign")
@@ -200,14 +235,26 @@ def assign(reference: str):
         )
     jobs.enqueue_deliveries(assignment_ids)
     notice = f"{lead.reference} assigned to {names}. Deliveries are queued."
-    lead_url = url_for("leads.show", reference=lead.reference)
+    tab = _tab_or_none(request.form.get("tab"))
+    lead = lead_or_404(reference)
+    if is_htmx() and request.form.get("over_queue") and tab:
+        # Over the queue: the dialog says it is done and offers the next lead; the row and
+        # the tab counts follow out of band.
+        dialog, status, headers = lead_page_parts(
+            lead, ["assign_dialog"], assigned_notice=notice, **on_from_tab(tab, lead)
+        )
+        row, _, _ = queue_row_parts(lead.reference, tab, oob=True)
+        return dialog + row, status, headers
+    lead_url = url_for("leads.show", reference=lead.reference, tab=tab)
     if is_htmx():
         body, status, headers = lead_page_parts(
-            lead_or_404(reference), ["lead_body"], notice=notice
+            lead, ["lead_body"], notice=notice, **on_from_tab(tab or "ready_to_route", lead)
         )
         return body, status, {**headers, "HX-Push-Url": lead_url}
     flash(notice, "success")
-    return redirect(lead_url, 303)
+    return redirect(
+        url_for("leads.show", reference=lead.reference, tab=tab or "ready_to_route"), 303
+    )
 
 
 @bp.get("/leads/<reference>/deliveries")

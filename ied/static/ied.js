@@ -50,46 +50,98 @@
     if (closer && closer.closest("dialog")) { event.preventDefault(); closer.closest("dialog").close(); }
   });
 
-  // Queue keyboard: j/k move, Enter opens, a runs the next action, / searches, ? shows help.
+  // Queue keyboard. One notion of the current row, kept by the lead's row id so it survives
+  // every swap: j/k move it, Tab into a row moves it there, a swapped-in row keeps it.
+  // Enter opens the lead, a runs its next action, n goes on after assigning, / searches,
+  // ? shows the help.
+  var selectedId = null;
   var selectedIndex = -1;
   function rows() { return Array.prototype.slice.call(document.querySelectorAll("[data-keyboard-rows] tbody tr")); }
-  function select(index) {
+  function currentRow() {
+    var row = selectedId && document.getElementById(selectedId);
+    if (row && row.closest("[data-keyboard-rows]")) { return row; }
+    var all = rows();
+    return selectedIndex >= 0 && all.length ? all[Math.min(selectedIndex, all.length - 1)] : null;
+  }
+  function mark(row) {
+    var all = rows();
+    selectedId = row.id;
+    selectedIndex = all.indexOf(row);
+    all.forEach(function (other) {
+      other.classList.toggle("selected", other === row);
+      if (other === row) { other.setAttribute("aria-selected", "true"); } else { other.removeAttribute("aria-selected"); }
+    });
+  }
+  function select(row) {
+    if (!row) { return; }
+    mark(row);
+    var link = row.querySelector("a");
+    if (link) { link.focus({ preventScroll: true }); }
+    row.scrollIntoView({ block: "nearest" });
+  }
+  function move(step) {
     var all = rows();
     if (!all.length) { return; }
-    selectedIndex = Math.max(0, Math.min(index, all.length - 1));
-    all.forEach(function (row, i) { row.classList.toggle("selected", i === selectedIndex); });
-    var link = all[selectedIndex].querySelector("a");
-    if (link) { link.focus({ preventScroll: true }); }
-    all[selectedIndex].scrollIntoView({ block: "nearest" });
+    var index = all.indexOf(currentRow());
+    index = index < 0 ? (step > 0 ? 0 : all.length - 1) : Math.max(0, Math.min(index + step, all.length - 1));
+    select(all[index]);
   }
-  function selectedRow() {
+  document.addEventListener("focusin", function (event) {
+    var row = event.target.closest && event.target.closest("[data-keyboard-rows] tbody tr");
+    if (row && row.id !== selectedId) { mark(row); }
+  });
+  // After a swap the new row (same id) is marked again; if focus was lost with the old row,
+  // it goes back to the row so Tab and the keys carry on from there.
+  document.addEventListener("htmx:afterSettle", function () {
+    var row = currentRow();
+    if (!row) { return; }
+    var lost = !document.activeElement || document.activeElement === document.body;
+    var dialogOpen = document.querySelector("dialog[open]");
+    if (lost && !dialogOpen) { select(row); } else { mark(row); }
+  });
+  function clickKey(root, key) {
+    var target = root.querySelector('[data-key="' + key + '"]');
+    if (target) { target.click(); return true; }
+    return false;
+  }
+  // "Next lead" over the queue: close the dialog and select the row after the one just done.
+  document.addEventListener("click", function (event) {
+    var next = event.target.closest("[data-select-next]");
+    if (!next || !document.querySelector("[data-keyboard-rows]")) { return; }
+    event.preventDefault();
+    var dialog = next.closest("dialog");
+    if (dialog) { dialog.close(); }
+    var done = document.getElementById(next.dataset.selectNext);
     var all = rows();
-    return all[selectedIndex] || document.activeElement && document.activeElement.closest("[data-keyboard-rows] tbody tr");
-  }
+    var index = all.indexOf(done);
+    select(all[index + 1] || all[index] || all[0]);
+  });
   document.addEventListener("keydown", function (event) {
     var target = event.target;
-    if (event.ctrlKey || event.metaKey || event.altKey || target.closest("input, select, textarea, dialog[open]")) {
-      if (event.key === "?" && target.closest("#keyboard-help")) { target.closest("dialog").close(); }
+    if (event.ctrlKey || event.metaKey || event.altKey) { return; }
+    var openDialog = target.closest("dialog[open]");
+    if (openDialog) {
+      if (event.key === "?" && openDialog.id === "keyboard-help") { openDialog.close(); }
+      else if (event.key === "n" && !target.closest("input[type=text], textarea") && clickKey(openDialog, "n")) { event.preventDefault(); }
       return;
     }
+    if (target.closest("input, select, textarea")) { return; }
     var help = document.getElementById("keyboard-help");
     if (event.key === "?" && help) { event.preventDefault(); help.open ? help.close() : help.showModal(); return; }
+    if (event.key === "n" && clickKey(document, "n")) { event.preventDefault(); return; }
     if (!document.querySelector("[data-keyboard-rows]")) {
       return;
     }
-    if (event.key === "j") { event.preventDefault(); select(selectedIndex + 1); }
-    else if (event.key === "k") { event.preventDefault(); select(selectedIndex - 1); }
+    var row = currentRow();
+    if (event.key === "j") { event.preventDefault(); move(1); }
+    else if (event.key === "k") { event.preventDefault(); move(-1); }
     else if (event.key === "/") { event.preventDefault(); document.querySelector("input[name=q]").focus(); }
-    else if (event.key === "Enter" && selectedRow() && target.tagName !== "BUTTON") {
-      event.preventDefault(); window.location = selectedRow().dataset.rowHref;
-    } else if (event.key === "a" && selectedRow()) {
-      var action = selectedRow().querySelector("[data-action-key]");
+    else if (event.key === "Enter" && row && target.tagName !== "BUTTON" && target.tagName !== "A") {
+      event.preventDefault(); window.location = row.dataset.rowHref;
+    } else if (event.key === "a" && row) {
+      var action = row.querySelector("[data-action-key]");
       if (action) { event.preventDefault(); action.click(); }
     }
-  });
-  // A swapped-in row replaces the selected one: keep it selected.
-  document.addEventListener("htmx:afterSwap", function () {
-    if (selectedIndex >= 0) { select(selectedIndex); }
   });
 
   document.addEventListener("DOMContentLoaded", function () { promoteOpenDialogs(document); });

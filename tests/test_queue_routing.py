@@ -1,0 +1,187 @@
+"""The queue says who can take a lead, why one needs attention, and warns before approving a
+lead nobody can take; everyone starts at work; the assign dialog opens over the queue."""
+
+import re
+
+import sqlalchemy as sa
+
+from ied.delivery import services as delivery
+from ied.extensions import db
+from ied.leads.models import Lead
+
+HTMX = {"HX-Request": "true"}
+
+
+def row_of(html: str, lead: Lead) -> str:
+    return re.search(rf'<tr id="lead-{lead.reference}".*?</tr>', html, re.S).group(0)
+
+
+def test_everyone_starts_at_work(client, login_as, app):
+    login_as("operator")
+    assert client.get("/").headers["Location"] == "/leads"
+    client.post("/logout")
+    login_as("manager")
+    landing = "/dashboard" if "dashboard.index" in app.view_functions else "/leads"
+    assert client.get("/").headers["Location"] == landing
+
+
+def test_a_ready_lead_shows_who_can_take_it(client, login_as, make_lead, make_installer):
+    login_as("operator")
+    recommended = make_installer(company_name="Brightside Solar", cycle_cap=0)
+    make_installer(company_name="Capital Energy")
+    make_installer(company_name="Other Energy")
+    lead = make_lead("ready_to_route", recommended_installer_id=recommended.id)
+    row = row_of(client.get("/leads?tab=ready_to_route").get_data(as_text=True), lead)
+    assert 'data-eligible="2"' in row and "2 can take it" in row
+    assert "recommended Brightside Solar: cap reached" in row
+    assert ">Assign</a>" in row
+
+
+def test_a_lead_nobody_can_take_says_why_and_offers_what_the_role_can_do(
+    client, login_as, make_lead, make_installer
+):
+    make_installer(company_name="Full Co", cycle_cap=0)
+    make_installer(company_name="Sleepy Co", active=False)
+    make_installer(company_name="Scottish Co", service_areas=["scotland"])
+    lead = make_lead("ready_to_route")
+    login_as("operator")
+    row = row_of(client.get("/leads?tab=ready_to_route").get_data(as_text=True), lead)
+    assert 'data-eligible="0"' in row and "nobody can take it" in row
+    assert "Full Co cap reached" in row and "Sleepy Co paused" in row
+    assert "/installers" not in row  # operators get 403 there: no link
+    assert ">Assign</a>" not in row and "A manager can" in row
+    client.post("/logout")
+    login_as("manager")
+    row = row_of(client.get("/leads?tab=ready_to_route").get_data(as_text=True), lead)
+    assert 'href="/installers"' in row
+
+
+def test_no_installer_for_the_area_at_all(client, login_as, make_lead, make_installer):
+    make_installer(company_name="Scottish Co", service_areas=["scotland"])
+    lead = make_lead("ready_to_route", product_interest="heat_pump")
+    login_as("operator")
+    row = row_of(client.get("/leads?tab=ready_to_route").get_data(as_text=True), lead)
+    assert "No installer covers SW for Heat pump." in row
+
+
+def test_approving_a_lead_nobody_can_take_warns_first(client, login_as, make_lead):
+    login_as("operator")
+    lead = make_lead("reviewing")
+    data = {"to_status": "ready_to_route", "tab": "reviewing"}
+    warned = client.post(f"/leads/{lead.reference}/advance", data=data, headers=HTMX)
+    body = warned.get_data(as_text=True)
+    assert warned.status_code == 409 and "No installer can take" in body
+    assert "Approve anyway" in body and 'name="confirmed" value="1"' in body
+    db.session.refresh(lead)
+    assert lead.status == "reviewing"  # nothing happened yet
+    page = client.post(f"/leads/{lead.reference}/advance", data=data)  # without JavaScript
+    assert page.status_code == 409 and "Approve anyway" in page.get_data(as_text=True)
+    done = client.post(
+        f"/leads/{lead.reference}/advance", data={**data, "confirmed": "1"}, headers=HTMX
+    )
+    assert done.status_code == 200
+    db.session.refresh(lead)
+    assert lead.status == "ready_to_route"
+
+
+def test_approving_a_lead_someone_can_take_needs_no_confirmation(
+    client, login_as, make_lead, make_installer
+):
+    login_as("operator")
+    make_installer()
+    lead = make_lead("reviewing")
+    response = client.post(
+        f"/leads/{lead.reference}/advance",
+        data={"to_status": "ready_to_route", "tab": "reviewing"},
+        headers=HTMX,
+    )
+    assert response.status_code == 200 and "Approve anyway" not in response.get_data(as_text=True)
+
+
+def test_needs_attention_says_why_with_the_fix_in_the_row(
+    client, login_as, make_lead, make_installer, operator
+):
+    login_as("operator")
+    good, paused = make_installer(company_name="Good Co"), make_installer(company_name="Paused Co")
+    lead = make_lead("ready_to_route", selected_path="compare_quotes")
+    first, second = delivery.assign_installers(lead, [good.id, paused.id], operator)
+    delivery.record_delivery_failure(first.id, "550 5.1.1 Mailbox unavailable")
+    delivery.record_delivery_failure(second.id, "550 5.1.1 Mailbox unavailable")
+    paused.active = False
+    db.session.commit()
+    row = row_of(client.get("/leads?tab=attention").get_data(as_text=True), lead)
+    assert "Delivery to Good Co failed: 550 5.1.1 Mailbox unavailable." in row
+    assert "Paused Co is paused." in row
+    assert row.count(">Resend</button>") == 1  # not to the paused one
+    assert row.count(">Withdraw</button>") == 2 and "Assign another" in row
+
+    resent = client.post(
+        f"/assignments/{first.id}/resend", data={"tab": "attention"}, headers=HTMX
+    ).get_data(as_text=True)
+    assert resent.lstrip().startswith(f'<tr id="lead-{lead.reference}"')
+    assert "Good Co failed" not in resent and "Paused Co is paused" in resent
+    assert 'id="queue-tabs" aria-label="Lead status" hx-swap-oob="true"' in resent
+
+
+def test_assigning_over_the_queue_offers_the_next_lead(client, login_as, make_lead, make_installer):
+    login_as("operator")
+    installer = make_installer()
+    older = make_lead("ready_to_route", selected_path="recommended_installer")
+    lead = make_lead("ready_to_route", selected_path="recommended_installer")
+    dialog = client.get(
+        f"/leads/{lead.reference}/assign?tab=ready_to_route", headers=HTMX
+    ).get_data(as_text=True)
+    assert 'hx-target="#assign-slot"' in dialog and 'name="over_queue" value="1"' in dialog
+    assert re.search(rf'value="{installer.id}" checked', dialog)  # the only one: ticked
+    response = client.post(
+        f"/leads/{lead.reference}/assign",
+        data={"installer_ids": [str(installer.id)], "tab": "ready_to_route", "over_queue": "1"},
+        headers=HTMX,
+    )
+    body = response.get_data(as_text=True)
+    assert response.status_code == 200 and body.lstrip().startswith('<div id="assign-slot"')
+    assert f"Next lead: {older.reference}" in body and 'data-key="n"' in body
+    assert "Back to Ready to route" in body
+    assert f'<tr id="lead-{lead.reference}"' in body and 'data-status="assigned"' in body
+
+    # Without JavaScript: the lead page, with the way back and on.
+    plain = client.post(
+        f"/leads/{older.reference}/assign",
+        data={"installer_ids": [str(installer.id)], "tab": "ready_to_route"},
+    )
+    page = client.get(plain.headers["Location"]).get_data(as_text=True)
+    assert "← Ready to route leads" in page
+
+
+def test_the_queue_costs_the_same_statements_for_any_page_length(
+    client, login_as, make_lead, make_installer, operator
+):
+    login_as("operator")
+    make_installer()
+    make_installer(cycle_cap=0)
+
+    def statements_for(tab: str) -> int:
+        statements = []
+
+        def count(conn, cursor, statement, *args):
+            statements.append(statement)
+
+        sa.event.listen(db.engine, "before_cursor_execute", count)
+        try:
+            assert client.get(f"/leads?tab={tab}").status_code == 200
+        finally:
+            sa.event.remove(db.engine, "before_cursor_execute", count)
+        return len(statements)
+
+    def add_leads(number: int) -> None:
+        for _ in range(number):
+            make_lead("ready_to_route")
+            failed = make_lead("ready_to_route")
+            (assignment,) = delivery.assign_installers(failed, [make_installer().id], operator)
+            delivery.record_delivery_failure(assignment.id, "550 no such user")
+        db.session.commit()
+
+    add_leads(2)
+    few = {tab: statements_for(tab) for tab in ("ready_to_route", "attention")}
+    add_leads(12)
+    assert {tab: statements_for(tab) for tab in ("ready_to_route", "attention")} == few
