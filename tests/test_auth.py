@@ -36,7 +36,7 @@ def test_login_and_logout(client, make_user):
         "/login?next=/", data={"email": user.email.upper(), "password": TEST_PASSWORD}
     )
     assert response.status_code == 302
-    page = client.get("/").get_data(as_text=True)
+    page = client.get("/", follow_redirects=True).get_data(as_text=True)  # the start page
     assert user.email in page and "manager" in page
     assert client.post("/logout").status_code == 302
     assert client.get("/").status_code == 302

@@ -171,7 +171,7 @@ def test_nobody_anonymous_sees_or_works_follow_ups(client, follow_ups):
 
 def test_the_nav_links_the_follow_ups(client, login_as):
     login_as("operator")
-    assert 'href="/follow-ups"' in client.get("/").get_data(as_text=True)
+    assert 'href="/follow-ups"' in client.get("/", follow_redirects=True).get_data(as_text=True)
 
 
 def test_the_lead_page_shows_the_follow_up_panel(
