@@ -1,22 +1,41 @@
-from flask import Blueprint, current_app, jsonify, redirect, url_for
+from flask import Blueprint, current_app, jsonify, redirect, render_template, url_for
 from flask_login import current_user
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
 from ied.auth.access import public
 from ied.extensions import db
+from ied.followups.queries import due_state_counts, follow_up_filter, follow_up_page
+from ied.leads.queries import ATTENTION, delivery_problems, queue_page, tab_counts
 from ied.queues import redis_connection
+from ied.timestamps import utcnow
 
 bp = Blueprint("home", __name__)
 
 
+# How many items of each kind the start page lists; the rest are one click away.
+TODAY_ITEMS = 5
+
+
 @bp.get("/")
 def index():
-    """Everyone starts at work: managers and admins on the dashboard once it exists,
-    operators (and everyone until then) on the lead queue."""
+    """Everyone starts at work: managers and admins on the dashboard once it exists; operators
+    (and everyone until then) on today's work: the queue's tabs with their counts, the leads
+    needing attention and why, the follow-ups due today."""
     if current_user.has_role("manager") and "dashboard.index" in current_app.view_functions:
         return redirect(url_for("dashboard.index"))
-    return redirect(url_for("leads.queue"))
+    now = utcnow()
+    attention = queue_page(ATTENTION).leads[:TODAY_ITEMS]
+    return render_template(
+        "home.html",
+        counts=tab_counts(),
+        attention=attention,
+        problems=delivery_problems([lead.id for lead in attention]),
+        due_today=follow_up_page(
+            follow_up_filter(due="due_today", now=now), now=now, page_size=TODAY_ITEMS
+        ),
+        follow_up_counts=due_state_counts(now),
+    )
 
 
 @bp.get("/healthz")

@@ -42,7 +42,9 @@ def test_operator_routes_a_lead_without_a_page_reload(
     page = browser_page
     lead, eligible, _ = routing_setup
     browser_login("operator")
-    assert page.url == f"{live_server.url}/leads"  # the start page is the queue
+    assert page.url == f"{live_server.url}/"  # the start page: today's work
+    page.screenshot(path="/tmp/ops-ied-today.png", full_page=True)
+    page.click(".today-tiles [data-tab=new]")  # one click to the queue
     assert count(page, "new") == "2" and count(page, "reviewing") == "0"
     page.evaluate("window.__marker = 'same page'")
 
@@ -62,7 +64,7 @@ def test_operator_routes_a_lead_without_a_page_reload(
     for key in ("j", "k", "Tab", "Enter", "a", "n", "Esc", "/", "?", "Space"):
         assert key in help_text
     page.keyboard.press("Escape")
-    page.screenshot(path="/tmp/ied-queue.png", full_page=True)
+    page.screenshot(path="/tmp/ops-ied-queue.png", full_page=True)
 
     # The assign dialog opens over the queue: no page load.
     page.click(f"#lead-{lead.reference} a:has-text('Assign')")
@@ -74,12 +76,12 @@ def test_operator_routes_a_lead_without_a_page_reload(
     assert "used 0 of 40 this cycle" in dialog
     for installer in eligible:  # both fit in the three places: ticked already
         assert page.is_checked(f'#assign-dialog input[name=installer_ids][value="{installer.id}"]')
-    page.screenshot(path="/tmp/ied-assign-dialog.png", full_page=True)
+    page.screenshot(path="/tmp/ops-ied-assign-dialog.png", full_page=True)
     page.click("#assign-dialog button[type=submit]")
     page.wait_for_selector("#assign-dialog:modal >> text=Deliveries are queued.")
     page.wait_for_selector(f'#lead-{lead.reference} [data-status="assigned"]')
     assert "Back to New" in page.inner_text("#assign-dialog")  # the tab it was opened from
-    page.screenshot(path="/tmp/ied-assigned-over-queue.png", full_page=True)
+    page.screenshot(path="/tmp/ops-ied-assigned-over-queue.png", full_page=True)
     assert page.evaluate("window.__marker") == "same page"
     assert status_of(lead.reference) == "assigned"
     assert page.console_errors == []
@@ -106,7 +108,7 @@ def test_operator_routes_a_lead_without_javascript(
     page.click(f"#lead-{lead.reference} a:has-text('Assign')")
     page.wait_for_selector("#assign-dialog[open]")  # the lead page, its dialog open
     assert "outside area" in page.inner_text("#assign-dialog")
-    page.screenshot(path="/tmp/ied-assign-nojs.png", full_page=True)
+    page.screenshot(path="/tmp/ops-ied-assign-nojs.png", full_page=True)
     page.click("#assign-dialog button[type=submit]")
     page.wait_for_selector('.page-head [data-status="assigned"]')
     assert page.is_visible("text=Deliveries are queued.")
@@ -117,12 +119,14 @@ def test_operator_routes_a_lead_without_javascript(
 def test_from_the_fifteenth_row_a_lead_is_assigned_in_four_keys(
     browser_page, browser_login, live_server, make_installer, make_lead
 ):
-    """Row selection aside (j x14), new -> assigned takes a, a, a, Enter; n goes on."""
+    """Login, one click from the start page to the queue; row selection aside (j x15),
+    new -> assigned takes a, a, a, Enter; n goes on."""
     page = browser_page
     make_installer(company_name="Only Installer")
     leads = [make_lead("new", selected_path="recommended_installer") for _ in range(16)]
     target, following = leads[-15], leads[-16]  # newest first: the 15th row, then the 16th
     browser_login("operator")
+    page.click(".today-tiles [data-tab=new]")  # the one click
     page.evaluate("window.__marker = 'same page'")
     for _ in range(15):
         page.keyboard.press("j")
@@ -144,7 +148,7 @@ def test_from_the_fifteenth_row_a_lead_is_assigned_in_four_keys(
     assert page.get_attribute(f"#lead-{target.reference}", "aria-selected") == "true"
     page.keyboard.press(keys[2])
     page.wait_for_selector("#assign-dialog:modal")
-    page.screenshot(path="/tmp/ied-keys-dialog.png", full_page=True)
+    page.screenshot(path="/tmp/ops-ied-keys-dialog.png", full_page=True)
     page.keyboard.press(keys[3])
     page.wait_for_selector(f'#lead-{target.reference} [data-status="assigned"]')
     assert len(keys) <= 8 and status_of(target.reference) == "assigned"
@@ -163,6 +167,7 @@ def test_tab_and_j_k_share_the_current_row(
     make_installer()
     first, second, third = (make_lead("new") for _ in range(3))  # rows: third, second, first
     browser_login("operator")
+    page.goto(f"{live_server.url}/leads")
     page.focus(f"#lead-{second.reference} a.ref")
     page.keyboard.press("Tab")  # Tab on within the row: still the row of `second`
     assert page.get_attribute(f"#lead-{second.reference}", "aria-selected") == "true"
@@ -195,11 +200,11 @@ def test_a_lead_nobody_can_take_says_so_in_the_queue(
     row = page.inner_text(f"#lead-{stuck.reference}")
     assert "nobody can take it" in row and "Full Co cap reached" in row
     assert page.locator(f"#lead-{stuck.reference} a:has-text('Assign')").count() == 0
-    page.screenshot(path="/tmp/ied-queue-nobody.png", full_page=True)
+    page.screenshot(path="/tmp/ops-ied-queue-nobody.png", full_page=True)
     page.goto(f"{live_server.url}/leads?tab=attention")
     row = page.inner_text(f"#lead-{failing.reference}")
     assert "failed: 550 5.1.1 Mailbox unavailable" in row
-    page.screenshot(path="/tmp/ied-queue-attention.png", full_page=True)
+    page.screenshot(path="/tmp/ops-ied-queue-attention.png", full_page=True)
     page.click(f"#lead-{failing.reference} button:has-text('Resend')")
     page.wait_for_selector(f"#lead-{failing.reference} button:has-text('Resend')", state="detached")
     assert "failed: 550" not in page.inner_text(f"#lead-{failing.reference}")

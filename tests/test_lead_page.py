@@ -102,7 +102,8 @@ def test_assigning_two_installers_on_a_compare_quotes_lead(
         f"/leads/{lead.reference}/assign", data={"installer_ids": [str(first.id), str(second.id)]}
     )
     assert response.status_code == 303
-    assert response.headers["Location"] == f"/leads/{lead.reference}"
+    # Back on the lead page, with the way to the tab it was assigned from and its next lead.
+    assert response.headers["Location"] == f"/leads/{lead.reference}?tab=ready_to_route"
     db.session.refresh(lead)
     assert lead.status == "assigned"
     assignments = db.session.scalars(sa.select(Assignment).order_by(Assignment.id)).all()

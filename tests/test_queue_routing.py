@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from ied.delivery import services as delivery
 from ied.extensions import db
 from ied.leads.models import Lead
+from tests.support.follow_ups import end_of_today, make_follow_up
 
 HTMX = {"HX-Request": "true"}
 
@@ -16,13 +17,24 @@ def row_of(html: str, lead: Lead) -> str:
     return re.search(rf'<tr id="lead-{lead.reference}".*?</tr>', html, re.S).group(0)
 
 
-def test_everyone_starts_at_work(client, login_as, app):
+def test_everyone_starts_at_work(client, login_as, app, make_lead, make_installer, operator):
+    due_today = make_follow_up(make_lead, make_installer, operator, end_of_today())
+    failing = make_lead("ready_to_route")
+    (assignment,) = delivery.assign_installers(failing, [make_installer().id], operator)
+    delivery.record_delivery_failure(assignment.id, "550 5.1.1 Mailbox unavailable")
+    make_lead("new")
+    db.session.commit()
     login_as("operator")
-    assert client.get("/").headers["Location"] == "/leads"
+    today = client.get("/").get_data(as_text=True)
+    assert re.search(r'data-tab="new">\s*<span class="tile-count">1</span> New', today)
+    assert f"{failing.reference}</a>" in today and "failed: 550 5.1.1 Mailbox unavailable" in today
+    assert due_today.lead.reference in today
     client.post("/logout")
     login_as("manager")
-    landing = "/dashboard" if "dashboard.index" in app.view_functions else "/leads"
-    assert client.get("/").headers["Location"] == landing
+    if "dashboard.index" in app.view_functions:
+        assert client.get("/").headers["Location"] == "/dashboard"
+    else:
+        assert client.get("/").status_code == 200
 
 
 def test_a_ready_lead_shows_who_can_take_it(client, login_as, make_lead, make_installer):
