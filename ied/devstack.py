@@ -94,12 +94,11 @@ def dev_command(host: str, port: int) -> None:
 
 
 def _stop_embedded_redis(server) -> None:
-    """SHUTDOWN (saving the data file); if the server does not take it, SIGTERM its pid."""
+    """SHUTDOWN saving the data file; if it cannot save (its folder is gone), without."""
     try:
         server.shutdown(save=True)
     except redis.RedisError:
-        if server.pid:
-            os.kill(server.pid, signal.SIGTERM)
+        server.shutdown(nosave=True)
 
 
 def _logins_box(url: str) -> str:

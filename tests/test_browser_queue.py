@@ -45,6 +45,8 @@ def test_operator_routes_a_lead_without_a_page_reload(
     assert page.url == f"{live_server.url}/"  # the start page: today's work
     page.screenshot(path="/tmp/ops-ied-today.png", full_page=True)
     page.click(".today-tiles [data-tab=new]")  # one click to the queue
+    page.wait_for_url(f"{live_server.url}/leads?tab=new")
+    page.wait_for_load_state("load")
     assert count(page, "new") == "2" and count(page, "reviewing") == "0"
     page.evaluate("window.__marker = 'same page'")
 
@@ -127,6 +129,8 @@ def test_from_the_fifteenth_row_a_lead_is_assigned_in_four_keys(
     target, following = leads[-15], leads[-16]  # newest first: the 15th row, then the 16th
     browser_login("operator")
     page.click(".today-tiles [data-tab=new]")  # the one click
+    page.wait_for_url(f"{live_server.url}/leads?tab=new")
+    page.wait_for_load_state("load")  # ied.js (deferred) listens from here on
     page.evaluate("window.__marker = 'same page'")
     for _ in range(15):
         page.keyboard.press("j")
