@@ -184,6 +184,16 @@ def test_tab_and_j_k_share_the_current_row(
     page.keyboard.press("k")
     page.keyboard.press("k")
     assert page.get_attribute(f"#lead-{third.reference}", "aria-selected") == "true"
+
+    # On the lead page a transition takes a note, shown in the history; the head swaps alone.
+    page.goto(f"{live_server.url}/leads/{second.reference}")
+    page.evaluate("window.__marker = 'same page'")
+    page.fill("#lead-head input[name=note]", "Checked the address")
+    page.click("#lead-head button:has-text('Approve for routing')")
+    page.wait_for_selector('#lead-head [data-status="ready_to_route"]')
+    page.wait_for_selector("#status-history >> text=Checked the address")
+    assert page.evaluate("window.__marker") == "same page"
+    page.screenshot(path="/tmp/ops-ied-lead-page.png", full_page=True)
     assert page.console_errors == []
 
 
