@@ -1,3 +1,5 @@
+from datetime import date
+
 from flask_wtf import FlaskForm
 from wtforms import DateField, HiddenField, SearchField, SelectField
 from wtforms.fields.choices import SelectChoice
@@ -22,6 +24,14 @@ def _optional(value) -> str | None:
     return value or None
 
 
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2999, 12, 31)
+
+
+def _within_calendar(form, field) -> None:
+    if field.data and not FIRST_DAY <= field.data <= LAST_DAY:
+        raise ValidationError(f"Give a date from {FIRST_DAY} to {LAST_DAY}.")
+
+
 class ActivityFilterForm(FlaskForm):
     """The log's filters, read from the query string: bookmarkable, never CSRF-checked."""
 
@@ -42,8 +52,8 @@ class ActivityFilterForm(FlaskForm):
         coerce=_optional,
     )
     lead = SearchField("Lead", filters=[lambda value: (value or "").strip().upper()[:32] or None])
-    since = DateField("From", validators=[Optional()])
-    until = DateField("To", validators=[Optional()])
+    since = DateField("From", validators=[Optional(), _within_calendar])
+    until = DateField("To", validators=[Optional(), _within_calendar])
     after = HiddenField(filters=[lambda value: value or None])
 
     def set_actors(self, users) -> None:
@@ -59,10 +69,9 @@ class ActivityFilterForm(FlaskForm):
 
     def activity_filters(self) -> ActivityFilters:
         """The filters that passed validation; a refused one is shown with its error, unused."""
-        valid = {name: self[name].data for name in ("verb", "actor", "subject_type", "lead")}
-        valid |= {"since": self.since.data, "until": self.until.data}
+        names = ("verb", "actor", "subject_type", "lead", "since", "until")
         return ActivityFilters(
-            **{name: None if self[name].errors else value for name, value in valid.items()}
+            **{name: None if self[name].errors else self[name].data for name in names}
         )
 
     def query_args(self, **changes) -> dict:

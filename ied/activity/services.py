@@ -28,7 +28,7 @@ def record_activity(
 
     `subject` is the record the change touched (flushed, so it has an id). `actor` is the
     signed-in user who made it; without one, `actor_label` says who did ("installer Acme Solar",
-    "API key website"), defaulting to "system" for jobs and the CLI. `lead_id` defaults to the
+    "intake website"), defaulting to "system" for jobs and the CLI. `lead_id` defaults to the
     subject's own lead (the lead itself, or its `lead_id` column), so the lead's timeline finds
     it; pass it for records that reach their lead through another (a delivery audit).
     `details` is a small JSON object: from/to statuses, a reason, an SMTP reply.
