@@ -83,3 +83,25 @@ def test_a_bad_source_name_is_refused_inline(client, login_as):
     response = client.post("/admin/api-keys", data={"source": "no spaces please"})
     assert response.status_code == 422
     assert "Source is a short name" in response.get_data(as_text=True)
+
+
+def _form_for(html: str, action: str) -> str | None:
+    """The opening tag of the form posting to `action`, or None."""
+    match = re.search(rf'<form[^>]*action="{re.escape(action)}"[^>]*>', html)
+    return match.group(0) if match else None
+
+
+def test_deactivating_and_revoking_ask_first_and_no_admin_is_offered_to_deactivate_themselves(
+    client, login_as, make_user
+):
+    """One click signs a colleague out everywhere or stops the website's intake: the plain
+    forms ask first (data-confirm, ied.js), and the admin's own row offers nothing it refuses."""
+    admin = login_as("admin")
+    other = make_user("operator")
+    users = client.get("/admin/users").get_data(as_text=True)
+    assert _form_for(users, f"/admin/users/{admin.id}/active") is None
+    assert "data-confirm=" in _form_for(users, f"/admin/users/{other.id}/active")
+    client.post("/admin/api-keys", data={"source": "website"})
+    key = db.session.scalars(sa.select(ApiKey)).one()
+    keys = client.get("/admin/api-keys").get_data(as_text=True)
+    assert "data-confirm=" in _form_for(keys, f"/admin/api-keys/{key.id}/revoke")
