@@ -51,12 +51,20 @@ def billing_cycles() -> list[str]:
 
 
 @dataclass(frozen=True)
-class EventPage:
-    events: list[DeliveryEvent]
-    next_after: int | None
+class KeysetPage:
+    rows: list  # delivery events or return requests
+    next_after: int | None  # the id the next page starts after
 
 
-def event_page(filters: EventFilter, after: int | None = None) -> EventPage:
+def _keyset_page(statement) -> KeysetPage:
+    """At most PAGE_SIZE rows of an ordered statement, and where the next page starts."""
+    rows = list(db.session.scalars(statement.limit(PAGE_SIZE + 1)))
+    more = len(rows) > PAGE_SIZE
+    rows = rows[:PAGE_SIZE]
+    return KeysetPage(rows, rows[-1].id if more else None)
+
+
+def event_page(filters: EventFilter, after: int | None = None) -> KeysetPage:
     """Newest first by id (events are created in time order), PAGE_SIZE at a time."""
     statement = (
         sa.select(DeliveryEvent)
@@ -67,14 +75,10 @@ def event_page(filters: EventFilter, after: int | None = None) -> EventPage:
             joinedload(DeliveryEvent.voided_by).load_only(User.email),
         )
         .order_by(DeliveryEvent.id.desc())
-        .limit(PAGE_SIZE + 1)
     )
     if after:
         statement = statement.where(DeliveryEvent.id < after)
-    events = list(db.session.scalars(statement))
-    more = len(events) > PAGE_SIZE
-    events = events[:PAGE_SIZE]
-    return EventPage(events, events[-1].id if more else None)
+    return _keyset_page(statement)
 
 
 @dataclass
@@ -193,13 +197,7 @@ def export_rows(filters: EventFilter) -> Iterator[tuple]:
 # Returns ------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ReturnPage:
-    requests: list[ReturnRequest]
-    next_after: int | None
-
-
-def return_page(status: str, after: int | None = None) -> ReturnPage:
+def return_page(status: str, after: int | None = None) -> KeysetPage:
     """Pending ones oldest first (the queue to work), decided ones newest first."""
     decided = status == "decided"
     statement = (
@@ -217,16 +215,12 @@ def return_page(status: str, after: int | None = None) -> ReturnPage:
             joinedload(ReturnRequest.decided_by).load_only(User.email),
         )
         .order_by(ReturnRequest.id.desc() if decided else ReturnRequest.id)
-        .limit(PAGE_SIZE + 1)
     )
     if after:
         statement = statement.where(
             ReturnRequest.id < after if decided else ReturnRequest.id > after
         )
-    requests = list(db.session.scalars(statement))
-    more = len(requests) > PAGE_SIZE
-    requests = requests[:PAGE_SIZE]
-    return ReturnPage(requests, requests[-1].id if more else None)
+    return _keyset_page(statement)
 
 
 # Statement ----------------------------------------------------------------------------------
