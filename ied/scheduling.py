@@ -5,6 +5,6 @@ maintenance queue, which workers serve before the deliveries.
 """
 
 PERIODIC_JOBS = (
-    ("ied.delivery.jobs.requeue_stalled", 30),
+    ("ied.delivery.jobs.requeue_stalled", 15),
     ("ied.followups.jobs.send_overdue_digest_if_due", 60),
 )

@@ -232,6 +232,21 @@ def test_requeue_stalled_picks_up_a_due_retry_whose_job_was_lost(
     assert assignment.status == "sent"
 
 
+def test_requeue_stalled_enqueues_again_a_job_taken_off_the_queue_by_a_worker_that_died(
+    app, smtp_server, assign, run_worker
+):
+    (assignment,) = assign()
+    queue = delivery_queue(app)
+    job_id = f"delivery-{assignment.id}-1"
+    queue.connection.lrem(queue.key, 0, job_id)  # popped; the worker died before starting it
+    assert queue.fetch_job(job_id).get_status() == "queued"
+    assert requeue_stalled() == 1
+    assert requeue_stalled() == 0
+    run_worker()
+    db.session.refresh(assignment)
+    assert assignment.status == "sent"
+
+
 def test_requeue_stalled_rescues_a_retry_left_overdue_in_rqs_schedule(
     app, smtp_server, assign, run_worker
 ):

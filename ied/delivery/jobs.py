@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 ABANDONED = "abandoned: the worker stopped before reporting the result of this attempt"
 # A scheduled retry this late is not going to be moved by RQ's scheduler: the sweeper takes it.
-SCHEDULED_GRACE = timedelta(seconds=15)
+SCHEDULED_GRACE = timedelta(seconds=10)
 _engine_pid: int | None = None
 
 
@@ -48,15 +48,19 @@ def job_id_for(assignment_id: int, attempt_number: int) -> str:
 
 
 def _job_is_live(job_id: str) -> bool:
-    """A job that will still run: queued, deferred, running within its lease, or scheduled
-    and not overdue. RQ's scheduler moves a scheduled job only while some worker holds its
+    """A job that will still run: in the queue, deferred, running within its lease, or
+    scheduled and not overdue. RQ's scheduler moves a scheduled job only while some worker holds its
     lock; when none does (its holder was killed), the job sits there past its time."""
     try:
         job = Job.fetch(job_id, connection=redis_connection())
     except NoSuchJobError:
         return False
     status = job.get_status(refresh=False)
-    if status in (JobStatus.QUEUED, JobStatus.DEFERRED):
+    if status == JobStatus.QUEUED:
+        # A worker killed between taking the job off the queue and marking it started leaves
+        # it `queued` in no queue at all: live only while it is really in the queue.
+        return delivery_queue().get_job_position(job_id) is not None
+    if status == JobStatus.DEFERRED:
         return True
     if status == JobStatus.SCHEDULED:
         try:
@@ -286,19 +290,24 @@ def requeue_stalled() -> int:
     close_abandoned_attempts(now)
     in_flight = aliased(DeliveryAudit)
     due = db.session.execute(
-        sa.select(Assignment.id, services.next_attempt_number(Assignment.id))
-        .where(
+        sa.select(
+            Assignment.id,
+            services.next_attempt_number(Assignment.id),
+            sa.func.coalesce(Assignment.next_attempt_at, now),
+        ).where(
             Assignment.status == "queued",
             sa.or_(Assignment.next_attempt_at.is_(None), Assignment.next_attempt_at <= now),
             ~sa.exists().where(  # an attempt under a live lease is still being delivered
                 in_flight.assignment_id == Assignment.id, in_flight.status == "sending"
             ),
         )
-        .order_by(Assignment.id)
     ).all()
+    # Each goes to the front of the queue, so the last one enqueued runs first: retries
+    # before first attempts (as RQ's scheduler puts them), the longest overdue first in each.
+    due.sort(key=lambda row: (row[1] > 1, now - row[2]))
     enqueued = 0
     scheduled = delivery_queue().scheduled_job_registry
-    for assignment_id, attempt_number in due:
+    for assignment_id, attempt_number, _ in due:
         job_id = job_id_for(assignment_id, attempt_number)
         if not _job_is_live(job_id):
             # An overdue scheduled retry leaves the schedule first, so RQ's scheduler, if it

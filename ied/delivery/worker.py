@@ -27,23 +27,29 @@ BACKOFF_FIRST, BACKOFF_MAX = 1.0, 30.0
 MAINTENANCE_SECONDS = 60
 
 
+class StopFlag:
+    """Set by SIGTERM/SIGINT; outlives the RQ worker that received it."""
+
+    requested = False
+
+
 class DeliveryWorker(SimpleWorker):
     """RQ's non-forking worker: jobs run one after another in this process, so the database
     pool and the SMTP session outlive each job instead of being rebuilt by a forked work horse.
     RQ still enforces each job's timeout (SIGALRM: this is the main thread). Each job runs in a
     fresh app context, so one stopped half-way leaves no database session behind."""
 
-    def __init__(self, app: Flask, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, app: Flask, stop: StopFlag, *args, **kwargs):
         self.app = app
-        self.stop_requested = False
+        self.stop = stop
+        super().__init__(*args, **kwargs)
 
     def execute_job(self, job, queue):
         with self.app.app_context():
             super().execute_job(job, queue)
 
     def request_stop(self, signum, frame):
-        self.stop_requested = True  # SIGTERM/SIGINT: finish the job in hand, then stop
+        self.stop.requested = True  # SIGTERM/SIGINT: finish the job in hand, then stop
         super().request_stop(signum, frame)
 
 
@@ -133,26 +139,31 @@ def _work(app: Flask, burst: bool) -> None:
     """Run RQ's work loop; when it quits unasked (Redis went away mid-job, or anything else
     RQ calls an unhandled exception), run a new one once Redis answers again."""
     connection = redis_connection(app)
+    stop = StopFlag()
     delay = BACKOFF_FIRST / 2
     while True:
         began = time.monotonic()
-        worker = DeliveryWorker(
-            app,
-            [maintenance_queue(app), delivery_queue(app)],
-            connection=connection,
-            maintenance_interval=MAINTENANCE_SECONDS,
-        )
+        worker = None
         try:
+            worker = DeliveryWorker(
+                app,
+                stop,
+                [maintenance_queue(app), delivery_queue(app)],
+                connection=connection,
+                maintenance_interval=MAINTENANCE_SECONDS,
+            )
             worker.work(with_scheduler=True, burst=burst, logging_level="INFO")
-        except redis.RedisError as error:  # registering its birth or death
-            log.warning("Worker %s: Redis unavailable (%s)", worker.name, error)
-        if burst or worker.stop_requested:
+        except redis.RedisError as error:  # setting up, registering its birth or death
+            log.warning("Worker: Redis unavailable (%s)", error)
+        except StopRequested:  # SIGTERM while the next one was being set up
             return
-        log.warning("Worker %s stopped unasked; a new worker takes over", worker.name)
-        if worker.pubsub_thread is not None:
+        if burst or stop.requested:
+            return
+        log.warning("The worker stopped unasked; a new one takes over")
+        if worker is not None and worker.pubsub_thread is not None:
             worker.pubsub_thread.stop()  # its teardown did not get that far
         delay = _next_delay(delay, began)
-        if not _wait_for_redis(connection, delay, lambda w=worker: w.stop_requested):
+        if not _wait_for_redis(connection, delay, lambda: stop.requested):
             return
 
 
