@@ -41,11 +41,11 @@ bench: $(VENV)/.installed-dev
 
 ## bench-delivery: emails/s with 2 workers to a local SMTP sink vs a no-op RQ job's rate; fails on a missed target
 bench-delivery: $(VENV)/.installed-dev
-	$(BIN)/python tests/bench/bench_delivery.py $(BENCH_ARGS)
+	$(BIN)/python -m tests.bench.bench_delivery $(BENCH_ARGS)
 
 ## faults: 1,000 deliveries through SMTP trouble, workers SIGKILLed, Redis down 30 s; fails on a figure off
 faults: $(VENV)/.installed-dev
-	$(BIN)/python tests/faults/run_faults.py $(FAULTS_ARGS)
+	$(BIN)/python -m tests.faults.run_faults $(FAULTS_ARGS)
 
 ## lint: ruff's checks and its formatter, as CI runs them
 lint: $(VENV)/.installed-dev

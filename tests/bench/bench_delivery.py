@@ -14,33 +14,28 @@ import argparse
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+import sqlalchemy as sa
+from flask import Flask
+from flask_migrate import upgrade
+from rq import Worker
+from rq.suspension import resume, suspend
 
-import sqlalchemy as sa  # noqa: E402
-from flask import Flask  # noqa: E402
-from flask_migrate import upgrade  # noqa: E402
-from rq import Worker  # noqa: E402
-from rq.suspension import resume, suspend  # noqa: E402
-
-from ied import create_app  # noqa: E402
-from ied.delivery.jobs import enqueue_deliveries  # noqa: E402
-from ied.delivery.models import Assignment, DeliveryAudit  # noqa: E402
-from ied.extensions import db  # noqa: E402
-from ied.queues import delivery_queue, redis_connection  # noqa: E402
-from tests.support.deliveries import (  # noqa: E402
+from ied import create_app
+from ied.delivery.jobs import enqueue_deliveries
+from ied.delivery.models import Assignment, DeliveryAudit
+from ied.extensions import db
+from ied.queues import delivery_queue, redis_connection
+from tests.support.deliveries import (
     SmtpSink,
     make_installers,
     make_operator,
     noop,
     queued_assignments,
 )
-from tests.support.postgres import ThrowawayPostgres  # noqa: E402
-from tests.support.redis_server import ThrowawayRedis  # noqa: E402
-from tests.support.worker_process import start_worker, wait_for  # noqa: E402
+from tests.support.postgres import ThrowawayPostgres
+from tests.support.redis_server import ThrowawayRedis
+from tests.support.worker_process import start_worker, wait_for
 
 EMAILS_PER_SECOND_TARGET = 100
 FLOOR_RATIO_TARGET = 0.5

@@ -39,34 +39,30 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+import redis
+import sqlalchemy as sa
+from aiosmtpd.controller import Controller
+from flask import Flask
+from flask_migrate import upgrade
+from rq import Worker
 
-import redis  # noqa: E402
-import sqlalchemy as sa  # noqa: E402
-from aiosmtpd.controller import Controller  # noqa: E402
-from flask import Flask  # noqa: E402
-from flask_migrate import upgrade  # noqa: E402
-from rq import Worker  # noqa: E402
-
-from ied import create_app  # noqa: E402
-from ied.delivery.jobs import ABANDONED, enqueue_deliveries  # noqa: E402
-from ied.delivery.models import Assignment, DeliveryAudit, DeliveryEvent  # noqa: E402
-from ied.extensions import db  # noqa: E402
-from ied.leads.models import Lead  # noqa: E402
-from ied.queues import redis_connection  # noqa: E402
-from ied.timestamps import utcnow  # noqa: E402
-from tests.support.deliveries import (  # noqa: E402
+from ied import create_app
+from ied.delivery.jobs import ABANDONED, enqueue_deliveries
+from ied.delivery.models import Assignment, DeliveryAudit, DeliveryEvent
+from ied.extensions import db
+from ied.leads.models import Lead
+from ied.queues import redis_connection
+from ied.timestamps import utcnow
+from tests.support.deliveries import (
     make_installers,
     make_operator,
     queued_assignments,
     ready_lead,
 )
-from tests.support.live_server import LiveServer  # noqa: E402
-from tests.support.postgres import ThrowawayPostgres, free_port  # noqa: E402
-from tests.support.redis_server import ThrowawayRedis  # noqa: E402
-from tests.support.worker_process import start_worker  # noqa: E402
+from tests.support.live_server import LiveServer
+from tests.support.postgres import ThrowawayPostgres, free_port
+from tests.support.redis_server import ThrowawayRedis
+from tests.support.worker_process import start_worker
 
 PASSWORD = "faults-password-1"
 LEASE_SECONDS = 10
