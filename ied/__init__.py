@@ -6,6 +6,7 @@ from flask import Flask, render_template
 from flask_wtf.csrf import CSRFError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from ied import input_limits
 from ied.config import check_production_safety, settings_from_environment
 from ied.extensions import csrf, db, login_manager, migrate
 from ied.row_locks import configure_sqlite
@@ -16,6 +17,7 @@ MIGRATIONS_DIR = str(Path(__file__).resolve().parent.parent / "migrations")
 
 def create_app(config: dict | None = None) -> Flask:
     app = Flask(__name__, instance_relative_config=True)
+    input_limits.init_app(app)  # before any route: `<int:...>` ids stop at PostgreSQL's integer
     app.config.update(settings_from_environment(app.instance_path))
     app.config.update(config or {})
     check_production_safety(app.config)

@@ -3,7 +3,6 @@ from wtforms import (
     BooleanField,
     DateField,
     HiddenField,
-    IntegerField,
     RadioField,
     SearchField,
     SelectField,
@@ -21,6 +20,7 @@ from ied.followups.queries import DUE_STATES
 from ied.followups.services import Outcome, default_due_date
 from ied.form_values import optional_int
 from ied.formatting import local_date
+from ied.input_limits import id_or_none
 
 NOTE_LIMIT = 2000
 
@@ -108,7 +108,7 @@ class FollowUpFilterForm(FlaskForm):
     issue = BooleanField("Open issue only", false_values=("", "false", "0"))
     installer = SelectField("Installer", coerce=optional_int)
     q = SearchField("Search", filters=[lambda value: (value or "").strip()[:100] or None])
-    after = IntegerField(validators=[Optional()])
+    after = HiddenField(filters=[id_or_none])
 
     def query_args(self, **changes) -> dict:
         """The filters as URL parameters (empty ones left out), with some values replaced."""

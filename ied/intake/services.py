@@ -10,9 +10,10 @@ from ied.activity.services import record_activity
 from ied.auth.models import User
 from ied.errors import DomainError
 from ied.extensions import db
+from ied.input_limits import column_length, text_problem
 from ied.intake.models import ApiKey
 from ied.leads.models import Lead
-from ied.leads.services import LeadInput, LeadValidationError, create_lead
+from ied.leads.services import LeadInput, LeadValidationError, create_lead, validate_lead_input
 from ied.timestamps import utcnow
 
 KEY_PREFIX = "ied_"
@@ -96,7 +97,13 @@ LEAD_FIELDS: dict[str, tuple[type, ...]] = {
 }
 REQUIRED_FIELDS = ("external_id", "customer_name", "postcode", "product_interest", "selected_path")
 TYPE_NAMES = {str: "a string", dict: "an object", int: "an integer"}
-MAX_EXTERNAL_ID = 128
+MAX_EXTERNAL_ID = column_length(Lead, "external_id")
+# Assessment answers, as docs/api/openapi.yaml declares them: a flat object whose values are
+# scalars, or lists or objects of scalars (two levels at most).
+MAX_ANSWERS = 100
+MAX_ANSWER_NAME = 100
+MAX_ANSWER_TEXT = 1000
+MAX_ANSWER_NUMBER = 10**15
 
 
 def parse_lead_payload(payload: object) -> tuple[str, LeadInput]:
@@ -107,24 +114,76 @@ def parse_lead_payload(payload: object) -> tuple[str, LeadInput]:
     for name in REQUIRED_FIELDS:
         if payload.get(name) in (None, ""):
             errors[name] = "This field is required."
+    values = {}
     for name, allowed in LEAD_FIELDS.items():
-        value = payload.get(name)
+        value = _integral(payload.get(name)) if int in allowed else payload.get(name)
         if name in errors or name not in payload:
             continue
         if isinstance(value, bool) or not isinstance(value, allowed):
             errors[name] = f"Must be {TYPE_NAMES[allowed[0]]}" + (
                 " or null." if type(None) in allowed else "."
             )
-    external_id = payload.get("external_id")
-    if "external_id" not in errors and len(external_id) > MAX_EXTERNAL_ID:
-        errors["external_id"] = f"At most {MAX_EXTERNAL_ID} characters."
+        values[name] = value
+    if "external_id" not in errors and (
+        problem := text_problem(payload["external_id"], MAX_EXTERNAL_ID)
+    ):
+        errors["external_id"] = problem
+    if "assessment" not in errors and (problem := _assessment_problem(values.get("assessment"))):
+        errors["assessment"] = problem
     if errors:
         raise LeadValidationError(errors)
-    values = {
-        name: payload[name] for name in LEAD_FIELDS if name in payload and name != "external_id"
-    }
+    external_id = values.pop("external_id")
     values["assessment"] = values.get("assessment") or {}
     return external_id, LeadInput(**values)
+
+
+def _integral(value: object) -> object:
+    """JSON has one number type: 7.0 is the integer 7 (as JSON Schema reads it)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _assessment_problem(answers: dict | None) -> str | None:
+    if not answers:
+        return None
+    if len(answers) > MAX_ANSWERS:
+        return f"At most {MAX_ANSWERS} answers."
+    for name, answer in answers.items():
+        problem = _answer_name_problem(name)
+        if problem is None and isinstance(answer, list):
+            problem = _answers_problem(answer)
+        elif problem is None and isinstance(answer, dict):
+            problem = next(filter(None, map(_answer_name_problem, answer)), None)
+            problem = problem or _answers_problem(list(answer.values()))
+        elif problem is None:
+            problem = _scalar_problem(answer)
+        if problem:
+            return f"Answer {name[:MAX_ANSWER_NAME]!r}: {problem}"
+    return None
+
+
+def _answer_name_problem(name: str) -> str | None:
+    return text_problem(name, MAX_ANSWER_NAME)
+
+
+def _answers_problem(values: list) -> str | None:
+    if len(values) > MAX_ANSWERS:
+        return f"At most {MAX_ANSWERS} values."
+    return next(filter(None, map(_scalar_problem, values)), None)
+
+
+def _scalar_problem(value: object) -> str | None:
+    """An answer is text, a number, true/false or null; lists and objects only one level deep."""
+    if isinstance(value, str):
+        return text_problem(value, MAX_ANSWER_TEXT, multiline=True)
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        if not -MAX_ANSWER_NUMBER <= value <= MAX_ANSWER_NUMBER:  # inf and 1e400 too
+            return f"Numbers lie between -{MAX_ANSWER_NUMBER:.0e} and {MAX_ANSWER_NUMBER:.0e}."
+        return None
+    return "Lists and objects hold text, numbers, true, false or null."
 
 
 def find_lead(source: str, external_id: str) -> Lead | None:
@@ -139,6 +198,9 @@ def receive_lead(data: LeadInput, *, source: str, external_id: str) -> tuple[Lea
     Identical calls racing each other all try the insert; the unique (source, external_id)
     constraint lets exactly one through and the others read the winner's lead.
     """
+    errors = validate_lead_input(data)  # a repeat is checked too: the same body, the same answer
+    if errors:
+        raise LeadValidationError(errors)
     existing = find_lead(source, external_id)
     if existing is not None:
         return existing, False

@@ -23,6 +23,11 @@ def _problem(status: int, message: str, errors: dict[str, str] | None = None, he
     return jsonify(body), status, headers or {}
 
 
+def _refuse_constant(name: str):
+    """Python reads NaN, Infinity and -Infinity; JSON has no such numbers."""
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def bearer_key() -> str:
     scheme, _, key = request.headers.get("Authorization", "").partition(" ")
     return key.strip() if scheme.lower() == "bearer" else ""
@@ -56,9 +61,13 @@ def create_lead():
     if len(body) > MAX_BODY_BYTES:
         return _problem(413, f"The body is larger than {MAX_BODY_BYTES // 1024} KiB.")
     try:
-        payload = json.loads(body)
+        payload = json.loads(body, parse_constant=_refuse_constant)
     except ValueError as error:
         return _problem(415, f"The body is not valid JSON: {error}.")
+    except RecursionError:
+        return _problem(
+            422, "The lead has errors; nothing was saved.", {"body": "Nested too deeply."}
+        )
     try:
         external_id, data = services.parse_lead_payload(payload)
         lead, created = services.receive_lead(data, source=api_key.source, external_id=external_id)

@@ -13,12 +13,26 @@ from ied.activity.services import record_activity
 from ied.auth.models import User
 from ied.errors import DomainError
 from ied.extensions import db
+from ied.input_limits import column_length, is_id, text_problem
 from ied.leads.models import NEXT_LEAD_STATUS, PRODUCTS, SELECTED_PATHS, Lead, LeadStatusChange
 from ied.row_locks import lock_one
 from ied.timestamps import utcnow
 
 REFERENCE_PREFIX = "IED-"
 _POSTCODE = re.compile(r"^[A-Z]{1,2}[0-9][A-Z0-9]?[0-9][A-Z]{2}$")
+# As typed: ASCII letters and digits, spaces around and between the two halves.
+_POSTCODE_AS_TYPED = re.compile(r" *[A-Za-z]{1,2}[0-9][A-Za-z0-9]? *[0-9][A-Za-z]{2} *")
+MAX_POSTCODE_AS_TYPED = 16
+# The lead's text fields: True for those that may hold line breaks.
+LEAD_TEXT_FIELDS = {
+    "customer_name": False,
+    "email": False,
+    "phone": False,
+    "address": True,
+    "postcode": False,
+    "recommendation": True,
+    "notes": True,
+}
 
 
 class IllegalLeadTransition(DomainError):
@@ -30,13 +44,15 @@ def reference_for(lead_id: int) -> str:
 
 
 def normalize_email(email: str | None) -> str | None:
-    email = (email or "").strip().lower()
+    # "İ" is the one character whose lower case is two: fold it to "i" so that the normalized
+    # address is never longer than the address (both columns hold 254).
+    email = (email or "").strip().replace("\u0130", "i").lower()
     return email or None
 
 
 def normalize_phone(phone: str | None) -> str | None:
-    """Digits only, UK numbers folded to the national form so +44 7700... matches 07700..."""
-    digits = re.sub(r"\D", "", phone or "")
+    """ASCII digits only, UK numbers folded to the national form so +44 7700... matches 07700..."""
+    digits = re.sub(r"[^0-9]", "", phone or "")
     if digits.startswith("44") and len(digits) >= 11:
         digits = "0" + digits[2:]
     return digits or None
@@ -52,7 +68,7 @@ def format_postcode(postcode: str) -> str:
 
 
 def is_valid_postcode(postcode: str) -> bool:
-    return bool(_POSTCODE.match(normalize_postcode(postcode)))
+    return len(postcode) <= MAX_POSTCODE_AS_TYPED and bool(_POSTCODE_AS_TYPED.fullmatch(postcode))
 
 
 @dataclass
@@ -86,6 +102,8 @@ def validate_lead_input(data: LeadInput) -> dict[str, str]:
         errors["email"] = "This is not an email address."
     if data.phone and not normalize_phone(data.phone):
         errors["phone"] = "This is not a phone number."
+    elif len(normalize_phone(data.phone) or "") > column_length(Lead, "phone_normalized"):
+        errors["phone"] = f"At most {column_length(Lead, 'phone_normalized')} digits."
     if not (data.postcode or "").strip():
         errors["postcode"] = "Postcode is required."
     elif not is_valid_postcode(data.postcode):
@@ -97,10 +115,21 @@ def validate_lead_input(data: LeadInput) -> dict[str, str]:
     if not isinstance(data.assessment, dict):
         errors["assessment"] = "Assessment must be an object of answers."
     if data.recommended_installer_id is not None and (
-        not isinstance(data.recommended_installer_id, int)
+        not is_id(data.recommended_installer_id)
         or db.session.get(Installer, data.recommended_installer_id) is None
     ):
         errors["recommended_installer_id"] = "No installer has this id."
+    return {**errors, **text_errors(data)}
+
+
+def text_errors(data: LeadInput) -> dict[str, str]:
+    """Text the lead's columns cannot hold: longer than its column, or holding NUL and the like."""
+    errors = {}
+    for name, multiline in LEAD_TEXT_FIELDS.items():
+        value = getattr(data, name)
+        limit = None if name == "postcode" else column_length(Lead, name)
+        if isinstance(value, str) and (problem := text_problem(value, limit, multiline=multiline)):
+            errors[name] = problem
     return errors
 
 
