@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app wsgi
 
-.PHONY: run test test-sqlite bench bench-delivery faults lint install install-dev
+.PHONY: run test test-sqlite bench bench-delivery faults lint audit install install-dev
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,3 +51,12 @@ faults: $(VENV)/.installed-dev
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check ied tests
 	$(BIN)/ruff format --check ied tests
+
+## audit: pip-audit of every installed dependency against PyPI's vulnerability data; fails when any
+## package could not be audited (--strict), so an unreachable service is never a clean report
+audit: $(VENV)/.installed-audit
+	$(BIN)/pip-audit --strict --skip-editable --progress-spinner off $(AUDIT_ARGS)
+
+$(VENV)/.installed-audit: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev,audit]'
+	touch $@ $(VENV)/.installed-dev $(VENV)/.installed

@@ -8,6 +8,7 @@ import re
 
 from flask import Flask, abort, request
 from werkzeug.routing import IntegerConverter
+from wtforms.validators import ValidationError
 
 # PostgreSQL's `integer`, the type of every id column.
 MAX_ID = 2**31 - 1
@@ -37,6 +38,33 @@ def text_problem(
 def column_length(model, name: str) -> int | None:
     """The length of a String column (None for Text)."""
     return getattr(model.__table__.c[name].type, "length", None)
+
+
+def text_errors(model, values: dict[str, str | None], multiline: tuple[str, ...] = ()) -> dict:
+    """By name, the values that the model's columns of the same names cannot hold."""
+    errors = {}
+    for name, value in values.items():
+        limit = column_length(model, name)
+        if isinstance(value, str) and (
+            problem := text_problem(value, limit, multiline=name in multiline)
+        ):
+            errors[name] = problem
+    return errors
+
+
+class StorableText:
+    """A form field's validator: the text fits `max_length` and holds no NUL or other control
+    character (tabs and line breaks too, unless multiline). Refused inline, like any field."""
+
+    def __init__(self, max_length: int | None = None, *, multiline: bool = False):
+        self.max_length = max_length
+        self.multiline = multiline
+
+    def __call__(self, form, field) -> None:
+        if isinstance(field.data, str) and (
+            problem := text_problem(field.data, self.max_length, multiline=self.multiline)
+        ):
+            raise ValidationError(problem)
 
 
 def is_id(value: object) -> bool:

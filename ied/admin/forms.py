@@ -2,11 +2,13 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 
+from ied.auth.forms import USER_EMAIL_LENGTH
 from ied.auth.models import ROLES
+from ied.input_limits import StorableText
 
 
 class NewUserForm(FlaskForm):
-    email = EmailField("Email")
+    email = EmailField("Email", validators=[StorableText(USER_EMAIL_LENGTH)])
     role = SelectField(
         "Role", choices=[SelectChoice(role, role) for role in ROLES], validate_choice=False
     )

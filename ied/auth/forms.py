@@ -2,7 +2,11 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, SubmitField
 from wtforms.validators import DataRequired, EqualTo
 
+from ied.auth.models import User
 from ied.auth.passwords import MIN_PASSWORD_LENGTH
+from ied.input_limits import StorableText, column_length
+
+USER_EMAIL_LENGTH = column_length(User, "email")
 
 NEW_PASSWORD_HINT = (
     f"At least {MIN_PASSWORD_LENGTH} characters, not a common password and not your email; "
@@ -11,7 +15,7 @@ NEW_PASSWORD_HINT = (
 
 
 class LoginForm(FlaskForm):
-    email = EmailField("Email", validators=[DataRequired()])
+    email = EmailField("Email", validators=[DataRequired(), StorableText(USER_EMAIL_LENGTH)])
     password = PasswordField("Password", validators=[DataRequired()])
     submit = SubmitField("Sign in")
 

@@ -9,7 +9,7 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, InputRequired, Length, Optional
+from wtforms.validators import DataRequired, InputRequired, Optional
 
 from ied.followups.models import (
     CONTACT_OUTCOME_LABELS,
@@ -20,9 +20,10 @@ from ied.followups.queries import DUE_STATES
 from ied.followups.services import Outcome, default_due_date
 from ied.form_values import optional_int
 from ied.formatting import local_date
-from ied.input_limits import id_or_none
+from ied.input_limits import StorableText, id_or_none
 
 NOTE_LIMIT = 2000
+NOTE_TEXT = StorableText(NOTE_LIMIT, multiline=True)
 
 
 def choices(pairs) -> list[SelectChoice]:
@@ -38,7 +39,7 @@ class CreateFollowUpForm(FlaskForm):
         "Installer", coerce=optional_int, validators=[InputRequired("Choose an installer.")]
     )
     due_date = DateField("Due date", validators=[InputRequired("Give a due date.")])
-    notes = TextAreaField("Why follow up (optional)", validators=[Length(max=NOTE_LIMIT)])
+    notes = TextAreaField("Why follow up (optional)", validators=[NOTE_TEXT])
 
 
 def create_follow_up_form(sent, installer_id: int | None = None) -> CreateFollowUpForm:
@@ -66,7 +67,7 @@ class ContactAttemptForm(FlaskForm):
         validate_choice=False,
         validators=[DataRequired("Choose what happened.")],
     )
-    note = TextAreaField("Note", validators=[Length(max=NOTE_LIMIT)])
+    note = TextAreaField("Note", validators=[NOTE_TEXT])
 
 
 class OutcomeForm(FlaskForm):
@@ -77,10 +78,10 @@ class OutcomeForm(FlaskForm):
         validators=[Optional()],
     )
     has_issue = BooleanField("The customer reported an issue")
-    issue_summary = TextAreaField("Issue summary", validators=[Length(max=NOTE_LIMIT)])
+    issue_summary = TextAreaField("Issue summary", validators=[NOTE_TEXT])
     issue_resolved = BooleanField("The issue is resolved")
     referral_opportunity = BooleanField("Referral opportunity")
-    notes = TextAreaField("Notes", validators=[Length(max=NOTE_LIMIT)])
+    notes = TextAreaField("Notes", validators=[NOTE_TEXT])
 
     def outcome(self) -> Outcome:
         return Outcome(

@@ -1,3 +1,5 @@
+from decimal import Decimal
+
 from flask_wtf import FlaskForm
 from wtforms import (
     DecimalField,
@@ -8,12 +10,20 @@ from wtforms import (
     TelField,
 )
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import Optional
+from wtforms.validators import NumberRange, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from ied.input_limits import MAX_ID, StorableText, column_length
 from ied.installers.models import Installer
 from ied.installers.services import InstallerInput
 from ied.leads.models import PRODUCT_LABELS
+
+# Numeric(10, 2): eight digits before the point.
+MAX_PRICE = Decimal("99999999.99")
+
+
+def _storable(column: str) -> StorableText:
+    return StorableText(column_length(Installer, column))
 
 
 class CheckboxesField(SelectMultipleField):
@@ -24,20 +34,26 @@ class CheckboxesField(SelectMultipleField):
 class InstallerForm(FlaskForm):
     """Collects and types the values; the installer service decides whether they are right."""
 
-    company_name = StringField("Company")
-    contact_name = StringField("Contact name")
-    delivery_email = EmailField("Delivery email")
-    phone = TelField("Phone")
-    service_areas = StringField("Service areas")
+    company_name = StringField("Company", validators=[_storable("company_name")])
+    contact_name = StringField("Contact name", validators=[_storable("contact_name")])
+    delivery_email = EmailField("Delivery email", validators=[_storable("delivery_email")])
+    phone = TelField("Phone", validators=[_storable("phone")])
+    service_areas = StringField("Service areas", validators=[StorableText(1000)])
     products = CheckboxesField(
         "Products",
         choices=[SelectChoice(value, label) for value, label in PRODUCT_LABELS.items()],
         validate_choice=False,
     )
-    cycle_cap = IntegerField("Cycle cap", validators=[Optional()])
-    price_per_lead = DecimalField("Price per lead (£)", places=2, validators=[Optional()])
-    billing_anchor_day = IntegerField("Billing anchor day", validators=[Optional()], default=1)
-    return_limit_percent = IntegerField("Return limit (%)", validators=[Optional()])
+    cycle_cap = IntegerField("Cycle cap", validators=[Optional(), NumberRange(max=MAX_ID)])
+    price_per_lead = DecimalField(
+        "Price per lead (£)", places=2, validators=[Optional(), NumberRange(max=MAX_PRICE)]
+    )
+    billing_anchor_day = IntegerField(
+        "Billing anchor day", validators=[Optional(), NumberRange(max=MAX_ID)], default=1
+    )
+    return_limit_percent = IntegerField(
+        "Return limit (%)", validators=[Optional(), NumberRange(max=MAX_ID)]
+    )
 
     def fill_from(self, installer: Installer) -> None:
         self.process(obj=installer)

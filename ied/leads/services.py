@@ -13,7 +13,7 @@ from ied.activity.services import record_activity
 from ied.auth.models import User
 from ied.errors import DomainError
 from ied.extensions import db
-from ied.input_limits import column_length, is_id, text_problem
+from ied.input_limits import column_length, is_id, text_errors
 from ied.leads.models import NEXT_LEAD_STATUS, PRODUCTS, SELECTED_PATHS, Lead, LeadStatusChange
 from ied.row_locks import lock_one
 from ied.timestamps import utcnow
@@ -23,16 +23,9 @@ _POSTCODE = re.compile(r"^[A-Z]{1,2}[0-9][A-Z0-9]?[0-9][A-Z]{2}$")
 # As typed: ASCII letters and digits, spaces around and between the two halves.
 _POSTCODE_AS_TYPED = re.compile(r" *[A-Za-z]{1,2}[0-9][A-Za-z0-9]? *[0-9][A-Za-z]{2} *")
 MAX_POSTCODE_AS_TYPED = 16
-# The lead's text fields: True for those that may hold line breaks.
-LEAD_TEXT_FIELDS = {
-    "customer_name": False,
-    "email": False,
-    "phone": False,
-    "address": True,
-    "postcode": False,
-    "recommendation": True,
-    "notes": True,
-}
+# The lead's free-text fields (the postcode has its pattern), and those that may hold line breaks.
+LEAD_TEXT_FIELDS = ("customer_name", "email", "phone", "address", "recommendation", "notes")
+LEAD_MULTILINE_FIELDS = ("address", "recommendation", "notes")
 
 
 class IllegalLeadTransition(DomainError):
@@ -119,18 +112,8 @@ def validate_lead_input(data: LeadInput) -> dict[str, str]:
         or db.session.get(Installer, data.recommended_installer_id) is None
     ):
         errors["recommended_installer_id"] = "No installer has this id."
-    return {**errors, **text_errors(data)}
-
-
-def text_errors(data: LeadInput) -> dict[str, str]:
-    """Text the lead's columns cannot hold: longer than its column, or holding NUL and the like."""
-    errors = {}
-    for name, multiline in LEAD_TEXT_FIELDS.items():
-        value = getattr(data, name)
-        limit = None if name == "postcode" else column_length(Lead, name)
-        if isinstance(value, str) and (problem := text_problem(value, limit, multiline=multiline)):
-            errors[name] = problem
-    return errors
+    texts = {name: getattr(data, name) for name in LEAD_TEXT_FIELDS}
+    return {**errors, **text_errors(Lead, texts, multiline=LEAD_MULTILINE_FIELDS)}
 
 
 def find_possible_duplicate(email: str | None, phone: str | None) -> Lead | None:
