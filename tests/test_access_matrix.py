@@ -33,6 +33,7 @@ ACCESS = {
     "intake.create_lead": PUBLIC,  # bearer API key
     "delivery.installer_link": PUBLIC,  # signed token
     "delivery.open_installer_link": PUBLIC,  # signed token
+    "delivery.request_return": PUBLIC,  # signed token and a form token bound to the link
     "leads.queue": OPERATOR,
     "leads.new": OPERATOR,
     "leads.show": OPERATOR,
@@ -59,6 +60,14 @@ ACCESS = {
     "installers.edit": MANAGER,
     "installers.set_active": MANAGER,
     "installers.revoke_links": MANAGER,
+    "finance.index": MANAGER,
+    "finance.export_events": MANAGER,
+    "finance.void": MANAGER,
+    "finance.returns": MANAGER,
+    "finance.decide_return": MANAGER,
+    "finance.current_statement": MANAGER,
+    "finance.statement": MANAGER,
+    "finance.statement_csv": MANAGER,
     "admin.users": ADMIN,
     "admin.create_user": ADMIN,
     "admin.change_role": ADMIN,
@@ -72,6 +81,7 @@ ACCESS = {
 CSRF_EXEMPT = {
     "intake.create_lead": "a bearer API key authenticates each call; no cookie is read",
     "delivery.open_installer_link": "the signed token in the URL is the credential; no cookie",
+    "delivery.request_return": "the signed token in the URL, and a form token bound to the link",
 }
 ROLES = ("anonymous", OPERATOR, MANAGER, ADMIN)
 LEVEL = {"anonymous": 0, OPERATOR: 1, MANAGER: 2, ADMIN: 3}
@@ -110,6 +120,9 @@ def make_url_values(make_user, make_lead, make_installer, operator) -> dict:
         "assignment_id": assignment.id,
         "follow_up_id": follow_up.id,
         "installer_id": follow_up.installer_id,
+        "event_id": assignment.delivery_event.id,
+        "request_id": 1,  # no return asked for: the access check comes before the 404
+        "cycle": assignment.delivery_event.billing_cycle,
         "user_id": make_user("operator").id,
         "key_id": api_key.id,
         "token": link_token(assignment),
