@@ -84,7 +84,8 @@ def test_every_value_no_record_can_have_is_404_in_every_url_variable(app, admin_
     for rule, method in rules:
         for value in NEVER_FOUND:
             response = admin_client.open(url_with(rule, value), method=method)
-            assert response.status_code == 404, (rule, method, value, response.status_code)
+            response.close()
+            assert response.status_code == 404, (rule, method, value[:20], response.status_code)
 
 
 QUERY_VALUES = [
@@ -115,7 +116,9 @@ def test_every_page_reads_hostile_query_parameters_without_a_5xx(app, admin_clie
         for value in QUERY_VALUES:
             url = page + "?" + urlencode({name: value for name in QUERY_NAMES})
             response = admin_client.get(url)
-            assert response.status_code < 500, (url, response.status_code)
+            response.get_data()  # a streamed answer (CSV) runs to its end
+            response.close()
+            assert response.status_code < 500, (url[:200], response.status_code)
             if "\x00" in value:
                 assert response.status_code == 400, url
 
@@ -147,6 +150,8 @@ def test_hostile_url_variables_and_query_strings_never_answer_5xx(
                 {k: v.encode("utf-8", "surrogatepass") for k, v in query.items()}
             )
         response = admin_client.open(url, method=method)
-        assert response.status_code < 500, (method, url, response.status_code)
+        response.get_data()
+        response.close()
+        assert response.status_code < 500, (method, url[:200], response.status_code)
 
     visit()

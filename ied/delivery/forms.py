@@ -1,11 +1,12 @@
 from flask_wtf import FlaskForm
 from wtforms import RadioField, TextAreaField
-from wtforms.validators import DataRequired, Length
+from wtforms.validators import DataRequired
 
 from ied.delivery.links import LinkBoundCSRF
 from ied.finance.models import RETURN_REASONS
 from ied.finance.services import REASON_TEXT_LIMIT
 from ied.followups.forms import choices
+from ied.input_limits import StorableText
 
 
 class ReturnRequestForm(FlaskForm):
@@ -21,5 +22,5 @@ class ReturnRequestForm(FlaskForm):
         validators=[DataRequired("Choose why the lead should be returned.")],
     )
     reason_text = TextAreaField(
-        "Details (required for Other)", validators=[Length(max=REASON_TEXT_LIMIT)]
+        "Details (required for Other)", validators=[StorableText(REASON_TEXT_LIMIT, multiline=True)]
     )

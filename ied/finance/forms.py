@@ -1,11 +1,12 @@
 from flask_wtf import FlaskForm
-from wtforms import HiddenField, IntegerField, SelectField, TextAreaField
-from wtforms.validators import DataRequired, Length, Optional
+from wtforms import HiddenField, SelectField, TextAreaField
+from wtforms.validators import DataRequired
 
 from ied.finance.queries import EVENT_STATES, EventFilter
 from ied.finance.services import REASON_TEXT_LIMIT
 from ied.followups.forms import choices
 from ied.form_values import optional_int
+from ied.input_limits import StorableText, id_or_none
 
 ALL_CYCLES = "all"
 
@@ -26,7 +27,7 @@ class FinanceFilterForm(FlaskForm):
         choices=choices([("", "Billed and voided"), *EVENT_STATES.items()]),
         filters=[lambda value: value if value in EVENT_STATES else None],
     )
-    after = IntegerField(validators=[Optional()])
+    after = HiddenField(filters=[id_or_none])
 
     def offer(self, cycles: list[str], installers: list[tuple[int, str]]) -> None:
         self.cycle.choices = choices(
@@ -61,12 +62,12 @@ class VoidForm(FlaskForm):
         "Why is this delivery voided?",
         validators=[
             DataRequired("Give the reason for voiding this delivery."),
-            Length(max=REASON_TEXT_LIMIT),
+            StorableText(REASON_TEXT_LIMIT, multiline=True),
         ],
     )
     next = HiddenField()
 
 
 class ReturnDecisionForm(FlaskForm):
-    remark = TextAreaField("Remark", validators=[Length(max=REASON_TEXT_LIMIT)])
+    remark = TextAreaField("Remark", validators=[StorableText(REASON_TEXT_LIMIT, multiline=True)])
     decision = HiddenField()  # never rendered: the button pressed sends approve or reject

@@ -31,6 +31,7 @@ from ied.finance.forms import FinanceFilterForm, ReturnDecisionForm, VoidForm
 from ied.finance.models import RETURN_STATUS_LABELS
 from ied.form_errors import show_field_errors
 from ied.htmx import page_or_block
+from ied.input_limits import id_or_none
 from ied.installers.models import Installer
 
 bp = Blueprint("finance", __name__, url_prefix="/finance")
@@ -167,7 +168,7 @@ def void(event_id: int):
 
 def _returns_page(status: int = 200, errors: dict | None = None, remarks: dict | None = None):
     shown = "decided" if request.args.get("status") == "decided" else "pending"
-    after = request.args.get("after", type=int)
+    after = request.args.get("after", type=id_or_none)
     return render_template(
         RETURNS_PAGE,
         shown=shown,
