@@ -68,6 +68,7 @@ ACCESS = {
     "finance.current_statement": MANAGER,
     "finance.statement": MANAGER,
     "finance.statement_csv": MANAGER,
+    "activity.index": MANAGER,
     "admin.users": ADMIN,
     "admin.create_user": ADMIN,
     "admin.change_role": ADMIN,
