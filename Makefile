@@ -35,7 +35,7 @@ test: $(VENV)/.installed-dev
 test-sqlite: $(VENV)/.installed-dev
 	IED_TEST_DB=sqlite $(BIN)/pytest $(PYTEST_ARGS)
 
-## bench: the hot pages timed at a million leads on a throwaway PostgreSQL cluster; fails on a missed target
+## bench: every hot page over HTTP under gunicorn at 10k and 1M leads against its floors; writes docs/benchmarks.md
 bench: $(VENV)/.installed-dev
 	$(BIN)/python tests/bench/bench_pages.py $(BENCH_ARGS)
 

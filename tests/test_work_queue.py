@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from ied import capped_counts
 from ied.delivery import services as delivery
-from ied.delivery.models import Assignment
+from ied.delivery.models import LONG_QUEUED, Assignment
 from ied.extensions import db
 from ied.leads import queries
 from ied.leads.models import Lead, LeadStatusChange
@@ -172,7 +172,9 @@ def test_needs_attention_lists_failed_and_long_queued_deliveries(
     db.session.flush()
     assignment = {a.lead_id: a for a in db.session.scalars(sa.select(Assignment))}
     delivery.record_delivery_failure(assignment[failed.id].id, "550 no such mailbox")
-    assignment[stuck.id].queued_at = utcnow() - queries.LONG_QUEUED - timedelta(minutes=1)
+    # Queued 16 minutes ago: as if the clock had moved on since it was assigned.
+    assignment[stuck.id].queued_at = utcnow() - LONG_QUEUED - timedelta(minutes=1)
+    delivery.refresh_delivery_attention(stuck)
     db.session.commit()
     html = client.get("/leads?tab=attention").get_data(as_text=True)
     assert sorted(references(html)) == sorted([failed.reference, stuck.reference])
@@ -303,3 +305,50 @@ def test_transitions_need_the_csrf_token(make_app, make_user, make_lead):
         )
         assert accepted.status_code == 200
         assert db.session.get(Lead, lead.id).status == "reviewing"
+
+
+def _attention_by_direct_query(now) -> set[int]:
+    """The tab's meaning read straight from the assignments, as it was before it was kept."""
+    return set(
+        db.session.scalars(
+            sa.select(Assignment.lead_id).where(
+                sa.or_(
+                    Assignment.status == "failed",
+                    sa.and_(
+                        Assignment.status == "queued", Assignment.queued_at <= now - LONG_QUEUED
+                    ),
+                )
+            )
+        )
+    )
+
+
+def test_the_kept_attention_moment_follows_every_delivery_change(
+    client, login_as, make_lead, make_installer, operator
+):
+    login_as("operator")
+    first, second = make_installer(), make_installer()
+    lead = make_lead("ready_to_route")
+
+    def tab() -> list[str]:
+        db.session.commit()
+        later = utcnow() + LONG_QUEUED + timedelta(seconds=1)
+        kept = set(
+            db.session.scalars(sa.select(Lead.id).where(Lead.delivery_attention_at <= later))
+        )
+        assert kept == _attention_by_direct_query(later)  # also true a quarter hour on
+        return references(client.get("/leads?tab=attention").get_data(as_text=True))
+
+    one, two = delivery.assign_installers(lead, [first.id, second.id], operator)
+    assert tab() == []  # queued just now: not yet stuck
+    delivery.record_delivery_failure(one.id, "550 no such mailbox")
+    assert tab() == [lead.reference]
+    delivery.record_delivery_success(two.id)
+    assert tab() == [lead.reference]  # one failed delivery is enough
+    delivery.resend(one, operator)
+    assert tab() == []
+    delivery.record_delivery_failure(one.id, "550 still no mailbox")
+    assert tab() == [lead.reference]
+    delivery.withdraw(one, operator)
+    assert tab() == []
+    assert db.session.get(Lead, lead.id).delivery_attention_at is None

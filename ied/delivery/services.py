@@ -9,7 +9,13 @@ from flask import current_app
 from ied.activity.services import record_activity
 from ied.auth.models import User
 from ied.business_time import billing_cycle
-from ied.delivery.models import ASSIGNMENT_TRANSITIONS, Assignment, DeliveryAudit, DeliveryEvent
+from ied.delivery.models import (
+    ASSIGNMENT_TRANSITIONS,
+    LONG_QUEUED,
+    Assignment,
+    DeliveryAudit,
+    DeliveryEvent,
+)
 from ied.errors import DomainError, NotFound
 from ied.extensions import db
 from ied.finance.services import count_delivery_event
@@ -149,7 +155,36 @@ def assign_installers(
         names = ", ".join(installer.company_name for installer in installers)
         note = " · ".join(filter(None, [f"Assigned to {names}", clean_note(note)]))
         change_status(lead, "assigned", actor, note=note)
+    db.session.flush()
+    refresh_delivery_attention(lead)
     return assignments
+
+
+def refresh_delivery_attention(lead: Lead) -> None:
+    """Set lead.delivery_attention_at from its assignments, after any change to one of them.
+
+    The caller holds the lead's row lock, taken after the assignment's and before any
+    installer's (the order assigning uses), so two deliveries of one lead settling at once queue
+    up here and the second reads the first one's outcome; the Needs-attention tab then reads
+    the lead alone.
+    """
+    moments = [
+        queued_at if status == "failed" else queued_at + LONG_QUEUED
+        for status, queued_at in db.session.execute(
+            sa.select(Assignment.status, Assignment.queued_at).where(
+                Assignment.lead_id == lead.id, Assignment.status.in_(("failed", "queued"))
+            )
+        )
+    ]
+    attention_at = min(moments, default=None)
+    if lead.delivery_attention_at != attention_at:
+        lead.delivery_attention_at = attention_at
+        db.session.flush()
+
+
+def _refresh_attention_of(assignment: Assignment) -> None:
+    db.session.flush()
+    refresh_delivery_attention(lock_one(Lead, assignment.lead_id))
 
 
 def move_assignment(
@@ -194,7 +229,7 @@ def record_delivery_success(assignment_id: int) -> DeliveryEvent:
         price=installer.price_per_lead,
     )
     db.session.add(event)
-    db.session.flush()
+    _refresh_attention_of(assignment)  # flushes; the lead's lock comes before the counter's
     count_delivery_event(event)
     return event
 
@@ -205,7 +240,7 @@ def record_delivery_failure(assignment_id: int, reason: str) -> Assignment:
     move_assignment(assignment, "failed", reason=reason)
     assignment.last_error = reason
     assignment.next_attempt_at = None
-    db.session.flush()
+    _refresh_attention_of(assignment)
     return assignment
 
 
@@ -214,6 +249,7 @@ def resend(assignment: Assignment, actor: User | None) -> Assignment:
     assignment = lock_one(Assignment, assignment.id)
     if "queued" not in assignment.allowed_next:
         move_assignment(assignment, "queued")  # raises with the reason
+    lead = lock_one(Lead, assignment.lead_id)  # before the installer: assigning locks so
     (installer,) = _lock_installers([assignment.installer_id])
     usage = cycle_usage([installer])[installer.id]  # counted before this one is queued again
     _refuse_unless_free(
@@ -227,6 +263,7 @@ def resend(assignment: Assignment, actor: User | None) -> Assignment:
     assignment.queued_at = now
     assignment.next_attempt_at = now
     db.session.flush()
+    refresh_delivery_attention(lead)
     return assignment
 
 
@@ -257,7 +294,7 @@ def withdraw(assignment: Assignment, actor: User | None) -> Assignment:
     assignment.withdrawn_at = utcnow()
     assignment.withdrawn_by_id = actor.id if actor else None
     assignment.next_attempt_at = None
-    db.session.flush()
+    _refresh_attention_of(assignment)
     return assignment
 
 

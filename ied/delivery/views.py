@@ -111,8 +111,9 @@ def open_installer_link(token: str):
     if not isinstance(assignment, Assignment):
         return assignment
     services.record_link_open(assignment)
+    answer = render_installer_lead(assignment)  # from what is loaded, before the commit expires it
     db.session.commit()
-    return render_installer_lead(assignment)
+    return answer
 
 
 def render_installer_lead(

@@ -10,7 +10,7 @@ from ied.business_time import business_today, day_bounds
 from ied.capped_counts import CappedCount, capped_count
 from ied.extensions import db
 from ied.followups.models import CLOSED_FOLLOW_UP_STATUSES, OPEN_FOLLOW_UP_STATUSES, FollowUp
-from ied.followups.services import sent_assignments, why_no_follow_up
+from ied.followups.services import follow_up_refusal
 from ied.formatting import local_datetime
 from ied.leads.models import Lead
 from ied.timestamps import utcnow
@@ -186,9 +186,15 @@ class LeadFollowUpPanel:
 
 
 def lead_follow_up_panel(lead: Lead) -> LeadFollowUpPanel:
+    """From the lead's follow-up and assignments, which the lead page loads with the lead
+    (PAGE_LOADS): no statement of its own there."""
     if lead.follow_up is not None:
         return LeadFollowUpPanel(lead.follow_up, None, [])
-    reason = why_no_follow_up(lead)
+    sent = sorted(
+        (assignment for assignment in lead.assignments if assignment.status == "sent"),
+        key=lambda assignment: assignment.sent_at,
+    )
+    reason = follow_up_refusal(lead, False, sent)
     if reason:
         return LeadFollowUpPanel(None, reason, [])
-    return LeadFollowUpPanel(None, None, sent_assignments(lead))
+    return LeadFollowUpPanel(None, None, sent)

@@ -54,9 +54,15 @@ def default_due_date(assignment: Assignment) -> date:
 def why_no_follow_up(lead: Lead) -> str | None:
     """The reason a follow-up cannot be created for this lead, or None when it can."""
     existing = db.session.scalars(sa.select(FollowUp.id).where(FollowUp.lead_id == lead.id)).first()
-    if existing is not None:
+    return follow_up_refusal(lead, existing is not None, sent_assignments(lead))
+
+
+def follow_up_refusal(lead: Lead, has_follow_up: bool, sent: list[Assignment]) -> str | None:
+    """why_no_follow_up for what the caller already loaded: one follow-up per lead, and only
+    after a sent delivery."""
+    if has_follow_up:
         return f"Lead {lead.reference} already has its follow-up."
-    if not sent_assignments(lead):
+    if not sent:
         return f"Lead {lead.reference} has no sent delivery yet: follow-up starts after delivery."
     return None
 

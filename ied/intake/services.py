@@ -2,6 +2,7 @@
 
 import hashlib
 import secrets
+from datetime import timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -73,10 +74,16 @@ def revoke_api_key(api_key: ApiKey, actor: User | None = None) -> ApiKey:
     return api_key
 
 
+# "Last used" is shown to the minute: a key posting many leads a second updates its row about
+# once a minute, not once per lead.
+KEY_USE_PRECISION = timedelta(minutes=1)
+
+
 def record_key_use(api_key: ApiKey) -> None:
-    db.session.execute(
-        sa.update(ApiKey).where(ApiKey.id == api_key.id).values(last_used_at=utcnow())
-    )
+    now = utcnow()
+    if api_key.last_used_at is not None and api_key.last_used_at > now - KEY_USE_PRECISION:
+        return
+    db.session.execute(sa.update(ApiKey).where(ApiKey.id == api_key.id).values(last_used_at=now))
 
 
 # The intake API's fields and the JSON types each accepts (None: the field may be null).
@@ -197,13 +204,12 @@ def receive_lead(data: LeadInput, *, source: str, external_id: str) -> tuple[Lea
 
     Identical calls racing each other all try the insert; the unique (source, external_id)
     constraint lets exactly one through and the others read the winner's lead.
+    A repeat is found by that constraint too: the common call, a new lead, runs no lookup
+    before its insert.
     """
     errors = validate_lead_input(data)  # a repeat is checked too: the same body, the same answer
     if errors:
         raise LeadValidationError(errors)
-    existing = find_lead(source, external_id)
-    if existing is not None:
-        return existing, False
     try:
         with db.session.begin_nested():
             lead = create_lead(data, source=source, external_id=external_id)

@@ -75,5 +75,6 @@ def create_lead():
         db.session.rollback()
         return _problem(422, "The lead has errors; nothing was saved.", error.errors)
     services.record_key_use(api_key)
+    body = _lead_body(lead)  # before the commit expires the lead: no reload to answer
     db.session.commit()
-    return jsonify(_lead_body(lead)), 201 if created else 200
+    return jsonify(body), 201 if created else 200

@@ -1,6 +1,7 @@
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import sqlalchemy as sa
 from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -80,6 +81,16 @@ class Lead(db.Model):
             postgresql_using="gin",
             postgresql_ops={"customer_name": "gin_trgm_ops"},
         ),
+        # The Needs-attention tab: only leads with a failed or queued delivery are in it, so
+        # its pages and its capped count read a few index entries however many leads there are.
+        Index(
+            "ix_leads_delivery_attention",
+            "created_at",
+            "id",
+            postgresql_where=sa.text("delivery_attention_at IS NOT NULL"),
+            postgresql_include=["delivery_attention_at"],
+            sqlite_where=sa.text("delivery_attention_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -106,6 +117,10 @@ class Lead(db.Model):
     notes: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # When the lead's deliveries start needing an operator: the moment a delivery failed, or a
+    # queued one's queued_at + LONG_QUEUED; empty while every delivery is sent or withdrawn.
+    # Kept by ied/delivery/services.py in the transaction that changes an assignment.
+    delivery_attention_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     recommended_installer: Mapped["Installer | None"] = relationship()
     possible_duplicate_of: Mapped["Lead | None"] = relationship(remote_side=[id])

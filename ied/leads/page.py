@@ -41,9 +41,18 @@ def queue_rows_context(leads: list[Lead]) -> dict:
     }
 
 
-def queue_row_parts(reference: str, tab: str, *, status: int = 200, oob: bool = False, **extra):
-    """One queue row, swapped in place (or out of band), and the tab counts, out of band."""
-    lead = lead_by_reference(reference)
+def queue_row_parts(
+    reference: str,
+    tab: str,
+    *,
+    status: int = 200,
+    oob: bool = False,
+    lead: Lead | None = None,
+    **extra,
+):
+    """One queue row, swapped in place (or out of band), and the tab counts, out of band;
+    from `lead` when the caller has it loaded."""
+    lead = lead or lead_by_reference(reference)
     context = {
         "lead": lead,
         "tab": tab,

@@ -2,13 +2,13 @@
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import joinedload, selectinload
 
 from ied.capped_counts import CappedCount, capped_count
-from ied.delivery.models import Assignment
+from ied.delivery.models import LONG_QUEUED, Assignment
 from ied.extensions import db
 from ied.followups.models import FollowUp
 from ied.keyset import cursor_position, decode_cursor, encode_cursor
@@ -20,13 +20,12 @@ ATTENTION = "attention"
 QUEUE_TABS = (*LEAD_STATUSES, ATTENTION)
 ORDERS = ("newest", "oldest")
 PAGE_SIZE = 50
-# A delivery still queued after this long is stuck in retries or waiting for a dead worker.
-LONG_QUEUED = timedelta(minutes=15)
 # Tab counts are capped (ied/capped_counts.py). Each count is a LIMITed scan of one prefix of
-# an index (leads by status, or the small failed/queued slices of assignments by status), so a
-# page view costs at most a few thousand index entries whether the table holds a thousand leads
-# or ten million. The working tabs (new, reviewing, ready_to_route) stay well under the cap in
-# normal operation and are exact; `assigned` grows without end.
+# an index (leads by status, or the partial index of leads whose deliveries need attention,
+# ix_leads_delivery_attention), so a page view costs at most a few thousand index entries
+# whether the table holds a thousand leads or ten million. The working tabs (new, reviewing,
+# ready_to_route) stay well under the cap in normal operation and are exact; `assigned` grows
+# without end.
 _REFERENCE = re.compile(r"^IED-?\d{1,9}$", re.IGNORECASE)
 _POSTCODE_PREFIX = re.compile(r"^[A-Z]{1,2}[0-9][A-Z0-9]?([0-9][A-Z]{0,2})?$")
 _PHONE_LIKE = re.compile(r"^\+?[\d\s()-]{4,}$")
@@ -41,16 +40,13 @@ class QueuePage:
 
 
 def _needs_attention(now: datetime | None = None) -> sa.ColumnElement[bool]:
-    """A failed delivery, or one queued so long something is wrong."""
+    """The deliveries that put a lead in Needs attention: failed, or queued so long something is
+    wrong (the delivery services keep the moment on the lead: Lead.delivery_attention_at)."""
     cutoff = (now or utcnow()) - LONG_QUEUED
     return sa.or_(
         Assignment.status == "failed",
         sa.and_(Assignment.status == "queued", Assignment.queued_at < cutoff),
     )
-
-
-def needs_attention_lead_ids(now: datetime | None = None) -> sa.Select:
-    return sa.select(Assignment.lead_id).where(_needs_attention(now))
 
 
 @dataclass(frozen=True)
@@ -115,7 +111,9 @@ def next_in_tab(tab: str, after: Lead) -> Lead | None:
 
 def _tab_filter(tab: str) -> sa.ColumnElement[bool]:
     if tab == ATTENTION:
-        return sa.and_(Lead.status == "assigned", Lead.id.in_(needs_attention_lead_ids()))
+        # A failed delivery, or one queued so long something is wrong (LONG_QUEUED): the
+        # delivery services keep that moment on the lead, so this reads no assignments.
+        return Lead.delivery_attention_at <= utcnow()
     return Lead.status == tab
 
 
@@ -183,17 +181,23 @@ PAGE_LOADS = (
     joinedload(Lead.recommended_installer),
     joinedload(Lead.follow_up).joinedload(FollowUp.installer),
     selectinload(Lead.status_changes).joinedload(LeadStatusChange.changed_by),
-    selectinload(Lead.assignments).joinedload(Assignment.installer),
-    selectinload(Lead.assignments).selectinload(Assignment.audits),
+    # A lead has a few assignments: joined to its row with their installers, so only their
+    # audit rows need a statement of their own.
+    joinedload(Lead.assignments).joinedload(Assignment.installer),
+    joinedload(Lead.assignments).selectinload(Assignment.audits),
 )
 ROW_LOADS = (joinedload(Lead.possible_duplicate_of).load_only(Lead.reference),)
 
 
 def lead_by_reference(reference: str, loads=ROW_LOADS) -> Lead | None:
     """The one way to find a lead by its reference (typed in any case, spaces around)."""
-    return db.session.scalars(
-        sa.select(Lead)
-        .where(Lead.reference == reference.strip().upper())
-        .options(*loads)
-        .execution_options(populate_existing=True)
-    ).first()
+    return (
+        db.session.scalars(
+            sa.select(Lead)
+            .where(Lead.reference == reference.strip().upper())
+            .options(*loads)
+            .execution_options(populate_existing=True)
+        )
+        .unique()
+        .one_or_none()
+    )  # every row read: a joined collection spans several

@@ -118,6 +118,10 @@ def advance(reference: str):
         return lead_page_parts(lead_or_404(reference), parts, 409, head_warning=warning)
     try:
         services.advance(lead, to_status, current_user, _note())
+        if is_htmx() and not on_lead_page:
+            # Drawn in the transaction that made the change (it sees it), from what is loaded;
+            # answered only once the commit succeeded.
+            row = queue_row_parts(lead.reference, tab, lead=lead)
         db.session.commit()
     except DomainError as error:
         db.session.rollback()
@@ -132,7 +136,7 @@ def advance(reference: str):
     if is_htmx() and on_lead_page:
         return lead_page_parts(lead_or_404(reference), TRANSITION_PARTS)
     if is_htmx():
-        return queue_row_parts(lead.reference, tab)
+        return row
     flash(f"{lead.reference} is now {STATUS_LABELS[lead.status].lower()}.", "success")
     return redirect(back, 303)
 

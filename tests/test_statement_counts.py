@@ -1,0 +1,111 @@
+"""The hot pages run at most MAX_STATEMENTS SQL statements, however much their lead holds.
+
+A page's statement count is a property of its code (no N+1, no per-row loads), so it is tested
+here; how long the statements take is for `make bench`.
+"""
+
+from datetime import timedelta
+
+from ied.delivery import services as delivery
+from ied.delivery.jobs import ABANDONED
+from ied.delivery.models import Assignment
+from ied.extensions import db
+from ied.followups import services as followups
+from ied.row_locks import lock_one
+from ied.timestamps import utcnow
+from tests.support.follow_ups import deliver
+from tests.support.statements import recorded_statements
+
+MAX_STATEMENTS = 8
+
+
+def _get(client, url: str, headers=None) -> list[str]:
+    db.session.expire_all()  # nothing cached from the setup: the request loads what it shows
+    with recorded_statements() as statements:
+        response = client.get(url, headers=headers or {})
+    assert response.status_code == 200, url
+    return statements
+
+
+def _attempt(assignment_id: int, status: str, error: str | None = None) -> None:
+    assignment = lock_one(Assignment, assignment_id)
+    audit = delivery.begin_attempt(assignment, job_id=None, lease_seconds=60)
+    delivery.finish_attempt(audit, status=status, smtp_code=250, error=error)
+
+
+def _busy_lead(make_lead, make_installer, operator, installers: int):
+    """A compare-quotes lead with three deliveries (sent, failed after retries, queued), their
+    audit rows, status history and a follow-up, among `installers` installers."""
+    chosen = [make_installer() for _ in range(3)]
+    for _ in range(installers - 3):
+        make_installer()
+    lead = make_lead("ready_to_route")
+    sent, failed, queued = delivery.assign_installers(lead, [i.id for i in chosen], operator)
+    _attempt(sent.id, "sent")
+    delivery.record_delivery_success(sent.id)
+    for _ in range(3):
+        _attempt(failed.id, "failed", ABANDONED)
+    delivery.record_delivery_failure(failed.id, "Retries used up")
+    followups.create_follow_up(lead, chosen[0].id, utcnow() + timedelta(days=3), operator)
+    db.session.commit()
+    return lead, queued
+
+
+def test_the_lead_page_does_not_grow_with_its_deliveries_or_installers(
+    client, login_as, make_lead, make_installer, operator
+):
+    login_as("manager")
+    small, _ = _busy_lead(make_lead, make_installer, operator, installers=3)
+    before = _get(client, f"/leads/{small.reference}")
+
+    big, queued = _busy_lead(make_lead, make_installer, operator, installers=12)
+    for _ in range(4):
+        _attempt(queued.id, "failed", "421 try later")
+    db.session.commit()
+    after = _get(client, f"/leads/{big.reference}")
+
+    assert len(after) <= MAX_STATEMENTS, "\n\n".join(after)
+    assert len(after) == len(before), "\n\n".join(after)
+
+
+def test_the_queue_tabs_searches_and_next_pages_stay_within_the_budget(
+    client, login_as, make_lead, make_installer, operator
+):
+    login_as("manager")
+    installer = make_installer()
+    leads = [make_lead("ready_to_route", customer_name=f"Pat Jones {n}") for n in range(3)]
+    deliver(leads[0], [installer], operator)
+    urls = [
+        "/leads",
+        "/leads?tab=reviewing",
+        "/leads?tab=ready_to_route",
+        "/leads?tab=assigned",
+        "/leads?tab=attention",
+        f"/leads?q={leads[1].reference}",
+        f"/leads?q={leads[1].email}",
+        "/leads?q=Jones",
+        "/leads?q=SW1A",
+        "/installers",
+        "/follow-ups",
+        "/follow-ups?due=overdue",
+        "/follow-ups?due=due_today",
+        "/follow-ups?issue=open",
+    ]
+    for url in urls:
+        for headers in ({}, {"HX-Request": "true"}):
+            statements = _get(client, url, headers)
+            assert len(statements) <= MAX_STATEMENTS, (url, statements)
+
+
+def test_an_htmx_status_transition_stays_within_the_budget(client, login_as, make_lead):
+    login_as("operator")
+    url = f"/leads/{make_lead('new').reference}/advance"
+    db.session.expire_all()
+    with recorded_statements() as statements:
+        response = client.post(
+            url,
+            data={"to_status": "reviewing", "tab": "new"},
+            headers={"HX-Request": "true"},
+        )
+    assert response.status_code == 200
+    assert len(statements) <= MAX_STATEMENTS, "\n\n".join(statements)
