@@ -16,6 +16,7 @@ import uuid
 from datetime import UTC, datetime
 from functools import wraps
 
+import sqlalchemy as sa
 from flask import Flask, g, request
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -84,8 +85,10 @@ def _log_request(response):
     response.headers[REQUEST_ID_HEADER] = request_id
     started = g.get("request_started")
     duration = (time.perf_counter() - started) * 1000 if started else 0.0
-    # Only a user this request already loaded: logging must not cost a query of its own.
-    user = g.get("_login_user")
+    # Only a user this request already loaded, read from its identity: logging must not cost
+    # a query of its own (after a commit the user's attributes are expired).
+    state = sa.inspect(g.get("_login_user"), raiseerr=False)
+    user_id = str(state.identity[0]) if state is not None and state.identity else None
     request_log.info(
         "%s %s %s",
         request.method,
@@ -97,7 +100,7 @@ def _log_request(response):
                 "path": request.path,
                 "status": response.status_code,
                 "duration_ms": round(duration, 1),
-                "user_id": str(user.id) if user is not None and user.is_authenticated else None,
+                "user_id": user_id,
                 "request_id": request_id,
             }
         },
