@@ -554,15 +554,18 @@ def delivery_throughput() -> tuple[float | None, str]:
     if not re.search(r"^bench-delivery:", makefile, re.MULTILINE):
         return None, "no `bench-delivery` make target in this commit"
     result = subprocess.run(
-        ["make", "--no-print-directory", "bench-delivery"],
+        ["make", "--no-print-directory", "bench-delivery", "BENCH_ARGS="],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=900,
     )
-    output = result.stdout + result.stderr
-    rates = re.findall(r"([\d.]+)\s*(?:emails|deliveries)\s*(?:/|per)\s*s", output)
-    return (float(rates[-1]) if rates else None), output.strip().splitlines()[-1][:200]
+    lines = (result.stdout + result.stderr).strip().splitlines()
+    found = [line for line in lines if re.search(r"[\d.]+ emails/s", line)]
+    if not found:
+        return None, f"`make bench-delivery` gave no rate: {(lines or ['nothing'])[-1][:200]}"
+    rate = float(re.search(r"([\d.]+) emails/s", found[-1]).group(1))
+    return rate, found[-1].strip()
 
 
 # Running ------------------------------------------------------------------------------------
