@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from ied.business_time import billing_cycle
+from ied.business_time import billing_cycle, business_today
 from ied.delivery.models import DeliveryEvent
 from ied.extensions import db
 from ied.finance import queries
@@ -83,7 +83,7 @@ def test_the_page_shows_totals_and_voided_events_apart_with_who_and_why(client, 
     alpha, beta, events = billing
     login_as("manager")
     page = client.get("/finance").get_data(as_text=True)
-    assert f"cycle {billing_cycle(1).label}" in page
+    assert "Totals · current cycles" in page and f"Statement {billing_cycle(1).label}" in page
     assert 'data-total="billed_count">3<' in page and 'data-total="billed_amount">£90.50<' in page
     assert 'data-total="voided_count">1<' in page
     assert page.count('data-event-status="voided"') == 1
@@ -277,3 +277,25 @@ def test_finance_pages_send_a_fixed_number_of_statements(
         finance.void_delivery_event(billed_delivery(make_lead, other, operator).id, operator, "x")
     db.session.commit()
     assert statements_for_the_page() == few <= 8
+
+
+def test_by_default_every_installer_shows_in_its_own_current_cycle(
+    client, login_as, make_lead, make_installer, operator
+):
+    """Cycles follow each installer's anchor day: early in a month an installer anchored later
+    is still in the cycle labelled by the month before, and must not drop out of the totals."""
+    day = business_today().day
+    if day >= 28:
+        pytest.skip("no anchor day (1-28) falls after today")
+    early = make_installer(company_name="Early Anchor", billing_anchor_day=1)
+    late = make_installer(company_name="Late Anchor", billing_anchor_day=day + 1)
+    late_cycle = billing_cycle(day + 1).label
+    assert late_cycle != billing_cycle(1).label
+    events = [billed_delivery(make_lead, installer, operator) for installer in (early, late)]
+    login_as("manager")
+    page = client.get("/finance").get_data(as_text=True)
+    assert all(f'id="event-{event.id}"' in page for event in events)
+    assert 'data-total="billed_count">2<' in page
+    assert f"/finance/statements/{late.id}/{late_cycle}" in page
+    chosen = client.get(f"/finance?cycle={late_cycle}").get_data(as_text=True)
+    assert f'id="event-{events[1].id}"' in chosen and f'id="event-{events[0].id}"' not in chosen

@@ -9,12 +9,14 @@ from ied.form_values import optional_int
 from ied.input_limits import StorableText, id_or_none
 
 ALL_CYCLES = "all"
+CURRENT_CYCLES = "current"
 
 
 class FinanceFilterForm(FlaskForm):
     """The finance list's filters, read from the query string: bookmarkable, never CSRF-checked.
 
-    No cycle in the URL means the newest cycle; `cycle=all` means every cycle.
+    No cycle in the URL (or an unknown one) means each installer's current cycle, which
+    follows its anchor day; `cycle=all` means every cycle.
     """
 
     class Meta:
@@ -28,20 +30,38 @@ class FinanceFilterForm(FlaskForm):
         filters=[lambda value: value if value in EVENT_STATES else None],
     )
     after = HiddenField(filters=[id_or_none])
+    current_cycles: dict[int, str] = {}  # set by offer()
 
-    def offer(self, cycles: list[str], installers: list[tuple[int, str]]) -> None:
+    def offer(
+        self, cycles: list[str], installers: list[tuple[int, str]], current: dict[int, str]
+    ) -> None:
+        """`current`: each installer's current cycle label, by installer id."""
+        self.current_cycles = current
         self.cycle.choices = choices(
-            [(ALL_CYCLES, "All cycles"), *((cycle, cycle) for cycle in cycles)]
+            [
+                (CURRENT_CYCLES, "Current cycles"),
+                (ALL_CYCLES, "All cycles"),
+                *((cycle, cycle) for cycle in cycles),
+            ]
         )
         self.installer.choices = choices([("", "Every installer"), *installers])
-        if self.cycle.data not in cycles and self.cycle.data != ALL_CYCLES:
-            self.cycle.data = cycles[0] if cycles else ALL_CYCLES
+        if self.cycle.data not in (*cycles, ALL_CYCLES):
+            self.cycle.data = CURRENT_CYCLES
         if self.installer.data not in {installer_id for installer_id, _ in installers}:
             self.installer.data = None
 
+    def statement_cycle(self, installer_id: int) -> str | None:
+        """The cycle whose statement a totals row links to (none for all cycles)."""
+        if self.cycle.data == CURRENT_CYCLES:
+            return self.current_cycles.get(installer_id)
+        return None if self.cycle.data == ALL_CYCLES else self.cycle.data
+
     def event_filter(self) -> EventFilter:
+        named = self.cycle.data not in (ALL_CYCLES, CURRENT_CYCLES)
+        current = self.cycle.data == CURRENT_CYCLES
         return EventFilter(
-            cycle=None if self.cycle.data == ALL_CYCLES else self.cycle.data,
+            cycle=self.cycle.data if named else None,
+            current_cycles=tuple(sorted(self.current_cycles.items())) if current else None,
             installer_id=self.installer.data,
             state=self.state.data,
         )

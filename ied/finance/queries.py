@@ -25,11 +25,27 @@ class EventFilter:
     cycle: str | None = None
     installer_id: int | None = None
     state: str | None = None  # billed, voided, or either
+    # Each installer's own current cycle, (installer id, cycle label) pairs: cycles follow the
+    # installer's anchor day, so "this cycle" has a different label for different installers.
+    current_cycles: tuple[tuple[int, str], ...] | None = None
+
+    def cycle_condition(self, installer_id, billing_cycle):
+        """The cycle part of the filter on a table's installer and cycle columns, or None."""
+        if self.current_cycles is not None:
+            return sa.or_(
+                sa.false(),
+                *(
+                    sa.and_(installer_id == installer, billing_cycle == label)
+                    for installer, label in self.current_cycles
+                ),
+            )
+        return billing_cycle == self.cycle if self.cycle else None
 
     def conditions(self) -> list:
         conditions = []
-        if self.cycle:
-            conditions.append(DeliveryEvent.billing_cycle == self.cycle)
+        cycle = self.cycle_condition(DeliveryEvent.installer_id, DeliveryEvent.billing_cycle)
+        if cycle is not None:
+            conditions.append(cycle)
         if self.installer_id:
             conditions.append(DeliveryEvent.installer_id == self.installer_id)
         if self.state == "billed":
@@ -100,8 +116,9 @@ class TotalsTable:
 def cycle_totals(filters: EventFilter) -> TotalsTable:
     """Billed and voided per installer for the filtered cycle(s), read from the counters."""
     conditions = []
-    if filters.cycle:
-        conditions.append(CycleBilling.billing_cycle == filters.cycle)
+    cycle = filters.cycle_condition(CycleBilling.installer_id, CycleBilling.billing_cycle)
+    if cycle is not None:
+        conditions.append(cycle)
     if filters.installer_id:
         conditions.append(CycleBilling.installer_id == filters.installer_id)
     table = TotalsTable()

@@ -50,14 +50,17 @@ def finance_labels():
 
 def _filters() -> FinanceFilterForm:
     filters = FinanceFilterForm(formdata=request.args)
-    installers = [
-        (installer_id, name)
-        for installer_id, name in db.session.execute(
-            sa.select(Installer.id, Installer.company_name).order_by(Installer.company_name)
+    rows = db.session.execute(
+        sa.select(Installer.id, Installer.company_name, Installer.billing_anchor_day).order_by(
+            Installer.company_name
         )
-    ]
+    ).all()
     filters.validate()
-    filters.offer(queries.billing_cycles(), installers)
+    filters.offer(
+        queries.billing_cycles(),
+        [(installer_id, name) for installer_id, name, _ in rows],
+        {installer_id: billing_cycle(anchor).label for installer_id, _, anchor in rows},
+    )
     return filters
 
 
