@@ -58,3 +58,16 @@ def test_an_unknown_verb_is_refused(make_lead):
 
     with pytest.raises(ValueError, match="lead.won"):
         record_activity("lead.won", lead)
+
+
+def test_the_summary_line_leaves_out_empty_details_and_reads_statuses_as_words(app):
+    """An approved return with no remark read "remark: None"; statuses read as their codes."""
+    entry = ActivityEntry(
+        verb="return_request.decided",
+        details={"decision": "approved", "remark": None, "delivery_event_id": 66},
+    )
+    assert entry.summary == "decision: approved · delivery event id: 66"
+    moved = ActivityEntry(
+        verb="lead.status_changed", details={"from": "ready_to_route", "to": "assigned"}
+    )
+    assert moved.summary == "ready to route → assigned"

@@ -52,6 +52,11 @@ SUBJECT_LABELS = {
 }
 
 
+def _as_words(status: Any) -> str:
+    """A status code as the words the pages use for it: ready_to_route -> ready to route."""
+    return str(status).replace("_", " ")
+
+
 def _shown(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
@@ -100,10 +105,11 @@ class ActivityEntry(db.Model):
     @property
     def summary(self) -> str:
         """The details in a line: "new → reviewing · note: Looks fine"."""
-        details = dict(self.details or {})
+        details = {name: value for name, value in (self.details or {}).items() if value is not None}
         parts = []
         if "from" in details and "to" in details:
-            parts.append(f"{details.pop('from')} → {details.pop('to')}")
+            moved = (_as_words(details.pop("from")), _as_words(details.pop("to")))
+            parts.append(" → ".join(moved))
         parts += [f"{name.replace('_', ' ')}: {_shown(value)}" for name, value in details.items()]
         return " · ".join(parts)
 
