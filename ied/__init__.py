@@ -38,6 +38,7 @@ def create_app(config: dict | None = None) -> Flask:
     from ied.auth import access, sessions
     from ied.auth.views import bp as auth_bp
     from ied.cli import ied_cli
+    from ied.dashboard.views import bp as dashboard_bp
     from ied.delivery.views import bp as delivery_bp
     from ied.finance.views import bp as finance_bp
     from ied.followups.views import bp as followups_bp
@@ -61,6 +62,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(delivery_bp)
     app.register_blueprint(finance_bp)
     app.register_blueprint(activity_bp)
+    app.register_blueprint(dashboard_bp)
     if app.config["MAIL_CATCHER_ENABLED"]:
         from ied.mailcatcher.views import bp as mailcatcher_bp
 

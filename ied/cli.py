@@ -85,3 +85,13 @@ def check_cycle_usage_command(repair: bool) -> None:
     else:
         db.session.rollback()
         click.echo("Every counter is right.")
+
+
+@ied_cli.command("repair-lead-counts")
+def repair_lead_counts_command() -> None:
+    """Recount the leads per status from the leads table (after a bulk load or a manual edit)."""
+    from ied.leads.status_counts import rebuild
+
+    counts = rebuild()
+    db.session.commit()
+    click.echo(", ".join(f"{status} {count}" for status, count in counts.items()))

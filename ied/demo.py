@@ -7,7 +7,7 @@ from decimal import Decimal
 import sqlalchemy as sa
 
 from ied.auth.services import create_user
-from ied.business_time import business_today, local_midnight
+from ied.business_time import billing_cycle, business_today, local_midnight
 from ied.delivery import services as delivery
 from ied.delivery.models import DeliveryEvent
 from ied.extensions import db
@@ -52,13 +52,13 @@ DEMO_INSTALLERS = (
         "38.50",
         8,
     ),
-    ("Capital Insulation Co", "Dee Okafor", ["london"], ["insulation", "boiler"], 3, "18.00", 1),
+    ("Capital Insulation Co", "Dee Okafor", ["london"], ["insulation", "boiler"], 2, "18.00", 1),
     (
         "Highland Energy",
         "Fiona Reid",
         ["scotland"],
         ["solar_pv", "heat_pump", "battery"],
-        20,
+        12,
         "42.00",
         20,
     ),
@@ -175,7 +175,12 @@ def _lead(rng: random.Random, number: int, installers: list[Installer]) -> Lead:
     return leads.create_lead(data, source="website", external_id=f"demo-{number}", actor=None)
 
 
-def _deliver(assignment, *, fail: bool) -> None:
+def _deliver(assignment, *, fail: bool, retried: bool) -> None:
+    if retried:  # a transient refusal first, then the retry gets through
+        audit = delivery.begin_attempt(assignment, job_id="demo", lease_seconds=60)
+        delivery.finish_attempt(
+            audit, status="failed", smtp_code=421, smtp_reply="4.7.0 Try again later"
+        )
     audit = delivery.begin_attempt(assignment, job_id="demo", lease_seconds=60)
     if fail:
         delivery.finish_attempt(
@@ -187,16 +192,57 @@ def _deliver(assignment, *, fail: bool) -> None:
         delivery.record_delivery_success(assignment.id)
 
 
-def seed_demo(lead_count: int = 200, seed: int = 7) -> list[tuple[str, str, str]]:
+def _age(rng: random.Random, number: int, lead_count: int) -> timedelta:
+    """Leads arrive over the last 90 days, a little busier lately; the newest tenth (those
+    still being worked) arrived within the last day."""
+    if number > lead_count * 0.9:
+        return timedelta(minutes=rng.randint(20, 24 * 60))
+    return timedelta(days=89 * (1 - number / (lead_count * 0.9)) ** 1.2, hours=rng.randint(0, 20))
+
+
+def _backdate(lead: Lead, age: timedelta) -> None:
+    """Move everything the services stamped "now" on this lead back by `age`, as if it had
+    happened then (billing cycles follow the delivery's moment)."""
+    moments = [lead, *lead.status_changes]
+    for assignment in lead.assignments:
+        moments += [assignment, *assignment.audits]
+        if assignment.delivery_event is not None:
+            moments.append(assignment.delivery_event)
+    for record in moments:
+        for column in (
+            "created_at",
+            "updated_at",
+            "changed_at",
+            "queued_at",
+            "sent_at",
+            "first_opened_at",
+            "started_at",
+            "finished_at",
+            "occurred_at",
+        ):
+            if getattr(record, column, None) is not None:
+                setattr(record, column, getattr(record, column) - age)
+    for assignment in lead.assignments:
+        event = assignment.delivery_event
+        if event is not None:
+            event.billing_cycle = billing_cycle(
+                assignment.installer.billing_anchor_day, event.occurred_at
+            ).label
+    db.session.flush()
+
+
+def seed_demo(lead_count: int = 300, seed: int = 7) -> list[tuple[str, str, str]]:
     rng = random.Random(seed)
     users = {role: create_user(email, role, password) for email, role, password in DEMO_LOGINS}
     operator = users["operator"]
     installers = _installers()
     today = business_today()
-    follow_up_plan = iter([-9, -3, -1, 0, 0, 2, 5, 12, -20, -6, 1, 30] * 3)
+    follow_up_plan = iter([-9, -3, -1, 0, 0, 2, 5, 12, -20, -6, 1, 30] * 6)
     for number in range(1, lead_count + 1):
         lead = _lead(rng, number, installers)
-        stage = number % 5
+        age = _age(rng, number, lead_count)
+        # Older leads have all been routed and delivered; the newest are at every stage.
+        stage = number % 5 if number > lead_count * 0.9 else 4
         if stage >= 1:
             leads.start_review(lead, operator)
         if stage >= 2:
@@ -204,21 +250,20 @@ def seed_demo(lead_count: int = 200, seed: int = 7) -> list[tuple[str, str, str]
         if stage >= 3:
             wanted = 1 if lead.selected_path == "recommended_installer" else 2
             picked = _eligible(lead)[:wanted]
-            if not picked:
-                continue
-            assignments = delivery.assign_installers(lead, [c.id for c in picked], operator)
-            if stage == 3:
-                continue  # stays queued: the worker delivers it
-            for index, assignment in enumerate(assignments):
-                _deliver(assignment, fail=(number % 15 == 4 and index == 0))
-            sent = [a for a in assignments if a.status == "sent"]
-            offset = next(follow_up_plan, None) if sent else None
-            if offset is not None:
-                due = local_midnight(today + timedelta(days=offset)) + timedelta(hours=10)
-                if offset == 0:  # due in the day's last minute, so "due today", not yet overdue
-                    due = local_midnight(today + timedelta(days=1)) - timedelta(minutes=1)
-                follow_up = followups.create_follow_up(lead, sent[0].installer_id, due, operator)
-                _work_follow_up(follow_up, offset, operator)
+            if picked:
+                assignments = delivery.assign_installers(lead, [c.id for c in picked], operator)
+                if stage == 4:
+                    _deliver_all(rng, number, assignments)
+        db.session.refresh(lead)
+        _backdate(lead, age)
+        sent = [a for a in lead.assignments if a.status == "sent"]
+        offset = next(follow_up_plan, None) if sent and number % 3 == 0 else None
+        if offset is not None:
+            due = local_midnight(today + timedelta(days=offset)) + timedelta(hours=10)
+            if offset == 0:  # due in the day's last minute, so "due today", not yet overdue
+                due = local_midnight(today + timedelta(days=1)) - timedelta(minutes=1)
+            follow_up = followups.create_follow_up(lead, sent[0].installer_id, due, operator)
+            _work_follow_up(follow_up, offset, operator, rng)
     _returns_and_voids(users["manager"])
     return [(email, role, password) for email, role, password in DEMO_LOGINS]
 
@@ -235,7 +280,10 @@ RETURN_PLAN = (
 
 def _returns_and_voids(manager) -> None:
     """Finance shows voided deliveries and returns pending, approved and rejected."""
-    event_ids = db.session.scalars(sa.select(DeliveryEvent.id).order_by(DeliveryEvent.id)).all()
+    # The newest deliveries: a return may only be asked for within the window after delivery.
+    event_ids = db.session.scalars(
+        sa.select(DeliveryEvent.id).order_by(DeliveryEvent.occurred_at.desc())
+    ).all()
     for event_id in event_ids[5::6][:3]:
         finance.void_delivery_event(event_id, manager, "Test submission from the website team")
     for event_id, (reason, text, outcome) in zip(event_ids[1::3], RETURN_PLAN, strict=False):
@@ -245,13 +293,21 @@ def _returns_and_voids(manager) -> None:
             finance.decide_return(request.id, manager, approve=outcome == "approved", remark=remark)
 
 
+def _deliver_all(rng: random.Random, number: int, assignments) -> None:
+    for index, assignment in enumerate(assignments):
+        _deliver(assignment, fail=(number % 15 == 4 and index == 0), retried=number % 11 == 5)
+        if assignment.status == "sent" and rng.random() < 0.7:
+            delivery.record_link_open(assignment)
+            db.session.expire(assignment)  # the open was counted in SQL
+
+
 def _eligible(lead: Lead) -> list[Installer]:
     from ied.installers.services import installer_choices
 
     return [choice.installer for choice in installer_choices(lead) if choice.eligible]
 
 
-def _work_follow_up(follow_up, offset: int, actor) -> None:
+def _work_follow_up(follow_up, offset: int, actor, rng: random.Random) -> None:
     """Spread follow-ups over every state: pending, in progress, completed, closed with issue."""
     if offset in (-9, 2, 0):
         return
@@ -263,7 +319,9 @@ def _work_follow_up(follow_up, offset: int, actor) -> None:
     followups.record_outcome(
         follow_up,
         followups.Outcome(
-            satisfaction_outcome="unsatisfied" if has_issue else "satisfied",
+            satisfaction_outcome="unsatisfied"
+            if has_issue
+            else rng.choice(("satisfied", "satisfied", "satisfied", "mixed", "unsatisfied")),
             has_issue=has_issue,
             issue_summary="Installer has not called back" if has_issue else None,
             referral_opportunity=offset == 12,

@@ -34,6 +34,11 @@ class Assignment(db.Model):
         one_of("status", ASSIGNMENT_STATUSES),
         Index("ix_assignments_status_created_at", "status", "created_at"),
         Index("ix_assignments_installer_id_status", "installer_id", "status"),
+        # The dashboard's per-installer quality: delivered and opened over a date range, read
+        # from the index alone.
+        Index(
+            "ix_assignments_sent_at_installer_opened", "sent_at", "installer_id", "first_opened_at"
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -79,6 +84,8 @@ class DeliveryAudit(db.Model):
         UniqueConstraint("assignment_id", "attempt_number"),
         one_of("status", AUDIT_STATUSES),
         Index("ix_delivery_audits_status_lease_expires_at", "status", "lease_expires_at"),
+        # The dashboard's attempts per day, sent and failed, from the index alone.
+        Index("ix_delivery_audits_finished_at_status", "finished_at", "status"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -1,9 +1,15 @@
-"""What the lead page shows of routing and delivery: the assign dialog's options and the
-deliveries block. Read functions; the leads blueprint hands their results to its template."""
+"""What pages show of routing and delivery: the assign dialog's options, the lead page's
+deliveries block, and the deliveries needing action (the queue's Needs attention, the dashboard).
+Read functions; the blueprints hand their results to their templates."""
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
+import sqlalchemy as sa
+from flask import current_app
+
+from ied.delivery.models import Assignment
 from ied.delivery.services import (
     ASSIGNABLE_LEAD_STATUSES,
     is_live,
@@ -12,6 +18,7 @@ from ied.delivery.services import (
 )
 from ied.installers.services import InstallerChoice, installer_choices
 from ied.leads.models import Lead
+from ied.timestamps import utcnow
 
 
 @dataclass(frozen=True)
@@ -75,3 +82,18 @@ class LeadDeliveries:
 def lead_deliveries(lead: Lead) -> LeadDeliveries:
     statuses = [assignment.status for assignment in lead.assignments]
     return LeadDeliveries(waiting=statuses.count("queued"), sent=statuses.count("sent"))
+
+
+def queued_alert_cutoff(now: datetime | None = None) -> datetime:
+    """A delivery still queued since before this is stuck in retries or waiting for a dead
+    worker (DELIVERY_QUEUED_ALERT_MINUTES)."""
+    minutes = current_app.config["DELIVERY_QUEUED_ALERT_MINUTES"]
+    return (now or utcnow()) - timedelta(minutes=minutes)
+
+
+def delivery_needs_action(now: datetime | None = None) -> sa.ColumnElement[bool]:
+    """Assignments an operator must look at: failed, or queued for too long."""
+    return sa.or_(
+        Assignment.status == "failed",
+        sa.and_(Assignment.status == "queued", Assignment.queued_at < queued_alert_cutoff(now)),
+    )

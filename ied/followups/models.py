@@ -56,6 +56,8 @@ class FollowUp(db.Model):
         # The list without a due filter: every status, earliest due first, keyset on (due_at, id).
         Index("ix_follow_ups_due_at_id", "due_at", "id"),
         Index("ix_follow_ups_installer_id_due_at", "installer_id", "due_at"),
+        # The dashboard's satisfaction and issue rate over the follow-ups closed in a period.
+        Index("ix_follow_ups_completed_at", "completed_at"),
         Index(
             "ix_follow_ups_open_issue",
             "due_at",

@@ -162,3 +162,19 @@ class LeadStatusChange(db.Model):
 
     lead: Mapped[Lead] = relationship(back_populates="status_changes")
     changed_by: Mapped["User | None"] = relationship()
+
+
+class LeadStatusCount(db.Model):
+    """How many leads are in each status now, kept by the lifecycle service in the same
+    transaction as the change it counts (ied/leads/status_counts.py).
+
+    Each status is spread over STATUS_COUNT_SHARDS rows (by lead id) so that concurrent intakes
+    and transitions rarely wait on the same row; a reader sums at most 4 x 16 rows.
+    """
+
+    __tablename__ = "lead_status_counts"
+    __table_args__ = (one_of("status", LEAD_STATUSES),)
+
+    status: Mapped[str] = mapped_column(String(20), primary_key=True)
+    shard: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    lead_count: Mapped[int] = mapped_column(default=0)

@@ -15,6 +15,7 @@ from ied.errors import DomainError
 from ied.extensions import db
 from ied.input_limits import column_length, is_id, text_errors
 from ied.leads.models import NEXT_LEAD_STATUS, PRODUCTS, SELECTED_PATHS, Lead, LeadStatusChange
+from ied.leads.status_counts import count_status_change
 from ied.row_locks import lock_one
 from ied.timestamps import utcnow
 
@@ -176,6 +177,7 @@ def create_lead(
             note=f"Received from {source}",
         )
     )
+    count_status_change(lead.id, None, "new")
     record_activity(
         "lead.created",
         lead,
@@ -215,6 +217,7 @@ def change_status(lead: Lead, to_status: str, actor: User | None, note: str | No
         )
     )
     details = {"from": lead.status, "to": to_status, **({"note": note} if note else {})}
+    count_status_change(lead.id, lead.status, to_status)
     lead.status = to_status
     record_activity("lead.status_changed", lead, actor=actor, details=details)
     return lead

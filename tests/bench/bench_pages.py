@@ -466,14 +466,11 @@ def prepare_database(server: ThrowawayPostgres, name: str, leads: int, env: dict
         ).fetchone()[0]
     log(f"Loading {leads:,} leads into {name}")
     load(dsn, leads, user_id)
-    # The cycle counters, from the events loaded behind the app's back, by the app's own repair.
-    subprocess.run(
-        [*flask, "ied", "check-cycle-usage", "--repair"],
-        cwd=ROOT,
-        env=run_env,
-        check=True,
-        capture_output=True,
-    )
+    # The counters, from the rows loaded behind the app's back, by the app's own repairs.
+    for command in (["check-cycle-usage", "--repair"], ["repair-lead-counts"]):
+        subprocess.run(
+            [*flask, "ied", *command], cwd=ROOT, env=run_env, check=True, capture_output=True
+        )
     return dsn
 
 

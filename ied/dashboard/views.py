@@ -1,0 +1,80 @@
+"""The managers' dashboard: what is true now, and how the last 7, 30 or 90 days went.
+
+htmx asks for the period block only (switching the period swaps those charts); every other
+request gets the whole page, which reads without JavaScript.
+"""
+
+from dataclasses import dataclass
+
+from flask import Blueprint, request, url_for
+
+from ied.auth.access import role_required
+from ied.dashboard import queries
+from ied.htmx import is_htmx, page_or_block
+from ied.timestamps import utcnow
+
+bp = Blueprint("dashboard", __name__)
+
+PAGE = "dashboard/index.html"
+
+
+@dataclass(frozen=True)
+class ChartBar:
+    """One bar of a horizontal bar chart and the row of its table: a count and where it leads."""
+
+    key: str
+    label: str
+    value: int
+    href: str
+
+
+def _status_bars() -> list[ChartBar]:
+    return [
+        ChartBar(row.status, row.label, row.count, url_for("leads.queue", tab=row.status))
+        for row in queries.leads_by_status()
+    ]
+
+
+def _follow_up_bars() -> list[ChartBar]:
+    summary = queries.follow_up_summary()
+    return [
+        ChartBar(key, label, count, url_for("followups.index", **filters))
+        for key, label, count, filters in (
+            ("overdue", "Overdue", summary.overdue, {"due": "overdue"}),
+            ("due_today", "Due today", summary.due_today, {"due": "due_today"}),
+            ("upcoming", "Upcoming", summary.upcoming, {"due": "upcoming"}),
+            ("open_issue", "Open issues", summary.open_issues, {"issue": "open"}),
+        )
+    ]
+
+
+def _period_days() -> int:
+    days = request.args.get("period", type=int)
+    return days if days in queries.PERIODS else queries.DEFAULT_PERIOD
+
+
+def _period_context(all_installers) -> dict:
+    period = queries.period_of(_period_days())
+    return {
+        "period": period,
+        "periods": queries.PERIODS,
+        "new_leads": queries.new_leads_per_day(period),
+        "deliveries": queries.deliveries_per_day(period),
+        "quality": queries.installer_quality(period, all_installers),
+    }
+
+
+@bp.get("/dashboard")
+@role_required("manager")
+def index():
+    all_installers = queries.installers()
+    context = _period_context(all_installers)
+    if not is_htmx():
+        context |= {
+            "now": utcnow(),
+            "status_bars": _status_bars(),
+            "follow_up_bars": _follow_up_bars(),
+            "needs_action": queries.deliveries_needing_action(),
+            "cap_use": queries.cap_use(all_installers),
+        }
+    return page_or_block(PAGE, "period_panels", **context)

@@ -1,0 +1,60 @@
+"""Leads per status now, without counting a million rows: a counter kept with every change.
+
+The lifecycle service calls `count_status_change` in the transaction that creates a lead or
+moves it, so the counter commits or rolls back with the change itself. `rebuild` recounts from
+the leads table (the repair command, and after a bulk load that bypassed the service).
+"""
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from ied.extensions import db
+from ied.leads.models import LEAD_STATUSES, Lead, LeadStatusCount
+
+STATUS_COUNT_SHARDS = 16
+
+
+def _upsert():
+    """INSERT ... ON CONFLICT on the plain table: a Core statement, so no ORM flush first."""
+    dialect = db.session.get_bind().dialect.name
+    return (postgresql if dialect == "postgresql" else sqlite).insert(LeadStatusCount.__table__)
+
+
+def count_status_change(lead_id: int, from_status: str | None, to_status: str) -> None:
+    """One lead entered `to_status` (and left `from_status`, unless it is new)."""
+    shard = lead_id % STATUS_COUNT_SHARDS
+    rows = [{"status": to_status, "shard": shard, "lead_count": 1}]
+    if from_status is not None:
+        rows.append({"status": from_status, "shard": shard, "lead_count": -1})
+    insert = _upsert().values(rows)
+    db.session.execute(
+        insert.on_conflict_do_update(
+            index_elements=["status", "shard"],
+            set_={"lead_count": insert.table.c.lead_count + insert.excluded.lead_count},
+        )
+    )
+
+
+def lead_status_counts() -> dict[str, int]:
+    """Every lifecycle status with its number of leads, in lifecycle order."""
+    counted = dict(
+        db.session.execute(
+            sa.select(LeadStatusCount.status, sa.func.sum(LeadStatusCount.lead_count)).group_by(
+                LeadStatusCount.status
+            )
+        ).all()
+    )
+    return {status: int(counted.get(status) or 0) for status in LEAD_STATUSES}
+
+
+def rebuild() -> dict[str, int]:
+    """Recount from the leads table (one scan: a repair, never a page). Returns the counts."""
+    db.session.execute(sa.delete(LeadStatusCount))
+    shard = Lead.id % STATUS_COUNT_SHARDS
+    db.session.execute(
+        sa.insert(LeadStatusCount).from_select(
+            ["status", "shard", "lead_count"],
+            sa.select(Lead.status, shard, sa.func.count()).group_by(Lead.status, shard),
+        )
+    )
+    return lead_status_counts()
