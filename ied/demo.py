@@ -222,13 +222,14 @@ def _backdate(lead: Lead, age: timedelta) -> None:
         ):
             if getattr(record, column, None) is not None:
                 setattr(record, column, getattr(record, column) - age)
-    for assignment in lead.assignments:
-        event = assignment.delivery_event
-        if event is not None:
-            event.billing_cycle = billing_cycle(
-                assignment.installer.billing_anchor_day, event.occurred_at
-            ).label
+    events = [a.delivery_event for a in lead.assignments if a.delivery_event is not None]
+    for event in events:
+        event.billing_cycle = billing_cycle(
+            event.installer.billing_anchor_day, event.occurred_at
+        ).label
     db.session.flush()
+    if events:
+        finance.repair_cycle_billing()  # the cycle counters follow the events to their cycles
 
 
 def seed_demo(lead_count: int = 300, seed: int = 7) -> list[tuple[str, str, str]]:
