@@ -14,7 +14,7 @@ def assert_common_headers(response) -> None:
     assert response.headers["X-Content-Type-Options"] == "nosniff"
 
 
-@pytest.mark.parametrize("path", ["/", "/leads", "/follow-ups", "/installers", "/healthz"])
+@pytest.mark.parametrize("path", ["/dashboard", "/leads", "/follow-ups", "/installers", "/healthz"])
 def test_pages_carry_the_policy_and_are_never_cached(client, login_as, path):
     login_as("manager")
     response = client.get(path)
