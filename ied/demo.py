@@ -16,6 +16,7 @@ from ied.followups import services as followups
 from ied.installers.models import Installer
 from ied.leads import services as leads
 from ied.leads.models import Lead
+from ied.timestamps import utcnow
 
 DEMO_LOGINS = (
     ("operator@ied.localhost", "operator", "amber-falcon-demo"),
@@ -281,13 +282,14 @@ RETURN_PLAN = (
 
 def _returns_and_voids(manager) -> None:
     """Finance shows voided deliveries and returns pending, approved and rejected."""
-    # The newest deliveries: a return may only be asked for within the window after delivery.
-    event_ids = db.session.scalars(
-        sa.select(DeliveryEvent.id).order_by(DeliveryEvent.occurred_at.desc())
-    ).all()
-    for event_id in event_ids[5::6][:3]:
+    # Returns on recent deliveries (a return may only be asked for within its window after the
+    # delivery), voids on older ones.
+    recent = DeliveryEvent.occurred_at >= utcnow() - timedelta(days=10)
+    newest_first = sa.select(DeliveryEvent.id).order_by(DeliveryEvent.occurred_at.desc())
+    for event_id in db.session.scalars(newest_first.where(~recent)).all()[::7][:3]:
         finance.void_delivery_event(event_id, manager, "Test submission from the website team")
-    for event_id, (reason, text, outcome) in zip(event_ids[1::3], RETURN_PLAN, strict=False):
+    returnable = db.session.scalars(newest_first.where(recent)).all()[::2]
+    for event_id, (reason, text, outcome) in zip(returnable, RETURN_PLAN, strict=False):
         request = finance.request_return(event_id, reason, text)
         if outcome != "pending":
             remark = "Checked the call log" if outcome == "rejected" else None

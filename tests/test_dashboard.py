@@ -13,6 +13,7 @@ from ied.delivery import services as delivery
 from ied.delivery.models import Assignment, DeliveryAudit
 from ied.demo import seed_demo
 from ied.extensions import db
+from ied.finance.models import ReturnRequest
 from ied.followups.models import FollowUp
 from ied.installers.models import Installer
 from ied.installers.services import cycle_usage
@@ -139,6 +140,13 @@ def test_every_dashboard_number_equals_a_direct_count_of_the_demo_data(client, l
     }
     assert 'href="/follow-ups?due=overdue"' in html and 'href="/follow-ups?issue=open"' in html
 
+    # Returns waiting for a decision.
+    pending = db.session.scalar(sa.select(sa.func.count()).where(ReturnRequest.status == "pending"))
+    assert queries.pending_returns() == pending > 0
+    assert re.search(
+        rf'href="/finance/returns"[^>]*>\s*Returns pending\s*<span[^>]*>{pending}<', html
+    )
+
     # Each installer's cycle use against its cap.
     installers = list(db.session.scalars(sa.select(Installer)))
     usage = cycle_usage(installers)
@@ -203,7 +211,16 @@ def test_every_dashboard_number_equals_a_direct_count_of_the_demo_data(client, l
             if cells[0] == installer.company_name
         )
         assert cells[1:3] == [str(row.delivered), str(row.opened)]
-        assert cells[4] == "—"  # returns: none yet
+        asked = [
+            r
+            for r in db.session.scalars(
+                sa.select(ReturnRequest).where(ReturnRequest.installer_id == installer.id)
+            )
+            if starts <= r.requested_at < ends
+        ]
+        assert row.returned == len(asked)
+        assert cells[4] == str(len(asked))
+    assert sum(row.returned for row in quality.values()) > 0
     assert sum(row.opened for row in quality.values()) > 0
     assert sum(row.closed_follow_ups for row in quality.values()) > 0
 

@@ -30,7 +30,7 @@ def signed_in_client(app: Flask, user: User, password: str = TEST_PASSWORD) -> F
     client = app.test_client()
     response = client.post("/login", data={"email": user.email, "password": password})
     assert response.status_code == 302, response.get_data(as_text=True)
-    assert client.get("/").status_code == 200
+    assert client.get("/leads").status_code == 200
     return client
 
 
@@ -55,7 +55,7 @@ def assert_refused(client: FlaskClient) -> None:
 def test_a_saved_cookie_still_works_until_something_ends_it(web, make_user):
     """The control: without a revoking event the replayed cookie is a signed-in browser."""
     client = signed_in_client(web, make_user())
-    assert replay(web, saved_cookie(web, client)).get("/").status_code == 200
+    assert replay(web, saved_cookie(web, client)).get("/leads").status_code == 200
 
 
 def test_logout_ends_the_cookie_and_every_other_session(web, make_user):
@@ -78,7 +78,7 @@ def test_changing_ones_password_ends_the_other_sessions_and_keeps_this_one(web, 
         data={"current_password": TEST_PASSWORD, "password": NEW_PASSWORD, "confirm": NEW_PASSWORD},
     )
     assert response.status_code == 303
-    assert changer.get("/").status_code == 200  # this browser stays signed in
+    assert changer.get("/leads").status_code == 200  # this browser stays signed in
     changed = sa.select(ActivityEntry).where(ActivityEntry.verb == "user.password_changed")
     assert [(e.subject_id, e.actor_id) for e in db.session.scalars(changed)] == [(user.id,) * 2]
     assert_refused(other)
@@ -106,7 +106,7 @@ def test_a_refused_change_says_why_inline_and_changes_nothing(web, make_user, da
     response = client.post("/account/password", data={"confirm": data["password"], **data})
     assert response.status_code == 422
     assert field_error in response.get_data(as_text=True)
-    assert replay(web, cookie).get("/").status_code == 200  # no session ended
+    assert replay(web, cookie).get("/leads").status_code == 200  # no session ended
     assert signed_in_client(web, user)  # the old password still signs in
 
 
@@ -129,7 +129,7 @@ def test_an_admins_reset_ends_that_users_sessions(web, make_user):
     assert response.status_code == 303
     assert_refused(replay(web, cookie))
     assert signed_in_client(web, user, NEW_PASSWORD)
-    assert admin.get("/").status_code == 200
+    assert admin.get("/leads").status_code == 200
     entries = sa.select(ActivityEntry).where(ActivityEntry.verb == "user.password_reset")
     (entry,) = db.session.scalars(entries)
     assert (entry.subject_id, entry.actor_id) == (user.id, admin_user.id)
@@ -144,7 +144,7 @@ def test_an_admins_reset_applies_the_rules_and_not_to_themselves(web, make_user)
     assert weak.status_code == 422 and "too easy to guess" in weak.text
     own = admin.post(f"/admin/users/{admin_user.id}/password", data={"password": NEW_PASSWORD})
     assert own.status_code == 422 and "Password page" in own.text
-    assert replay(web, cookie).get("/").status_code == 200
+    assert replay(web, cookie).get("/leads").status_code == 200
     assert admin.get("/admin/users/999999/password").status_code == 404
 
 
@@ -172,7 +172,7 @@ def test_an_idle_session_ends(web, make_user):
     fresh, idle = signed_in_client(web, user), signed_in_client(web, user)
     _stamp(fresh, **{SEEN_AT: 11 * 3600})
     _stamp(idle, **{SEEN_AT: 12 * 3600 + 60})
-    assert fresh.get("/").status_code == 200
+    assert fresh.get("/leads").status_code == 200
     assert_refused(idle)
 
 
@@ -181,7 +181,7 @@ def test_activity_keeps_the_session_alive_but_not_past_its_lifetime(web, make_us
     user = make_user()
     client = signed_in_client(web, user)
     _stamp(client, **{SEEN_AT: TOUCH_EVERY_SECONDS + 5})
-    assert client.get("/").status_code == 200
+    assert client.get("/leads").status_code == 200
     with client.session_transaction() as session:
         assert time.time() - session[SEEN_AT] < 5  # the request counted as activity
     old = signed_in_client(web, user)

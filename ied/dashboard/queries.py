@@ -17,6 +17,7 @@ from ied.capped_counts import CappedCount, capped_count
 from ied.delivery.models import Assignment, DeliveryAudit
 from ied.delivery.queries import delivery_needs_action, queued_alert_cutoff
 from ied.extensions import db
+from ied.finance.models import ReturnRequest
 from ied.followups.models import CLOSED_FOLLOW_UP_STATUSES, SATISFACTION_OUTCOMES, FollowUp
 from ied.followups.queries import due_state_counts, follow_up_filter
 from ied.installers.models import Installer
@@ -189,6 +190,17 @@ def follow_up_summary(now: datetime | None = None) -> FollowUpSummary:
     )
 
 
+def pending_returns() -> CappedCount:
+    """Installers' return requests waiting for a manager's decision."""
+    return CappedCount(
+        db.session.scalar(
+            sa.select(
+                capped_count(sa.select(ReturnRequest.id).where(ReturnRequest.status == "pending"))
+            )
+        )
+    )
+
+
 @dataclass(frozen=True)
 class CapUse:
     installer_id: int
@@ -324,7 +336,7 @@ class InstallerQuality:
     installer_name: str
     delivered: int
     opened: int
-    returned: int | None  # None until installer returns exist
+    returned: int
     satisfied: int
     mixed: int
     unsatisfied: int
@@ -341,8 +353,9 @@ class InstallerQuality:
 
 
 def installer_quality(period: Period, all_installers: list[Installer]) -> list[InstallerQuality]:
-    """Per installer: deliveries sent in the period and how many a person opened; follow-ups
-    closed in the period by satisfaction, and how many of them reported an issue."""
+    """Per installer: deliveries sent in the period and how many a person opened; returns the
+    installer asked for in the period; follow-ups closed in the period by satisfaction, and how
+    many of them reported an issue."""
     in_period = (Assignment.sent_at >= period.starts_at, Assignment.sent_at < period.ends_at)
     delivered = {
         installer_id: (count, opened)
@@ -354,6 +367,16 @@ def installer_quality(period: Period, all_installers: list[Installer]) -> list[I
             .group_by(Assignment.installer_id)
         )
     }
+    returned = dict(
+        db.session.execute(
+            sa.select(ReturnRequest.installer_id, sa.func.count())
+            .where(
+                ReturnRequest.requested_at >= period.starts_at,
+                ReturnRequest.requested_at < period.ends_at,
+            )
+            .group_by(ReturnRequest.installer_id)
+        ).all()
+    )
     closed = {
         installer_id: counts
         for installer_id, *counts in db.session.execute(
@@ -379,9 +402,9 @@ def installer_quality(period: Period, all_installers: list[Installer]) -> list[I
             installer.id,
             installer.company_name,
             *delivered.get(installer.id, (0, 0)),
-            None,  # returned: no installer returns yet
+            returned.get(installer.id, 0),
             *closed.get(installer.id, (0, 0, 0, 0, 0)),
         )
         for installer in all_installers
-        if installer.id in delivered or installer.id in closed
+        if installer.id in delivered or installer.id in returned or installer.id in closed
     ]

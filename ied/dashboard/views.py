@@ -75,6 +75,7 @@ def index():
             "status_bars": _status_bars(),
             "follow_up_bars": _follow_up_bars(),
             "needs_action": queries.deliveries_needing_action(),
+            "pending_returns": queries.pending_returns(),
             "cap_use": queries.cap_use(all_installers),
         }
     return page_or_block(PAGE, "period_panels", **context)

@@ -58,6 +58,7 @@ class ReturnRequest(db.Model):
         CheckConstraint("reason <> 'other' OR reason_text IS NOT NULL", name="other_has_text"),
         Index("ix_return_requests_status_id", "status", "id"),
         Index("ix_return_requests_installer_id_billing_cycle", "installer_id", "billing_cycle"),
+        Index("ix_return_requests_requested_at", "requested_at"),  # the dashboard's period
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

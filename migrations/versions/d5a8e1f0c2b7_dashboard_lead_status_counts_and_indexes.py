@@ -1,9 +1,9 @@
 """dashboard: lead status counts and the indexes of its period aggregates
 
 `lead_status_counts` holds how many leads are in each status now (16 rows per status, kept by
-the lifecycle service), filled here from the leads table. The three indexes serve the
+the lifecycle service), filled here from the leads table. The indexes serve the
 dashboard's bounded date-range aggregates: delivery attempts per day by status, deliveries and
-opens per installer, follow-ups closed per installer.
+opens per installer, follow-ups closed and returns asked for per installer.
 
 Revision ID: d5a8e1f0c2b7
 Revises: a3e9b5c7d1f2
@@ -48,9 +48,11 @@ def upgrade():
         ["sent_at", "installer_id", "first_opened_at"],
     )
     op.create_index("ix_follow_ups_completed_at", "follow_ups", ["completed_at"])
+    op.create_index("ix_return_requests_requested_at", "return_requests", ["requested_at"])
 
 
 def downgrade():
+    op.drop_index("ix_return_requests_requested_at", table_name="return_requests")
     op.drop_index("ix_follow_ups_completed_at", table_name="follow_ups")
     op.drop_index("ix_assignments_sent_at_installer_opened", table_name="assignments")
     op.drop_index("ix_delivery_audits_finished_at_status", table_name="delivery_audits")
