@@ -14,6 +14,7 @@ from ied.followups.models import FollowUp
 from ied.keyset import cursor_position, decode_cursor, encode_cursor
 from ied.leads.models import LEAD_STATUSES, Lead, LeadStatusChange
 from ied.leads.services import normalize_email, normalize_phone, normalize_postcode
+from ied.timestamps import utcnow
 
 ATTENTION = "attention"
 QUEUE_TABS = (*LEAD_STATUSES, ATTENTION)
