@@ -69,6 +69,7 @@ ACCESS = {
     "finance.statement": MANAGER,
     "finance.statement_csv": MANAGER,
     "activity.index": MANAGER,
+    "dashboard.index": MANAGER,
     "admin.users": ADMIN,
     "admin.create_user": ADMIN,
     "admin.change_role": ADMIN,
