@@ -220,6 +220,7 @@ def _backdate(lead: Lead, age: timedelta) -> None:
             "started_at",
             "finished_at",
             "occurred_at",
+            "delivery_attention_at",
         ):
             if getattr(record, column, None) is not None:
                 setattr(record, column, getattr(record, column) - age)
