@@ -6,7 +6,7 @@ dashboard's bounded date-range aggregates: delivery attempts per day by status, 
 opens per installer, follow-ups closed and returns asked for per installer.
 
 Revision ID: d5a8e1f0c2b7
-Revises: a3e9b5c7d1f2
+Revises: b5d81e07c2a9
 Create Date: 2026-12-01 20:00:00
 
 """
@@ -16,7 +16,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = 'd5a8e1f0c2b7'
-down_revision = 'a3e9b5c7d1f2'
+down_revision = 'b5d81e07c2a9'
 branch_labels = None
 depends_on = None
 
