@@ -69,6 +69,7 @@ def test_assign_watch_the_audit_rows_arrive_and_open_the_emailed_link(
 
         page.click("nav >> text=Caught mail")
         page.click(f"text=New lead {lead.reference}")
+        assert "Ada Byron" not in page.inner_text("main")  # the email names no customer
         link = page.get_attribute("pre a[href*='/d/']", "href")
         assert link.startswith(f"{server.url}/d/")
         page.goto(link)

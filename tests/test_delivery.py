@@ -37,7 +37,7 @@ def audits(assignment) -> list[tuple]:
 @pytest.fixture
 def assign(make_lead, make_installer, operator):
     def build(installers: int = 1, **installer_fields):
-        lead = make_lead("ready_to_route")
+        lead = make_lead("ready_to_route", phone="07700 900456", address="12 Analytical Row")
         chosen = [make_installer(**installer_fields) for _ in range(installers)]
         assignments = services.assign_installers(lead, [i.id for i in chosen], operator)
         db.session.commit()
@@ -66,13 +66,22 @@ def test_happy_path_two_installers_two_audits_two_events_and_a_link_that_opens(
     }
     message = next(m for m in smtp_server.messages if m["To"] == first.installer.delivery_email)
     assert message["Message-ID"] == services.message_id_for(first)
-    assert message.get_body(preferencelist=("html",)) is not None
-    assert first.lead.reference in message["Subject"]
-    url = link_in(message).replace(app.config["PUBLIC_BASE_URL"], "")
+    lead = first.lead
+    assert message["Subject"] == f"New lead {lead.reference}: Solar PV in SW1A"
+    # The email carries no personal data: the signed page shows it once the installer asks.
+    personal = (lead.customer_name, lead.email, lead.phone, lead.address, lead.postcode)
+    link = link_in(message)
+    for subtype in ("plain", "html"):
+        part = message.get_body(preferencelist=(subtype,))
+        assert part.get_content_type() == f"text/{subtype}"
+        body = part.get_content()
+        assert lead.reference in body and link in body and "SW1A" in body
+        assert "Open the lead to see the customer" in body
+        assert [fact for fact in personal if fact in body] == []
+    url = link.replace(app.config["PUBLIC_BASE_URL"], "")
     assert client.get(url).status_code == 200  # fetching the link is not opening it
-    page = client.post(url)
-    assert page.status_code == 200
-    assert first.lead.customer_name in page.get_data(as_text=True)
+    page = client.post(url).get_data(as_text=True)
+    assert [fact for fact in personal if fact not in page] == []
     db.session.refresh(first)
     assert (first.status, first.open_count) == ("sent", 1)
     assert first.first_opened_at is not None

@@ -133,6 +133,11 @@ class Lead(db.Model):
     follow_up: Mapped["FollowUp | None"] = relationship(back_populates="lead")
 
     @property
+    def postcode_outward(self) -> str:
+        """The postcode's outward code, its area without the street: SW1A 1AA -> SW1A."""
+        return self.postcode_normalized[:-3] if len(self.postcode_normalized) > 3 else ""
+
+    @property
     def next_status(self) -> str | None:
         return NEXT_LEAD_STATUS.get(self.status)
 
