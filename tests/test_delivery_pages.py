@@ -127,10 +127,12 @@ def test_the_mail_catcher_shows_caught_messages(
             assert lead.reference in listing
             name = next(p.name for p in tmp_path.glob("*.eml"))
             message_page = client.get(f"/dev/mail/{name}").get_data(as_text=True)
-            assert "Caught Customer" in message_page and "/d/" in message_page
+            assert lead.reference in message_page and "/d/" in message_page
+            assert "Caught Customer" not in message_page  # the email names no customer
             assert f'src="/dev/mail/{name}/html"' in message_page
             html_part = client.get(f"/dev/mail/{name}/html")
-            assert "Caught Customer" in html_part.get_data(as_text=True)
+            html = html_part.get_data(as_text=True)
+            assert lead.reference in html and "Caught Customer" not in html
             # The email's own inline styles are allowed in its frame only, never on app pages.
             assert "style-src 'unsafe-inline'" in html_part.headers["Content-Security-Policy"]
             assert html_part.headers["X-Frame-Options"] == "SAMEORIGIN"
