@@ -10,11 +10,14 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 
 import click
 import redis
 from flask import current_app
 from flask.cli import with_appcontext
+from rq import Worker
 
 from ied.demo import DEMO_LOGINS
 from ied.queues import redis_connection
@@ -69,8 +72,9 @@ def dev_command(host: str, port: int) -> None:
                 [*flask, "run", "--host", host, "--port", str(port), "--no-reload"], env=web_env
             )
         )
-        time.sleep(2)  # let the children print their start-up lines first
-        click.echo(_logins_box(f"http://{host}:{port}/"))
+        url = f"http://{host}:{port}/"
+        _wait_until_started(app, url, children)
+        click.echo(_logins_box(url))
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
     except (KeyboardInterrupt, Stop):
@@ -101,11 +105,36 @@ def _stop_embedded_redis(server) -> None:
         server.shutdown(nosave=True)
 
 
+def _wait_until_started(app, url: str, children: list[subprocess.Popen]) -> None:
+    """Until the web server answers and the worker has registered (or 60 s), so that the
+    logins box comes after the children's start-up lines instead of among them."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and all(child.poll() is None for child in children):
+        if _web_answers(url + "healthz") and Worker.all(connection=redis_connection(app)):
+            time.sleep(1)  # the worker's last start-up lines follow its registration
+            return
+        time.sleep(0.3)
+
+
+def _web_answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1):
+            return True
+    except urllib.error.HTTPError:
+        return True  # it answered (503 names a dependency still starting)
+    except OSError:
+        return False
+
+
 def _logins_box(url: str) -> str:
+    email_width = max(len(email) for email, _, _ in DEMO_LOGINS)
     lines = [
         f"{READY}: {url}",
         "",
-        *(f"{role:<9} {email}   password: {password}" for email, role, password in DEMO_LOGINS),
+        *(
+            f"{role:<9} {email:<{email_width}}   password: {password}"
+            for email, role, password in DEMO_LOGINS
+        ),
         "",
         "Emails it sends: Caught mail in the menu.  Ctrl-C stops everything.",
     ]
