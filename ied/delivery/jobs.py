@@ -108,7 +108,8 @@ def enqueue_deliveries(assignment_ids: list[int]) -> None:
                 sa.select(services.next_attempt_number(assignment_id))
             )
             if not _job_is_live(job_id_for(assignment_id, attempt_number)):
-                _enqueue(assignment_id, attempt_number)
+                # A resend is late already: it goes before the first attempts waiting.
+                _enqueue(assignment_id, attempt_number, at_front=attempt_number > 1)
         except (redis.RedisError, OSError) as error:
             log.warning(
                 "Delivery of assignment %s not enqueued (%s); the sweeper will retry",
