@@ -5,6 +5,9 @@ from flask import Flask, current_app
 from rq import Queue
 
 DELIVERY_QUEUE = "delivery"
+# Later attempts (retries, resends): workers take from it before the first attempts, in order,
+# so a retry never waits behind a backlog of new deliveries.
+RETRY_QUEUE = "delivery-retries"
 # The periodic jobs (the sweeper, the digest): workers take from it first, so a sweep never
 # waits behind a backlog of deliveries.
 MAINTENANCE_QUEUE = "maintenance"
@@ -43,3 +46,7 @@ def delivery_queue(app: Flask | None = None) -> Queue:
 
 def maintenance_queue(app: Flask | None = None) -> Queue:
     return Queue(MAINTENANCE_QUEUE, connection=redis_connection(app))
+
+
+def retry_queue(app: Flask | None = None) -> Queue:
+    return Queue(RETRY_QUEUE, connection=redis_connection(app))

@@ -334,10 +334,11 @@ def run_worker(app):
     """Run a real RQ worker in burst mode in this process until the delivery queue is empty."""
     from rq import SimpleWorker
 
-    from ied.queues import delivery_queue, redis_connection
+    from ied.queues import delivery_queue, redis_connection, retry_queue
 
     def work() -> None:
-        worker = SimpleWorker([delivery_queue(app)], connection=redis_connection(app))
+        queues = [retry_queue(app), delivery_queue(app)]
+        worker = SimpleWorker(queues, connection=redis_connection(app))
         worker.work(burst=True, with_scheduler=True, logging_level="WARNING")
         db.session.expire_all()
 

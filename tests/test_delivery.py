@@ -12,7 +12,7 @@ from ied.delivery import services
 from ied.delivery.jobs import deliver_assignment, enqueue_deliveries, requeue_stalled
 from ied.delivery.models import Assignment, DeliveryAudit, DeliveryEvent
 from ied.extensions import db
-from ied.queues import delivery_queue
+from ied.queues import delivery_queue, retry_queue
 from ied.timestamps import utcnow
 
 FAST_RETRIES = [0.01, 0.01, 0.01]  # minutes: 0.6 s, so a test can wait for a retry
@@ -96,7 +96,7 @@ def test_421_then_250_gives_two_audit_rows_and_one_event(app, smtp_server, assig
     assert assignment.status == "queued"
     assert "421" in assignment.last_error
     assert audits(assignment) == [(1, "failed", 421)]
-    assert ScheduledJobRegistry(queue=delivery_queue(app)).get_job_ids() == [
+    assert ScheduledJobRegistry(queue=retry_queue(app)).get_job_ids() == [
         f"delivery-{assignment.id}-2"
     ]
     time.sleep(1.0)  # the backoff is 0.6 s here
@@ -154,7 +154,7 @@ def test_transient_network_failures_schedule_retries(app, smtp_server, assign, r
     (audit,) = assignment.audits
     assert audit.status == "failed" and audit.error
     assert trouble.split()[0] in audit.error or "dropped" in audit.error
-    scheduled = ScheduledJobRegistry(queue=delivery_queue(app)).get_job_ids()
+    scheduled = ScheduledJobRegistry(queue=retry_queue(app)).get_job_ids()
     assert scheduled == [f"delivery-{assignment.id}-2"]
 
 
@@ -230,7 +230,7 @@ def test_requeue_stalled_picks_up_a_due_retry_whose_job_was_lost(
     smtp_server.answer("421 4.3.0 Try again later")
     (assignment,) = assign()
     run_worker()
-    ScheduledJobRegistry(queue=delivery_queue(app)).remove(
+    ScheduledJobRegistry(queue=retry_queue(app)).remove(
         f"delivery-{assignment.id}-2", delete_job=True
     )
     assignment.next_attempt_at = assignment.next_attempt_at - timedelta(minutes=5)  # time moved
@@ -265,7 +265,7 @@ def test_requeue_stalled_rescues_a_retry_left_overdue_in_rqs_schedule(
     (assignment,) = assign()
     run_worker()
     job_id = f"delivery-{assignment.id}-2"
-    schedule = ScheduledJobRegistry(queue=delivery_queue(app))
+    schedule = ScheduledJobRegistry(queue=retry_queue(app))
 
     def time_moved(seconds: int) -> None:
         assignment.next_attempt_at = utcnow() - timedelta(seconds=seconds)
@@ -277,7 +277,7 @@ def test_requeue_stalled_rescues_a_retry_left_overdue_in_rqs_schedule(
     time_moved(60)
     assert requeue_stalled() == 1
     assert schedule.get_job_ids() == []  # taken out of the schedule, so enqueued once
-    assert delivery_queue(app).get_job_ids() == [job_id]
+    assert retry_queue(app).get_job_ids() == [job_id]  # retries go before first attempts
     assert requeue_stalled() == 0  # now queued: not enqueued twice
     run_worker()
     db.session.refresh(assignment)

@@ -22,7 +22,7 @@ from ied.delivery.email import installer_email
 from ied.delivery.models import Assignment, DeliveryAudit
 from ied.extensions import db
 from ied.mail import send_message
-from ied.queues import delivery_queue, redis_connection
+from ied.queues import delivery_queue, redis_connection, retry_queue
 from ied.row_locks import lock_one
 from ied.structured_logs import logged_job
 from ied.timestamps import utcnow
@@ -59,12 +59,12 @@ def _job_is_live(job_id: str) -> bool:
     if status == JobStatus.QUEUED:
         # A worker killed between taking the job off the queue and marking it started leaves
         # it `queued` in no queue at all: live only while it is really in the queue.
-        return delivery_queue().get_job_position(job_id) is not None
+        return _origin(job).get_job_position(job_id) is not None
     if status == JobStatus.DEFERRED:
         return True
     if status == JobStatus.SCHEDULED:
         try:
-            due = delivery_queue().scheduled_job_registry.get_scheduled_time(job_id)
+            due = _origin(job).scheduled_job_registry.get_scheduled_time(job_id)
         except NoSuchJobError:
             return False
         return due > utcnow() - SCHEDULED_GRACE
@@ -76,18 +76,16 @@ def _job_is_live(job_id: str) -> bool:
     return False
 
 
-def _enqueue(
-    assignment_id: int,
-    attempt_number: int,
-    delay: timedelta | None = None,
-    *,
-    at_front: bool = False,
-) -> None:
-    """`at_front` for work that is already late (retries, rescues): it goes before a backlog."""
-    queue = delivery_queue()
+def _origin(job: Job):
+    return retry_queue() if job.origin == retry_queue().name else delivery_queue()
+
+
+def _enqueue(assignment_id: int, attempt_number: int, delay: timedelta | None = None) -> None:
+    """A first attempt joins the delivery queue; a later one (a retry, a resend) the retry
+    queue, which workers serve first."""
+    queue = delivery_queue() if attempt_number == 1 else retry_queue()
     options = {
         "job_id": job_id_for(assignment_id, attempt_number),
-        "at_front": at_front,
         "job_timeout": current_app.config["DELIVERY_JOB_TIMEOUT"],
         "result_ttl": 24 * 3600,
         "failure_ttl": 7 * 24 * 3600,
@@ -108,8 +106,7 @@ def enqueue_deliveries(assignment_ids: list[int]) -> None:
                 sa.select(services.next_attempt_number(assignment_id))
             )
             if not _job_is_live(job_id_for(assignment_id, attempt_number)):
-                # A resend is late already: it goes before the first attempts waiting.
-                _enqueue(assignment_id, attempt_number, at_front=attempt_number > 1)
+                _enqueue(assignment_id, attempt_number)
         except (redis.RedisError, OSError) as error:
             log.warning(
                 "Delivery of assignment %s not enqueued (%s); the sweeper will retry",
@@ -243,7 +240,7 @@ def record_attempt_outcome(assignment_id: int, audit_id: int, outcome) -> str:
     schedule_retry(assignment, delay, outcome.summary)
     db.session.commit()
     try:
-        _enqueue(assignment.id, audit.attempt_number + 1, delay, at_front=True)
+        _enqueue(assignment.id, audit.attempt_number + 1, delay)
     except (redis.RedisError, OSError) as error:
         log.warning(
             "Retry of assignment %s not scheduled (%s); the sweeper will", assignment.id, error
@@ -303,18 +300,16 @@ def requeue_stalled() -> int:
             ),
         )
     ).all()
-    # Each goes to the front of the queue, so the last one enqueued runs first: retries
-    # before first attempts (as RQ's scheduler puts them), the longest overdue first in each.
-    due.sort(key=lambda row: (row[1] > 1, now - row[2]))
+    due.sort(key=lambda row: row[2])  # the longest overdue first
     enqueued = 0
-    scheduled = delivery_queue().scheduled_job_registry
+    schedule = retry_queue().scheduled_job_registry
     for assignment_id, attempt_number, _ in due:
         job_id = job_id_for(assignment_id, attempt_number)
         if not _job_is_live(job_id):
             # An overdue scheduled retry leaves the schedule first, so RQ's scheduler, if it
             # wakes up, has nothing to move; should both still enqueue it, the second run
             # finds the attempt taken and does nothing.
-            scheduled.remove(job_id)
-            _enqueue(assignment_id, attempt_number, at_front=True)
+            schedule.remove(job_id)
+            _enqueue(assignment_id, attempt_number)
             enqueued += 1
     return enqueued

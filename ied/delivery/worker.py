@@ -16,7 +16,13 @@ from rq.exceptions import StopRequested
 from rq.utils import import_attribute
 
 from ied.mail import close_smtp_session
-from ied.queues import MAINTENANCE_QUEUE, delivery_queue, maintenance_queue, redis_connection
+from ied.queues import (
+    MAINTENANCE_QUEUE,
+    delivery_queue,
+    maintenance_queue,
+    redis_connection,
+    retry_queue,
+)
 from ied.scheduling import PERIODIC_JOBS
 
 log = logging.getLogger(__name__)
@@ -148,7 +154,7 @@ def _work(app: Flask, burst: bool) -> None:
             worker = DeliveryWorker(
                 app,
                 stop,
-                [maintenance_queue(app), delivery_queue(app)],
+                [maintenance_queue(app), retry_queue(app), delivery_queue(app)],
                 connection=connection,
                 maintenance_interval=MAINTENANCE_SECONDS,
             )
