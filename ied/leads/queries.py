@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import joinedload, selectinload
 
 from ied.capped_counts import CappedCount, capped_count
-from ied.delivery.models import LONG_QUEUED, Assignment
+from ied.delivery.models import LONG_QUEUED, Assignment, DeliveryEvent
 from ied.extensions import db
 from ied.followups.models import FollowUp
 from ied.keyset import cursor_position, decode_cursor, encode_cursor
@@ -185,6 +185,11 @@ PAGE_LOADS = (
     # audit rows need a statement of their own.
     joinedload(Lead.assignments).joinedload(Assignment.installer),
     joinedload(Lead.assignments).selectinload(Assignment.audits),
+    # Its billable delivery event (at most one per assignment) and who voided it ride on the
+    # same joined rows: no statement of their own.
+    joinedload(Lead.assignments)
+    .joinedload(Assignment.delivery_event)
+    .joinedload(DeliveryEvent.voided_by),
 )
 ROW_LOADS = (joinedload(Lead.possible_duplicate_of).load_only(Lead.reference),)
 
