@@ -454,6 +454,8 @@ def run(scenario: Scenario, log_dir: Path) -> Figures:
     workers = server = None
     stop = threading.Event()
     threads: list[threading.Thread] = []
+    request_log = logging.getLogger("ied.requests")
+    request_log_level = request_log.level
     try:
         app = create_app(
             {
@@ -467,7 +469,7 @@ def run(scenario: Scenario, log_dir: Path) -> Figures:
                 "DELIVERY_RETRY_MINUTES": [float(m) for m in RETRY_MINUTES.split(",")],
             }
         )
-        logging.getLogger("ied.requests").setLevel(logging.WARNING)  # the figures say enough
+        request_log.setLevel(logging.WARNING)  # the figures say enough
         controller.start()
         by_operators = max(2, int(scenario.deliveries * scenario.operator_share))
         with app.app_context():
@@ -539,6 +541,7 @@ def run(scenario: Scenario, log_dir: Path) -> Figures:
         _count(figures, app, handler)
         return figures
     finally:
+        request_log.setLevel(request_log_level)  # the tests run after this one log requests
         stop.set()
         if workers is not None:
             workers.stop.set()
