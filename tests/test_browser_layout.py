@@ -32,3 +32,40 @@ def test_the_installers_table_fits_at_1280_px(
     browser_page.goto(f"{live_server.url}/installers")
     assert overflow(browser_page) <= 0
     assert browser_page.get_by_role("button", name="Pause").first.is_visible()
+
+
+def test_the_ready_to_route_tab_fits_at_1280_px_with_compact_rows(
+    browser_page, browser_login, live_server, make_installer, make_lead
+):
+    london = [
+        make_installer(company_name=f"Brightside Solar & Storage {n}", service_areas=["london"])
+        for n in range(2)
+    ]
+    make_installer(company_name="Northern Heat Pumps Ltd", service_areas=["north_west"])
+    for n in range(3):
+        make_lead(
+            "ready_to_route",
+            customer_name=f"Alexandra Fitzgerald-Montgomery {n}",
+            product_interest="battery",
+            recommended_installer_id=london[0].id,
+        )
+    nobody = make_lead(
+        "ready_to_route",
+        customer_name="Hamish MacDonald-Stewart",
+        postcode="KW15 1HR",
+        product_interest="heat_pump",
+        selected_path="compare_quotes",
+        recommended_installer_id=london[1].id,
+    )
+    browser_page.set_viewport_size({"width": 1280, "height": 900})
+    browser_login("manager")
+    browser_page.goto(f"{live_server.url}/leads?tab=ready_to_route")
+    row = browser_page.locator(f"#lead-{nobody.reference}")
+    assert "nobody can take it" in row.inner_text()
+    browser_page.screenshot(path="/tmp/leadbill-ready-to-route.png", full_page=True)
+    assert overflow(browser_page) <= 0
+    action = row.locator("td.row-action")
+    box, viewport = action.bounding_box(), browser_page.viewport_size
+    assert box["x"] + box["width"] <= viewport["width"]
+    assert row.get_by_role("link", name="Open installers").is_visible()
+    assert row.bounding_box()["height"] <= 120
