@@ -12,6 +12,7 @@ from collections.abc import Iterable
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
 from ied.errors import NotFound
 from ied.extensions import db
@@ -31,12 +32,15 @@ def lock_rows(model, ids: Iterable[int]) -> None:
     )
 
 
+LOCKED_ROWS = "ied_locked_rows"
+
+
 def load_locked(model, ids: Iterable[int]) -> list:
     """The rows, reloaded from the database under a row lock so concurrent changes queue
     behind this one. Locked in id order, so two lockers of the same rows never deadlock."""
     ids = sorted(set(ids))
     lock_rows(model, ids)
-    return list(
+    rows = list(
         db.session.scalars(
             sa.select(model)
             .where(model.id.in_(ids))
@@ -45,14 +49,52 @@ def load_locked(model, ids: Iterable[int]) -> list:
             .execution_options(populate_existing=True)
         )
     )
+    _remember_locked(rows)
+    return rows
 
 
 def lock_one(model, row_id: int):
-    """One row under its lock (see load_locked), or NotFound naming what is missing."""
+    """One row under its lock (see load_locked), or NotFound naming what is missing. A row
+    this transaction has already locked and loaded is not read again."""
+    if (model, row_id) in db.session.info.get(LOCKED_ROWS, ()):
+        return db.session.get(model, row_id)
     rows = load_locked(model, [row_id])
     if not rows:
         raise NotFound(f"No {_record_name(model)} has the id {row_id}.")
     return rows[0]
+
+
+def lock_where(model, condition, loads=()):
+    """The one row matching condition, loaded under its lock in one statement (the lock
+    covers that table's row only, not the rows of joined loads), or None."""
+    if db.session.get_bind().dialect.name == "sqlite":
+        db.session.execute(sa.update(model).where(condition).values(id=model.id))
+    row = (
+        db.session.scalars(
+            sa.select(model)
+            .where(condition)
+            .options(*loads)
+            .with_for_update(of=model)
+            .execution_options(populate_existing=True)
+        )
+        .unique()
+        .one_or_none()
+    )
+    if row is not None:
+        _remember_locked([row])
+    return row
+
+
+def _remember_locked(rows: list) -> None:
+    locked = db.session.info.setdefault(LOCKED_ROWS, set())
+    locked.update((type(row), row.id) for row in rows)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_locks(session, transaction) -> None:
+    # Locks end with the transaction (a rolled-back savepoint releases its own too): forget
+    # them all, so the next lock_one reads and locks again.
+    session.info.pop(LOCKED_ROWS, None)
 
 
 def _record_name(model) -> str:

@@ -14,6 +14,7 @@ from ied.followups.models import FollowUp
 from ied.keyset import cursor_position, decode_cursor, encode_cursor
 from ied.leads.models import LEAD_STATUSES, Lead, LeadStatusChange
 from ied.leads.services import normalize_email, normalize_phone, normalize_postcode
+from ied.row_locks import lock_where
 from ied.timestamps import utcnow
 
 ATTENTION = "attention"
@@ -194,8 +195,11 @@ PAGE_LOADS = (
 ROW_LOADS = (joinedload(Lead.possible_duplicate_of).load_only(Lead.reference),)
 
 
-def lead_by_reference(reference: str, loads=ROW_LOADS) -> Lead | None:
-    """The one way to find a lead by its reference (typed in any case, spaces around)."""
+def lead_by_reference(reference: str, loads=ROW_LOADS, *, lock: bool = False) -> Lead | None:
+    """The one way to find a lead by its reference (typed in any case, spaces around); with
+    lock, under its row lock (for a request that is about to change it)."""
+    if lock:
+        return lock_where(Lead, Lead.reference == reference.strip().upper(), loads)
     return (
         db.session.scalars(
             sa.select(Lead)

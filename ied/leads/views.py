@@ -103,7 +103,7 @@ def advance(reference: str):
     """One-click transitions, with an optional note: from a queue row (the row swaps, the tab
     counts follow out of band), from the lead page (its head, dialog, history and activity
     swap), or a plain form post and a redirect."""
-    lead = queries.lead_by_reference(reference) or abort(404)
+    lead = queries.lead_by_reference(reference, lock=True) or abort(404)
     on_lead_page = request.form.get("place") == "lead"
     tab = _choice(request.form.get("tab"), queries.QUEUE_TABS)
     back = local_path(request.form.get("next"), url_for("leads.show", reference=lead.reference))
