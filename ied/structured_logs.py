@@ -59,6 +59,8 @@ def configure_logging(app: Flask) -> None:
     """Send the `ied` loggers to stderr in LOG_FORMAT, once per process; time every request."""
     logger = logging.getLogger("ied")
     logger.setLevel(app.config["LOG_LEVEL"])
+    for child in (request_log, job_log):  # LOG_LEVEL decides, whatever a caller set on these
+        child.setLevel(logging.NOTSET)
     formatter = JsonFormatter() if app.config["LOG_FORMAT"] == "json" else TextFormatter()
     handler = next((h for h in logger.handlers if getattr(h, _HANDLER_MARK, False)), None)
     if handler is None:
