@@ -19,6 +19,7 @@ from ied.installers.models import Installer
 from ied.installers.services import cycle_usage
 from ied.leads import status_counts
 from ied.leads.models import LEAD_STATUSES, Lead
+from ied.leads.queries import ATTENTION, queue_page
 from ied.timestamps import utcnow
 
 
@@ -292,23 +293,28 @@ def test_managers_and_admins_land_on_the_dashboard(client, login_as, role, landi
     assert response.status_code == 302 and response.headers["Location"] == landing
 
 
-def test_a_delivery_queued_longer_than_the_setting_needs_action(
+def test_a_delivery_queued_longer_than_the_setting_needs_action_on_the_dashboard_and_queue(
     make_app, make_user, make_lead, make_installer, operator
 ):
     app = make_app(DELIVERY_QUEUED_ALERT_MINUTES=60)
     with app.app_context():
         installer = make_installer()
-        lead_ids = []
+        references = {}
         for minutes in (30, 90):
             lead = make_lead("ready_to_route")
             (assignment,) = delivery.assign_installers(lead, [installer.id], operator)
             assignment.queued_at = utcnow() - timedelta(minutes=minutes)
-            lead_ids.append(lead.id)
+            delivery.refresh_delivery_attention(lead)
+            references[minutes] = lead.reference
         db.session.commit()
         listed = queries.deliveries_needing_action()
         assert listed.total == 1 and listed.queued_alert_minutes == 60
         (item,) = listed.items
         assert item.status == "queued" and item.reason == "Not attempted yet"
+        assert item.lead_reference == references[90]
+        # One setting: the queue's Needs attention tab shows the same delivery, not the other.
+        attention = [lead.reference for lead in queue_page(ATTENTION).leads]
+        assert attention == [references[90]]
 
 
 def test_the_reason_is_the_latest_attempts_reply(app, make_lead, make_installer, operator):

@@ -8,7 +8,8 @@ import sqlalchemy as sa
 
 from ied import capped_counts
 from ied.delivery import services as delivery
-from ied.delivery.models import LONG_QUEUED, Assignment
+from ied.delivery.models import Assignment
+from ied.delivery.services import queued_alert_delay
 from ied.extensions import db
 from ied.leads import queries
 from ied.leads.models import Lead, LeadStatusChange
@@ -173,7 +174,7 @@ def test_needs_attention_lists_failed_and_long_queued_deliveries(
     assignment = {a.lead_id: a for a in db.session.scalars(sa.select(Assignment))}
     delivery.record_delivery_failure(assignment[failed.id].id, "550 no such mailbox")
     # Queued 16 minutes ago: as if the clock had moved on since it was assigned.
-    assignment[stuck.id].queued_at = utcnow() - LONG_QUEUED - timedelta(minutes=1)
+    assignment[stuck.id].queued_at = utcnow() - queued_alert_delay() - timedelta(minutes=1)
     delivery.refresh_delivery_attention(stuck)
     db.session.commit()
     html = client.get("/leads?tab=attention").get_data(as_text=True)
@@ -315,7 +316,8 @@ def _attention_by_direct_query(now) -> set[int]:
                 sa.or_(
                     Assignment.status == "failed",
                     sa.and_(
-                        Assignment.status == "queued", Assignment.queued_at <= now - LONG_QUEUED
+                        Assignment.status == "queued",
+                        Assignment.queued_at <= now - queued_alert_delay(),
                     ),
                 )
             )
@@ -332,7 +334,7 @@ def test_the_kept_attention_moment_follows_every_delivery_change(
 
     def tab() -> list[str]:
         db.session.commit()
-        later = utcnow() + LONG_QUEUED + timedelta(seconds=1)
+        later = utcnow() + queued_alert_delay() + timedelta(seconds=1)
         kept = set(
             db.session.scalars(sa.select(Lead.id).where(Lead.delivery_attention_at <= later))
         )

@@ -15,7 +15,7 @@ from sqlalchemy.orm import aliased
 from ied.business_time import business_today, day_bounds
 from ied.capped_counts import CappedCount, capped_count
 from ied.delivery.models import Assignment, DeliveryAudit
-from ied.delivery.queries import delivery_needs_action, queued_alert_cutoff
+from ied.delivery.queries import delivery_needs_action_kinds, queued_alert_cutoff
 from ied.extensions import db
 from ied.finance.models import ReturnRequest
 from ied.followups.models import CLOSED_FOLLOW_UP_STATUSES, SATISFACTION_OUTCOMES, FollowUp
@@ -138,7 +138,26 @@ def deliveries_needing_action(
         .limit(1)
         .scalar_subquery()
     )
-    needing = delivery_needs_action(now)
+    kinds = delivery_needs_action_kinds(now)
+    # Each kind read newest first from its own index prefix, then merged: an OR of the two
+    # would make PostgreSQL scan the assignments table.
+    newest = sa.union_all(
+        *(
+            sa.select(half.c.id, half.c.created_at).select_from(half)
+            for half in (
+                sa.select(Assignment.id, Assignment.created_at)
+                .where(kind)
+                .order_by(Assignment.created_at.desc(), Assignment.id.desc())
+                .limit(shown)
+                .subquery()
+                for kind in kinds
+            )
+        )
+    ).subquery("newest")
+    failed, queued_too_long = kinds
+    capped_total = capped_count(sa.select(Assignment.id).where(failed)) + capped_count(
+        sa.select(Assignment.id).where(queued_too_long)
+    )
     rows = db.session.execute(
         sa.select(
             Assignment.id,
@@ -151,12 +170,12 @@ def deliveries_needing_action(
             ),
             latest.smtp_code,
             sa.func.coalesce(latest.smtp_reply, latest.error, Assignment.last_error),
-            capped_count(sa.select(Assignment.id).where(needing)).label("total"),
+            capped_total.label("total"),
         )
+        .join(newest, newest.c.id == Assignment.id)
         .join(Lead, Lead.id == Assignment.lead_id)
         .join(Installer, Installer.id == Assignment.installer_id)
         .outerjoin(latest, latest.id == latest_attempt)
-        .where(needing)
         .order_by(Assignment.created_at.desc(), Assignment.id.desc())
         .limit(shown)
     ).all()

@@ -21,8 +21,6 @@ ASSIGNMENT_TRANSITIONS = {
     "failed": ("queued", "withdrawn"),
     "withdrawn": (),
 }
-# A delivery still queued after this long is stuck in retries or waiting for a dead worker.
-LONG_QUEUED = timedelta(minutes=15)
 # "sending" marks an attempt that has started and not yet reported; it becomes sent or failed.
 AUDIT_STATUSES = ("sending", "sent", "failed")
 

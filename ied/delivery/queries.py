@@ -15,6 +15,7 @@ from ied.delivery.services import (
     is_live,
     max_installers,
     path_rule,
+    queued_alert_delay,
 )
 from ied.installers.services import InstallerChoice, installer_choices
 from ied.leads.models import Lead
@@ -86,14 +87,19 @@ def lead_deliveries(lead: Lead) -> LeadDeliveries:
 
 def queued_alert_cutoff(now: datetime | None = None) -> datetime:
     """A delivery still queued since before this is stuck in retries or waiting for a dead
-    worker (DELIVERY_QUEUED_ALERT_MINUTES)."""
-    minutes = current_app.config["DELIVERY_QUEUED_ALERT_MINUTES"]
-    return (now or utcnow()) - timedelta(minutes=minutes)
+    worker."""
+    return (now or utcnow()) - queued_alert_delay()
+
+
+def delivery_needs_action_kinds(now: datetime | None = None) -> tuple[sa.ColumnElement[bool], ...]:
+    """The two kinds of assignment an operator must look at, each one prefix of the index on
+    (status, created_at): failed, and queued for too long."""
+    return (
+        Assignment.status == "failed",
+        sa.and_(Assignment.status == "queued", Assignment.queued_at < queued_alert_cutoff(now)),
+    )
 
 
 def delivery_needs_action(now: datetime | None = None) -> sa.ColumnElement[bool]:
     """Assignments an operator must look at: failed, or queued for too long."""
-    return sa.or_(
-        Assignment.status == "failed",
-        sa.and_(Assignment.status == "queued", Assignment.queued_at < queued_alert_cutoff(now)),
-    )
+    return sa.or_(*delivery_needs_action_kinds(now))

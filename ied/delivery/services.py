@@ -11,7 +11,6 @@ from ied.auth.models import User
 from ied.business_time import billing_cycle
 from ied.delivery.models import (
     ASSIGNMENT_TRANSITIONS,
-    LONG_QUEUED,
     Assignment,
     DeliveryAudit,
     DeliveryEvent,
@@ -160,6 +159,13 @@ def assign_installers(
     return assignments
 
 
+def queued_alert_delay() -> timedelta:
+    """A delivery still queued this long after it was queued is stuck in retries or waiting for
+    a dead worker: it needs action (DELIVERY_QUEUED_ALERT_MINUTES, one setting for the queue's
+    Needs attention and the dashboard)."""
+    return timedelta(minutes=current_app.config["DELIVERY_QUEUED_ALERT_MINUTES"])
+
+
 def refresh_delivery_attention(lead: Lead) -> None:
     """Set lead.delivery_attention_at from its assignments, after any change to one of them.
 
@@ -168,8 +174,9 @@ def refresh_delivery_attention(lead: Lead) -> None:
     up here and the second reads the first one's outcome; the Needs-attention tab then reads
     the lead alone.
     """
+    queued_too_long = queued_alert_delay()
     moments = [
-        queued_at if status == "failed" else queued_at + LONG_QUEUED
+        queued_at if status == "failed" else queued_at + queued_too_long
         for status, queued_at in db.session.execute(
             sa.select(Assignment.status, Assignment.queued_at).where(
                 Assignment.lead_id == lead.id, Assignment.status.in_(("failed", "queued"))

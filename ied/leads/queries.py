@@ -8,7 +8,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import joinedload, selectinload
 
 from ied.capped_counts import CappedCount, capped_count
-from ied.delivery.models import LONG_QUEUED, Assignment, DeliveryEvent
+from ied.delivery.models import Assignment, DeliveryEvent
+from ied.delivery.queries import delivery_needs_action
 from ied.extensions import db
 from ied.followups.models import FollowUp
 from ied.keyset import cursor_position, decode_cursor, encode_cursor
@@ -40,16 +41,6 @@ class QueuePage:
     next_cursor: str | None
 
 
-def _needs_attention(now: datetime | None = None) -> sa.ColumnElement[bool]:
-    """The deliveries that put a lead in Needs attention: failed, or queued so long something is
-    wrong (the delivery services keep the moment on the lead: Lead.delivery_attention_at)."""
-    cutoff = (now or utcnow()) - LONG_QUEUED
-    return sa.or_(
-        Assignment.status == "failed",
-        sa.and_(Assignment.status == "queued", Assignment.queued_at < cutoff),
-    )
-
-
 @dataclass(frozen=True)
 class DeliveryProblem:
     """Why a lead needs attention, and what fixes it: resend, withdraw (and assign another)."""
@@ -68,7 +59,7 @@ def delivery_problems(lead_ids: list[int]) -> dict[int, list[DeliveryProblem]]:
     now = utcnow()
     for assignment in db.session.scalars(
         sa.select(Assignment)
-        .where(Assignment.lead_id.in_(lead_ids), _needs_attention(now))
+        .where(Assignment.lead_id.in_(lead_ids), delivery_needs_action(now))
         .options(joinedload(Assignment.installer))
         .order_by(Assignment.id)
     ):
@@ -112,8 +103,8 @@ def next_in_tab(tab: str, after: Lead) -> Lead | None:
 
 def _tab_filter(tab: str) -> sa.ColumnElement[bool]:
     if tab == ATTENTION:
-        # A failed delivery, or one queued so long something is wrong (LONG_QUEUED): the
-        # delivery services keep that moment on the lead, so this reads no assignments.
+        # A delivery needing action (delivery_needs_action): the delivery services keep the
+        # moment it starts to on the lead, so this reads no assignments.
         return Lead.delivery_attention_at <= utcnow()
     return Lead.status == tab
 
