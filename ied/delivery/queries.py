@@ -4,10 +4,9 @@ Read functions; the blueprints hand their results to their templates."""
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import sqlalchemy as sa
-from flask import current_app
 
 from ied.delivery.models import Assignment
 from ied.delivery.services import (
