@@ -118,7 +118,8 @@ class Lead(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     # When the lead's deliveries start needing an operator: the moment a delivery failed, or a
-    # queued one's queued_at + DELIVERY_QUEUED_ALERT_MINUTES; empty while every delivery is sent or withdrawn.
+    # queued one's queued_at + DELIVERY_QUEUED_ALERT_MINUTES; empty while every delivery is
+    # sent or withdrawn.
     # Kept by ied/delivery/services.py in the transaction that changes an assignment.
     delivery_attention_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
