@@ -1,4 +1,5 @@
-"""Password rules (length, common, the email) and hashing (scrypt N >= 2^17, upgraded at login)."""
+"""Password rules (length, common, the email) and hashing (scrypt at an OWASP setting, 64 MiB,
+upgraded at login)."""
 
 import statistics
 import time
@@ -86,13 +87,30 @@ def test_every_way_of_creating_a_user_applies_the_rules(app, client, login_as):
     assert "c@ied.test" in emails and not emails & {"a@ied.test", "b@ied.test", "d@ied.test"}
 
 
-def test_production_hashes_with_scrypt_at_n_2_17_or_more(tmp_path):
+# OWASP Password Storage Cheat Sheet: scrypt settings (N, r, p) giving the same defence.
+OWASP_SCRYPT_SETTINGS = {(2**17, 8, 1), (2**16, 8, 2), (2**15, 8, 3), (2**14, 8, 5), (2**13, 8, 10)}
+MAX_HASH_MEMORY = 64 * 2**20  # a login check may take at most this (a worker stays < 200 MB)
+
+
+def test_production_hashes_with_an_owasp_scrypt_setting_in_64_mib(tmp_path):
     method = settings_from_environment(str(tmp_path))["PASSWORD_HASH_METHOD"]
     assert method == PASSWORD_HASH_METHOD
     name, n, r, p = method.split(":")
-    assert name == "scrypt" and int(n) >= 2**17 and int(r) >= 8 and int(p) >= 1
-    stored = generate_password_hash(TEST_PASSWORD, method=method)  # affordable: 128 MiB, once
-    assert stored.startswith("scrypt:131072:8:1$")
+    assert name == "scrypt" and (int(n), int(r), int(p)) in OWASP_SCRYPT_SETTINGS
+    assert 128 * int(n) * int(r) <= MAX_HASH_MEMORY  # scrypt's memory: 128 x N x r bytes
+    stored = generate_password_hash(TEST_PASSWORD, method=method)  # affordable: 64 MiB, once
+    assert stored.startswith("scrypt:65536:8:2$")
+
+
+def test_a_hash_of_the_earlier_2_17_setting_still_signs_in_and_is_redone(app, client, make_user):
+    user = make_user()
+    user.password_hash = generate_password_hash(TEST_PASSWORD, method="scrypt:131072:8:1")
+    db.session.commit()
+    right = client.post("/login", data={"email": user.email, "password": TEST_PASSWORD})
+    assert right.status_code == 302
+    db.session.refresh(user)
+    assert user.password_hash.startswith(app.config["PASSWORD_HASH_METHOD"] + "$")
+    assert user.check_password(TEST_PASSWORD)
 
 
 def test_an_old_hash_is_upgraded_at_the_next_successful_login(app, client, make_user):
