@@ -95,17 +95,6 @@ def prefix_matches(prefix: str, postcode_normalized: str) -> bool:
     return rest == "" or rest.isalpha()
 
 
-def covers_postcode(installer: Installer, postcode_normalized: str) -> bool:
-    area = postcode_area(postcode_normalized)
-    for service_area in installer.service_areas or []:
-        region = REGIONS.get(service_area.strip().lower().replace(" ", "_").replace("-", "_"))
-        if region is not None and area in region:
-            return True
-        if region is None and prefix_matches(service_area, postcode_normalized):
-            return True
-    return False
-
-
 @dataclass(frozen=True)
 class InstallerChoice:
     installer: Installer
@@ -118,53 +107,92 @@ class InstallerChoice:
         return not self.reasons
 
 
+class InstallerFit:
+    """One installer's standing for matching, read once from the installer and its cycle
+    usage into plain values (a page matches 50 leads against every installer): the reasons it
+    may not take a lead depend on the lead only through its postcode and product."""
+
+    __slots__ = ("installer", "id", "usage", "areas", "prefixes", "products", "_reasons")
+
+    def __init__(self, installer: Installer, usage: CycleUsage):
+        self.installer = installer
+        self.id = installer.id
+        self.usage = usage
+        areas: set[str] = set()
+        prefixes = []
+        for service_area in installer.service_areas or []:
+            region = REGIONS.get(service_area.strip().lower().replace(" ", "_").replace("-", "_"))
+            if region is None:
+                prefixes.append(service_area)
+            else:
+                areas.update(region)
+        self.areas = frozenset(areas)
+        self.prefixes = tuple(prefixes)
+        self.products = frozenset(installer.products or [])
+        paused = () if installer.active else ("paused",)
+        full = ("cap reached",) if usage.is_full else ()
+        area = ("outside area",)
+        product = ("product not offered",)
+        # By (covers the postcode, offers the product), each in the reasons' reading order.
+        self._reasons = {
+            (True, True): paused + full,
+            (True, False): paused + product + full,
+            (False, True): paused + area + full,
+            (False, False): paused + area + product + full,
+        }
+
+    def covers(self, area: str, postcode_normalized: str) -> bool:
+        """`area` is postcode_area(postcode_normalized), worked out once per lead."""
+        return area in self.areas or (
+            bool(self.prefixes)
+            and any(prefix_matches(prefix, postcode_normalized) for prefix in self.prefixes)
+        )
+
+    def reasons(self, area: str, postcode_normalized: str, product: str) -> tuple[str, ...]:
+        return self._reasons[self.covers(area, postcode_normalized), product in self.products]
+
+    def choice(self, reasons: tuple[str, ...], recommended_id: int | None) -> InstallerChoice:
+        return InstallerChoice(
+            installer=self.installer,
+            usage=self.usage,
+            reasons=reasons,
+            is_recommended=self.id == recommended_id,
+        )
+
+
+def _lead_reasons(fit: InstallerFit, lead: Lead) -> tuple[str, ...]:
+    postcode = lead.postcode_normalized
+    return fit.reasons(postcode_area(postcode), postcode, lead.product_interest)
+
+
 def exclusion_reasons(installer: Installer, lead: Lead, usage: CycleUsage) -> tuple[str, ...]:
-    reasons = []
-    if not installer.active:
-        reasons.append("paused")
-    if not covers_postcode(installer, lead.postcode_normalized):
-        reasons.append("outside area")
-    if lead.product_interest not in (installer.products or []):
-        reasons.append("product not offered")
-    if usage.is_full:
-        reasons.append("cap reached")
-    return tuple(reasons)
+    return _lead_reasons(InstallerFit(installer, usage), lead)
 
 
 def installer_choices(lead: Lead) -> list[InstallerChoice]:
     """Every installer for the assign dialog: eligible first (recommended, then least used)."""
-    installers = _all_installers()
     already = {assignment.installer_id for assignment in lead.assignments}
-    return _choices(lead, installers, cycle_usage(installers), already)
-
-
-def _all_installers() -> list[Installer]:
-    return list(db.session.scalars(sa.select(Installer).order_by(Installer.company_name)))
-
-
-def _choices(
-    lead: Lead, installers: list[Installer], usage: dict[int, CycleUsage], already
-) -> list[InstallerChoice]:
+    recommended_id = lead.recommended_installer_id
     choices = []
-    for installer in installers:
-        reasons = exclusion_reasons(installer, lead, usage[installer.id])
-        if installer.id in already:
+    for fit in _fits_by_use():
+        reasons = _lead_reasons(fit, lead)
+        if fit.id in already:
             reasons = ("already assigned",) + reasons
-        choices.append(
-            InstallerChoice(
-                installer=installer,
-                usage=usage[installer.id],
-                reasons=reasons,
-                is_recommended=installer.id == lead.recommended_installer_id,
-            )
-        )
+        choices.append(fit.choice(reasons, recommended_id))
+    # Stable: least used first stays the order within eligible and recommended.
+    return sorted(choices, key=lambda choice: (not choice.eligible, not choice.is_recommended))
+
+
+def _fits_by_use() -> list[InstallerFit]:
+    """Every installer's fit, least used share of its cap first, then by name."""
+    installers = list(db.session.scalars(sa.select(Installer).order_by(Installer.company_name)))
+    usage = cycle_usage(installers)
+    fits = [InstallerFit(installer, usage[installer.id]) for installer in installers]
     return sorted(
-        choices,
-        key=lambda choice: (
-            not choice.eligible,
-            not choice.is_recommended,
-            choice.usage.used / choice.usage.cap if choice.usage.cap else 0,
-            choice.installer.company_name.lower(),
+        fits,
+        key=lambda fit: (
+            fit.usage.used / fit.usage.cap if fit.usage.cap else 0,
+            fit.installer.company_name.lower(),
         ),
     )
 
@@ -200,24 +228,35 @@ class Eligibility:
 
 def eligibility_of(leads: list[Lead]) -> dict[int, Eligibility]:
     """Eligibility of leads not yet assigned, for a whole page in three queries (installers and
-    their cycle usage) whatever its length."""
+    their cycle usage) whatever its length; each installer's standing is read once."""
     if not leads:
         return {}
-    installers = _all_installers()
-    usage = cycle_usage(installers)
+    fits = _fits_by_use()
+    liftable = set(LIFTABLE)
     result = {}
     for lead in leads:
-        choices = _choices(lead, installers, usage, already=())
+        postcode, product = lead.postcode_normalized, lead.product_interest
+        area = postcode_area(postcode)
+        recommended_id = lead.recommended_installer_id
+        eligible = 0
+        recommended = None
+        held_back = []
+        for fit in fits:
+            reasons = fit.reasons(area, postcode, product)
+            if not reasons:
+                eligible += 1
+            elif liftable.issuperset(reasons):
+                held_back.append(fit.choice(reasons, recommended_id))
+            if fit.id == recommended_id:
+                recommended = fit.choice(reasons, recommended_id)
+        # Recommended first, then least used (the assign dialog's order).
+        held_back.sort(key=lambda choice: not choice.is_recommended)
         result[lead.id] = Eligibility(
-            eligible=sum(choice.eligible for choice in choices),
-            recommended=next((choice for choice in choices if choice.is_recommended), None),
-            held_back=tuple(
-                choice
-                for choice in choices
-                if choice.reasons and set(choice.reasons) <= set(LIFTABLE)
-            ),
-            area=postcode_area(lead.postcode_normalized),
-            product=lead.product_interest,
+            eligible=eligible,
+            recommended=recommended,
+            held_back=tuple(held_back),
+            area=area,
+            product=product,
         )
     return result
 

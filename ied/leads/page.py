@@ -22,6 +22,7 @@ from ied.leads.queries import (
     next_in_tab,
     tab_counts,
 )
+from ied.row_links import RowLink
 
 LEAD_PAGE = "leads/lead.html"
 
@@ -31,13 +32,29 @@ QUEUE = "leads/queue.html"
 NOT_YET_ASSIGNED = ("reviewing", "ready_to_route")
 
 
-def queue_rows_context(leads: list[Lead]) -> dict:
+class QueueRowLinks:
+    """The links every queue row carries, built once per page (ied/row_links.py)."""
+
+    def __init__(self, tab: str):
+        self.lead = RowLink("leads.show", "reference")
+        self.lead_in_tab = RowLink("leads.show", "reference", tab=tab)
+        self.assign_page = RowLink("leads.show", "reference", tab=tab, assign=1)
+        self.assign_dialog = RowLink("leads.assign_dialog", "reference", tab=tab)
+        self.advance = RowLink("leads.advance", "reference")
+        self.resend = RowLink("delivery.resend", "assignment_id", "id")
+        self.withdraw = RowLink("delivery.withdraw", "assignment_id", "id")
+
+
+def queue_rows_context(leads: list[Lead], tab: str, order: str = "newest", q: str = "") -> dict:
     """What the queue's rows show beyond the lead, for a whole page in a fixed number of
-    queries: who can take each lead not yet assigned, and why an assigned one needs attention."""
+    queries: who can take each lead not yet assigned, and why an assigned one needs attention;
+    the rows' links, and the way back to this view after a plain (no-JavaScript) post."""
     return {
         "eligibility": eligibility_of([lead for lead in leads if lead.status in NOT_YET_ASSIGNED]),
         "problems": delivery_problems([lead.id for lead in leads if lead.status == "assigned"]),
         "installers_url": url_if_allowed("installers.index"),
+        "links": QueueRowLinks(tab),
+        "queue_url": url_for("leads.queue", tab=tab, order=order, q=q or None),
     }
 
 
@@ -58,7 +75,7 @@ def queue_row_parts(
         "tab": tab,
         "order": "newest",
         "q": "",
-        **queue_rows_context([lead]),
+        **queue_rows_context([lead], tab),
         **extra,
     }
     row = render_block(QUEUE, "queue_row", oob=oob, **context)

@@ -89,7 +89,7 @@ def queue():
         page=page,
         counts=queries.tab_counts(),
         follow_ups=due_state_counts(),
-        **queue_rows_context(page.leads),
+        **queue_rows_context(page.leads, tab, order, q),
     )
 
 
