@@ -40,11 +40,20 @@ def _add_months(year: int, month: int, months: int) -> tuple[int, int]:
 
 def billing_cycle(anchor_day: int, at: datetime | None = None) -> BillingCycle:
     """Monthly cycle starting on the installer's anchor day (1-28), labelled by its start month."""
+    return named_billing_cycle(anchor_day, _cycle_label(business_today(at), anchor_day))
+
+
+def billing_cycle_labels(at: datetime | None = None) -> dict[int, str]:
+    """The label of the current cycle for each anchor day (1-28), from one look at the clock."""
     today = business_today(at)
+    return {day: _cycle_label(today, day) for day in range(1, 29)}
+
+
+def _cycle_label(today: date, anchor_day: int) -> str:
     year, month = today.year, today.month
     if today.day < anchor_day:
         year, month = _add_months(year, month, -1)
-    return named_billing_cycle(anchor_day, f"{year:04d}-{month:02d}")
+    return f"{year:04d}-{month:02d}"
 
 
 def named_billing_cycle(anchor_day: int, label: str) -> BillingCycle:

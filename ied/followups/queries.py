@@ -91,15 +91,22 @@ def follow_up_filter(
     return conditions
 
 
-def due_state_counts(now: datetime | None = None, extra_conditions=()) -> dict[str, CappedCount]:
-    """All four counts in one round trip; each is its own capped subquery using its index."""
-    now = now or utcnow()
-    columns = [
+def due_state_count_columns(
+    now: datetime, states: tuple[str, ...] = DUE_STATES, extra_conditions=()
+) -> list:
+    """Each due state's capped count as a column labelled with the state, each its own capped
+    subquery using its index (for a page to select with its other counts)."""
+    return [
         capped_count(
             sa.select(FollowUp.id).where(due_state_condition(due, now), *extra_conditions)
         ).label(due)
-        for due in DUE_STATES
+        for due in states
     ]
+
+
+def due_state_counts(now: datetime | None = None, extra_conditions=()) -> dict[str, CappedCount]:
+    """All four counts in one round trip."""
+    columns = due_state_count_columns(now or utcnow(), DUE_STATES, extra_conditions)
     row = db.session.execute(sa.select(*columns)).one()
     return {due: CappedCount(row._mapping[due]) for due in DUE_STATES}
 

@@ -9,7 +9,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from ied.activity.services import record_activity
 from ied.auth.models import User
-from ied.business_time import BillingCycle, billing_cycle
+from ied.business_time import BillingCycle, billing_cycle_labels, named_billing_cycle
 from ied.delivery.models import Assignment
 from ied.errors import DomainError
 from ied.extensions import db
@@ -38,38 +38,84 @@ class CycleUsage:
         return self.cap is not None and self.used >= self.cap
 
 
+# As columns of a query of installers: the counter of each one's current cycle (non-voided
+# events; the cycle's label by anchor day comes as parameters, _cycle_parameters) and its queued
+# assignments. Built once: only the labels change from call to call.
+_CURRENT_LABEL = sa.case(
+    {day: sa.bindparam(f"cycle_label_{day}", type_=sa.String) for day in range(1, 29)},
+    value=Installer.billing_anchor_day,
+)
+_USAGE_COLUMNS = (
+    sa.func.coalesce(
+        sa.select(CycleBilling.billed_count)
+        .where(
+            CycleBilling.installer_id == Installer.id,
+            CycleBilling.billing_cycle == _CURRENT_LABEL,
+        )
+        .scalar_subquery(),
+        0,
+    ),
+    sa.select(sa.func.count())
+    .select_from(Assignment)
+    .where(Assignment.installer_id == Installer.id, Assignment.status == "queued")
+    .scalar_subquery(),
+)
+
+
+def _cycle_parameters(labels: dict[int, str]) -> dict[str, str]:
+    return {f"cycle_label_{day}": label for day, label in labels.items()}
+
+
+class _Cycles(dict):
+    """Current billing cycles by anchor day, each worked out once, when first asked for."""
+
+    def __init__(self, labels: dict[int, str]):
+        super().__init__()
+        self.labels = labels
+
+    def __missing__(self, anchor_day: int) -> BillingCycle:
+        cycle = self[anchor_day] = named_billing_cycle(anchor_day, self.labels[anchor_day])
+        return cycle
+
+
+def _usage(installer: Installer, cycles: _Cycles, billed: int, queued: int) -> CycleUsage:
+    return CycleUsage(
+        cycle=cycles[installer.billing_anchor_day],
+        delivered=billed,
+        queued=queued,
+        cap=installer.cycle_cap,
+    )
+
+
+def installers_with_usage(*order_by) -> list[tuple[Installer, CycleUsage]]:
+    """Every installer with its cycle usage, in one statement."""
+    labels = billing_cycle_labels()
+    cycles = _Cycles(labels)
+    rows = db.session.execute(
+        sa.select(Installer, *_USAGE_COLUMNS).order_by(*order_by), _cycle_parameters(labels)
+    )
+    return [
+        (installer, _usage(installer, cycles, billed, queued)) for installer, billed, queued in rows
+    ]
+
+
 def cycle_usage(installers: list[Installer]) -> dict[int, CycleUsage]:
-    """Each installer's current-cycle counter (non-voided events) plus its queued assignments."""
+    """These installers' cycle usage, in one statement."""
     if not installers:
         return {}
-    cycles = {installer.id: billing_cycle(installer.billing_anchor_day) for installer in installers}
-    ids = list(cycles)
-    delivered = {
-        (installer_id, label): count
-        for installer_id, label, count in db.session.execute(
-            sa.select(
-                CycleBilling.installer_id, CycleBilling.billing_cycle, CycleBilling.billed_count
-            ).where(
-                CycleBilling.installer_id.in_(ids),
-                CycleBilling.billing_cycle.in_({cycle.label for cycle in cycles.values()}),
-            )
+    labels = billing_cycle_labels()
+    cycles = _Cycles(labels)
+    counts = {
+        installer_id: (billed, queued)
+        for installer_id, billed, queued in db.session.execute(
+            sa.select(Installer.id, *_USAGE_COLUMNS).where(
+                Installer.id.in_([installer.id for installer in installers])
+            ),
+            _cycle_parameters(labels),
         )
     }
-    queued = dict(
-        db.session.execute(
-            sa.select(Assignment.installer_id, sa.func.count())
-            .where(Assignment.installer_id.in_(ids), Assignment.status == "queued")
-            .group_by(Assignment.installer_id)
-        ).all()
-    )
     return {
-        installer.id: CycleUsage(
-            cycle=cycles[installer.id],
-            delivered=delivered.get((installer.id, cycles[installer.id].label), 0),
-            queued=queued.get(installer.id, 0),
-            cap=installer.cycle_cap,
-        )
-        for installer in installers
+        installer.id: _usage(installer, cycles, *counts[installer.id]) for installer in installers
     }
 
 
@@ -185,9 +231,10 @@ def installer_choices(lead: Lead) -> list[InstallerChoice]:
 
 def _fits_by_use() -> list[InstallerFit]:
     """Every installer's fit, least used share of its cap first, then by name."""
-    installers = list(db.session.scalars(sa.select(Installer).order_by(Installer.company_name)))
-    usage = cycle_usage(installers)
-    fits = [InstallerFit(installer, usage[installer.id]) for installer in installers]
+    fits = [
+        InstallerFit(installer, usage)
+        for installer, usage in installers_with_usage(Installer.company_name)
+    ]
     return sorted(
         fits,
         key=lambda fit: (

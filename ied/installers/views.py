@@ -1,6 +1,5 @@
 """Installers for managers: list with cycle usage, create, edit, pause and activate."""
 
-import sqlalchemy as sa
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
@@ -23,14 +22,8 @@ def installer_or_404(installer_id: int) -> Installer:
 @bp.get("")
 @role_required("manager")
 def index():
-    installers = list(
-        db.session.scalars(
-            sa.select(Installer).order_by(Installer.active.desc(), Installer.company_name)
-        )
-    )
-    return render_template(
-        "installers/index.html", installers=installers, usage=services.cycle_usage(installers)
-    )
+    rows = services.installers_with_usage(Installer.active.desc(), Installer.company_name)
+    return render_template("installers/index.html", rows=rows)
 
 
 def _save(form: InstallerForm, save, installer: Installer | None):

@@ -17,7 +17,6 @@ from ied.errors import DomainError
 from ied.extensions import db
 from ied.followups import services as followups
 from ied.followups.forms import CreateFollowUpForm, offer_installers
-from ied.followups.queries import due_state_counts
 from ied.form_errors import show_field_errors
 from ied.htmx import is_htmx, page_or_block, render_block
 from ied.installers.models import Installer
@@ -80,6 +79,7 @@ def queue():
     order = _choice(request.args.get("order"), queries.ORDERS)
     q = request.args.get("q", "").strip()[:100]
     page = queries.queue_page(tab, q, order, request.args.get("after"))
+    counts, follow_ups = queries.queue_counts()
     return page_or_block(
         QUEUE,
         "results",
@@ -87,8 +87,8 @@ def queue():
         order=order,
         q=q,
         page=page,
-        counts=queries.tab_counts(),
-        follow_ups=due_state_counts(),
+        counts=counts,
+        follow_ups=follow_ups,
         **queue_rows_context(page.leads, tab, order, q),
     )
 
