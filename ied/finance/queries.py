@@ -32,11 +32,16 @@ class EventFilter:
     def cycle_condition(self, installer_id, billing_cycle):
         """The cycle part of the filter on a table's installer and cycle columns, or None."""
         if self.current_cycles is not None:
+            # Grouped by label (at most two: this month's and last month's), each with its
+            # installers as one IN list: not an OR of a pair per installer.
+            installers_by_label: dict[str, list[int]] = {}
+            for installer, label in self.current_cycles:
+                installers_by_label.setdefault(label, []).append(installer)
             return sa.or_(
                 sa.false(),
                 *(
-                    sa.and_(installer_id == installer, billing_cycle == label)
-                    for installer, label in self.current_cycles
+                    sa.and_(billing_cycle == label, installer_id.in_(installers))
+                    for label, installers in installers_by_label.items()
                 ),
             )
         return billing_cycle == self.cycle if self.cycle else None

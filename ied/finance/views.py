@@ -22,7 +22,7 @@ from flask import (
 from flask_login import current_user
 
 from ied.auth.access import role_required
-from ied.business_time import billing_cycle
+from ied.business_time import billing_cycle, billing_cycle_labels
 from ied.delivery.models import DeliveryEvent
 from ied.errors import DomainError
 from ied.extensions import db
@@ -33,6 +33,7 @@ from ied.form_errors import show_field_errors
 from ied.htmx import page_or_block
 from ied.input_limits import id_or_none
 from ied.installers.models import Installer
+from ied.row_links import RowLink
 
 bp = Blueprint("finance", __name__, url_prefix="/finance")
 
@@ -56,10 +57,11 @@ def _filters() -> FinanceFilterForm:
         )
     ).all()
     filters.validate()
+    labels = billing_cycle_labels()
     filters.offer(
         queries.billing_cycles(),
         [(installer_id, name) for installer_id, name, _ in rows],
-        {installer_id: billing_cycle(anchor).label for installer_id, _, anchor in rows},
+        {installer_id: labels[anchor] for installer_id, _, anchor in rows},
     )
     return filters
 
@@ -76,6 +78,8 @@ def index():
         page=queries.event_page(event_filter, filters.after.data),
         totals=queries.cycle_totals(event_filter),
         pending_returns=services.pending_returns_count(),
+        lead_link=RowLink("leads.show", "reference"),
+        void_link=RowLink("finance.void", "event_id", "id", next=request.full_path),
     )
 
 

@@ -12,6 +12,7 @@ from ied.extensions import db
 from ied.followups.models import CLOSED_FOLLOW_UP_STATUSES, OPEN_FOLLOW_UP_STATUSES, FollowUp
 from ied.followups.services import follow_up_refusal
 from ied.formatting import local_datetime
+from ied.installers.models import Installer
 from ied.leads.models import Lead
 from ied.timestamps import utcnow
 
@@ -157,7 +158,11 @@ def follow_up_page(
     statement = (
         sa.select(FollowUp, due_state_of_row(now).label("due_state"))
         .where(*conditions)
-        .options(joinedload(FollowUp.lead), joinedload(FollowUp.installer))
+        .options(
+            # What a list row shows of its lead and installer.
+            joinedload(FollowUp.lead).load_only(Lead.reference, Lead.customer_name),
+            joinedload(FollowUp.installer).load_only(Installer.company_name),
+        )
         .order_by(*order)
         .limit(page_size + 1)
     )

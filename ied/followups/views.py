@@ -33,6 +33,7 @@ from ied.followups.queries import (
 )
 from ied.htmx import is_htmx, page_or_blocks
 from ied.installers.models import Installer
+from ied.row_links import RowLink
 from ied.timestamps import utcnow
 
 bp = Blueprint("followups", __name__)
@@ -60,14 +61,11 @@ def index():
     filters = FollowUpFilterForm(formdata=request.args)
     filters.installer.choices = choices(
         [("", "Any installer")]
-        + [
-            (installer.id, installer.company_name)
-            for installer in db.session.scalars(
-                sa.select(Installer)
-                .where(Installer.id.in_(sa.select(FollowUp.installer_id)))
-                .order_by(Installer.company_name)
-            )
-        ]
+        + db.session.execute(
+            sa.select(Installer.id, Installer.company_name)
+            .where(Installer.id.in_(sa.select(FollowUp.installer_id)))
+            .order_by(Installer.company_name)
+        ).all()
     )
     filters.validate()
     now = utcnow()
@@ -91,6 +89,7 @@ def index():
         counts=counts,
         all_count=CappedCount(sum(counts.values())),
         due_states=DUE_STATES,
+        follow_up_link=RowLink("followups.show", "follow_up_id", "id"),
     )
 
 
