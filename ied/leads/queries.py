@@ -12,6 +12,7 @@ from ied.delivery.queries import delivery_needs_action
 from ied.extensions import db
 from ied.followups.models import FollowUp
 from ied.followups.queries import due_state_count_columns
+from ied.installers.models import Installer
 from ied.keyset import cursor_position, decode_cursor, encode_cursor
 from ied.leads.models import LEAD_STATUSES, Lead, LeadStatusChange
 from ied.leads.services import normalize_email, normalize_phone, normalize_postcode
@@ -76,7 +77,17 @@ def delivery_problems(lead_ids: list[int]) -> dict[int, list[DeliveryProblem]]:
     for assignment in db.session.scalars(
         sa.select(Assignment)
         .where(Assignment.lead_id.in_(lead_ids), delivery_needs_action(now))
-        .options(joinedload(Assignment.installer))
+        .options(
+            # What a problem says and offers, of the assignment and its installer.
+            load_only(
+                Assignment.lead_id,
+                Assignment.installer_id,
+                Assignment.status,
+                Assignment.queued_at,
+                Assignment.last_error,
+            ),
+            joinedload(Assignment.installer).load_only(Installer.company_name, Installer.active),
+        )
         .order_by(Assignment.id)
     ):
         installer = assignment.installer
