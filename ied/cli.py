@@ -13,6 +13,7 @@ from ied.errors import DomainError
 from ied.extensions import db
 from ied.finance.services import cycle_billing_drift, repair_cycle_billing
 from ied.intake.services import create_api_key
+from ied.tallies.services import rebuild_tallies, tally_drift
 
 ied_cli = AppGroup("ied", help="IED back office commands.")
 ied_cli.add_command(dev_command)
@@ -64,6 +65,25 @@ def seed_demo_command(if_empty: bool) -> None:
         click.echo(f"  {role:<9} {email}  password: {password}")
 
 
+SHOWN_DRIFT = 50
+
+
+def _report_drift(drift: list, lines: list[str], noun: str, repair: bool) -> None:
+    """Print what differs; commit a repair, else exit 1 when anything differs."""
+    for line in lines[:SHOWN_DRIFT]:
+        click.echo(line)
+    if len(lines) > SHOWN_DRIFT:
+        click.echo(f"... and {len(lines) - SHOWN_DRIFT} more")
+    if repair:
+        db.session.commit()
+        click.echo(f"Repaired {len(drift)} {noun}(s)." if drift else f"Every {noun} is right.")
+    elif drift:
+        raise click.ClickException(f"{len(drift)} {noun}(s) differ; run with --repair.")
+    else:
+        db.session.rollback()
+        click.echo(f"Every {noun} is right.")
+
+
 @ied_cli.command("check-cycle-usage")
 @click.option("--repair", is_flag=True, help="Set every drifted counter to the direct count.")
 def check_cycle_usage_command(repair: bool) -> None:
@@ -72,19 +92,28 @@ def check_cycle_usage_command(repair: bool) -> None:
     Exits 1 when a counter is wrong and --repair was not given.
     """
     drift = repair_cycle_billing() if repair else cycle_billing_drift()
-    for row in drift:
-        click.echo(
-            f"installer {row.installer_id} cycle {row.billing_cycle}: "
-            f"counter {row.kept}; events {row.counted}"
-        )
-    if repair:
-        db.session.commit()
-        click.echo(f"Repaired {len(drift)} counter(s)." if drift else "Every counter is right.")
-    elif drift:
-        raise click.ClickException(f"{len(drift)} counter(s) differ; run with --repair.")
-    else:
-        db.session.rollback()
-        click.echo("Every counter is right.")
+    lines = [
+        f"installer {row.installer_id} cycle {row.billing_cycle}: "
+        f"counter {row.kept}; events {row.counted}"
+        for row in drift
+    ]
+    _report_drift(drift, lines, "counter", repair)
+
+
+@ied_cli.command("check-daily-tallies")
+@click.option("--repair", is_flag=True, help="Recount every daily tally from the records.")
+def check_daily_tallies_command(repair: bool) -> None:
+    """Compare the dashboard's daily tallies with a direct count of the records.
+
+    Exits 1 when a tally is wrong and --repair was not given.
+    """
+    drift = rebuild_tallies() if repair else tally_drift()
+    lines = [
+        f"{row.day} installer {row.installer_id or '(all)'} {row.tally}: "
+        f"tally {row.kept}; records {row.counted}"
+        for row in drift
+    ]
+    _report_drift(drift, lines, "tally", repair)
 
 
 @ied_cli.command("repair-lead-counts")

@@ -8,6 +8,7 @@ from ied.followups.models import ContactAttempt, FollowUp
 from ied.installers.models import Installer
 from ied.intake.models import ApiKey
 from ied.leads.models import Lead, LeadStatusChange
+from ied.tallies.models import DailyTally
 
 __all__ = [
     "ActivityEntry",
@@ -15,6 +16,7 @@ __all__ = [
     "Assignment",
     "ContactAttempt",
     "CycleBilling",
+    "DailyTally",
     "DeliveryAudit",
     "DeliveryEvent",
     "FollowUp",

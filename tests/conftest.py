@@ -3,6 +3,7 @@ import threading
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 from flask import Flask
@@ -85,6 +86,22 @@ def migrated_database(test_settings) -> str:
 @pytest.fixture
 def is_postgres(migrated_database) -> bool:
     return migrated_database.startswith("postgresql")
+
+
+@pytest.fixture
+def fresh_database(migrated_database, is_postgres):
+    """An empty PostgreSQL database on the test server (its URL); dropped afterwards."""
+    if not is_postgres:
+        pytest.skip("a second database on the PostgreSQL test server")
+    url = sa.engine.make_url(migrated_database)
+    name = "ied_fresh_test"
+    server = url.set(drivername="postgresql", database="postgres").render_as_string(False)
+    with psycopg.connect(server, autocommit=True) as connection:
+        connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        connection.execute(f"CREATE DATABASE {name}")
+    yield url.set(database=name)
+    with psycopg.connect(server, autocommit=True) as connection:
+        connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def _empty_all_tables() -> None:

@@ -2,7 +2,6 @@
 
 import subprocess
 
-import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
@@ -17,20 +16,6 @@ pytestmark = pytest.mark.postgres_only
 def _postgres_only(is_postgres):
     if not is_postgres:
         pytest.skip("the backup is pg_dump / pg_restore")
-
-
-@pytest.fixture
-def fresh_database(migrated_database):
-    """An empty database on the same server; dropped afterwards."""
-    url = make_url(migrated_database)
-    name = "ied_restore_test"
-    server = url.set(drivername="postgresql", database="postgres").render_as_string(False)
-    with psycopg.connect(server, autocommit=True) as connection:
-        connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        connection.execute(f"CREATE DATABASE {name}")
-    yield url.set(database=name)
-    with psycopg.connect(server, autocommit=True) as connection:
-        connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def _client_args(url) -> list[str]:

@@ -1,9 +1,9 @@
 """The dashboard's numbers: each one an aggregate the database computes over an index.
 
-Nothing here loads rows to count them in Python. "Now" figures read a maintained counter
-(leads per status), a small index slice (deliveries needing action) or capped counts
-(follow-ups); period figures are GROUP BYs over a bounded date range of an index. Days are
-business days (BUSINESS_TIMEZONE), cut at local midnights so a clock change moves nothing.
+Nothing here loads rows to count them in Python, and nothing grows with the history: "now"
+figures read a maintained counter (leads per status), small index slices (deliveries needing
+action) or capped counts (follow-ups, returns); period figures sum the daily tallies the
+services keep (ied/tallies), a few rows a business day (BUSINESS_TIMEZONE).
 """
 
 from dataclasses import dataclass
@@ -18,13 +18,14 @@ from ied.delivery.models import Assignment, DeliveryAudit
 from ied.delivery.queries import delivery_needs_action_kinds, queued_alert_cutoff
 from ied.extensions import db
 from ied.finance.models import ReturnRequest
-from ied.followups.models import CLOSED_FOLLOW_UP_STATUSES, SATISFACTION_OUTCOMES, FollowUp
-from ied.followups.queries import due_state_counts, follow_up_filter
+from ied.followups.models import FollowUp
+from ied.followups.queries import due_state_count_columns, follow_up_filter
 from ied.installers.models import Installer
 from ied.installers.services import CycleUsage, cycle_usage
 from ied.leads.models import LEAD_STATUSES, STATUS_LABELS, Lead
 from ied.leads.status_counts import lead_status_counts
-from ied.timestamps import UTCDateTime, utcnow
+from ied.tallies.services import PeriodTallies, tallies_between
+from ied.timestamps import utcnow
 
 PERIODS = (7, 30, 90)
 DEFAULT_PERIOD = 30
@@ -67,19 +68,6 @@ def period_of(days: int, now: datetime | None = None) -> Period:
     """The last `days` business days, today included."""
     today = business_today(now)
     return Period(days=days, first_day=today - timedelta(days=days - 1), last_day=today)
-
-
-def _days_of(period: Period) -> sa.Subquery:
-    """One row per business day of the period (index, start, end), for a range join."""
-    rows = [
-        sa.select(
-            sa.literal(index).label("day"),
-            sa.literal(starts, UTCDateTime).label("starts"),
-            sa.literal(ends, UTCDateTime).label("ends"),
-        )
-        for index, (starts, ends) in enumerate(day_bounds(day) for day in period.day_list)
-    ]
-    return sa.union_all(*rows).subquery("days")
 
 
 # Now --------------------------------------------------------------------------------------
@@ -194,30 +182,22 @@ class FollowUpSummary:
     due_today: CappedCount
     upcoming: CappedCount
     open_issues: CappedCount
+    pending_returns: CappedCount  # installers' return requests waiting for a manager
 
 
 def follow_up_summary(now: datetime | None = None) -> FollowUpSummary:
-    counts = due_state_counts(now)
-    issues = db.session.scalar(
-        sa.select(capped_count(sa.select(FollowUp.id).where(*follow_up_filter(issue="open"))))
-    )
-    return FollowUpSummary(
-        overdue=counts["overdue"],
-        due_today=counts["due_today"],
-        upcoming=counts["upcoming"],
-        open_issues=CappedCount(issues),
-    )
-
-
-def pending_returns() -> CappedCount:
-    """Installers' return requests waiting for a manager's decision."""
-    return CappedCount(
-        db.session.scalar(
-            sa.select(
-                capped_count(sa.select(ReturnRequest.id).where(ReturnRequest.status == "pending"))
-            )
+    """The open follow-ups by due state, open issues and pending returns: capped counts, each
+    over its own index, in one round trip."""
+    open_issues = sa.select(FollowUp.id).where(*follow_up_filter(issue="open"))
+    pending = sa.select(ReturnRequest.id).where(ReturnRequest.status == "pending")
+    row = db.session.execute(
+        sa.select(
+            *due_state_count_columns(now or utcnow(), ("overdue", "due_today", "upcoming")),
+            capped_count(open_issues).label("open_issues"),
+            capped_count(pending).label("pending_returns"),
         )
-    )
+    ).one()
+    return FollowUpSummary(**{name: CappedCount(count) for name, count in row._mapping.items()})
 
 
 @dataclass(frozen=True)
@@ -271,18 +251,18 @@ class DailyCounts:
         return chart_ceiling(max((day.count for day in self.days), default=0))
 
 
-def new_leads_per_day(period: Period) -> DailyCounts:
-    days = _days_of(period)
-    counted = dict(
-        db.session.execute(
-            sa.select(days.c.day, sa.func.count(Lead.id))
-            .select_from(days)
-            .join(Lead, sa.and_(Lead.created_at >= days.c.starts, Lead.created_at < days.c.ends))
-            .group_by(days.c.day)
-        ).all()
-    )
+def period_tallies(period: Period) -> PeriodTallies:
+    """The period's kept daily tallies, in one statement (ied/tallies)."""
+    return tallies_between(period.first_day, period.last_day)
+
+
+def _tally_of(tallies: PeriodTallies, day: date, name: str) -> int:
+    return tallies.per_day.get(day, {}).get(name, 0)
+
+
+def new_leads_per_day(period: Period, tallies: PeriodTallies) -> DailyCounts:
     return DailyCounts(
-        [DayCount(day, counted.get(index, 0)) for index, day in enumerate(period.day_list)]
+        [DayCount(day, _tally_of(tallies, day, "leads_created")) for day in period.day_list]
     )
 
 
@@ -323,28 +303,16 @@ class DeliveryDays:
         return chart_ceiling(max((day.attempts for day in self.days), default=0))
 
 
-def deliveries_per_day(period: Period) -> DeliveryDays:
+def deliveries_per_day(period: Period, tallies: PeriodTallies) -> DeliveryDays:
     """Email attempts finished each day, sent or failed (a retried delivery counts each try)."""
-    days = _days_of(period)
-    counted = {
-        (index, status): count
-        for index, status, count in db.session.execute(
-            sa.select(days.c.day, DeliveryAudit.status, sa.func.count())
-            .select_from(days)
-            .join(
-                DeliveryAudit,
-                sa.and_(
-                    DeliveryAudit.finished_at >= days.c.starts,
-                    DeliveryAudit.finished_at < days.c.ends,
-                ),
-            )
-            .group_by(days.c.day, DeliveryAudit.status)
-        )
-    }
     return DeliveryDays(
         [
-            DeliveryDay(day, counted.get((index, "sent"), 0), counted.get((index, "failed"), 0))
-            for index, day in enumerate(period.day_list)
+            DeliveryDay(
+                day,
+                _tally_of(tallies, day, "attempts_sent"),
+                _tally_of(tallies, day, "attempts_failed"),
+            )
+            for day in period.day_list
         ]
     )
 
@@ -371,59 +339,30 @@ class InstallerQuality:
         return self.with_issue / self.closed_follow_ups if self.closed_follow_ups else None
 
 
-def installer_quality(period: Period, all_installers: list[Installer]) -> list[InstallerQuality]:
+def installer_quality(
+    tallies: PeriodTallies, all_installers: list[Installer]
+) -> list[InstallerQuality]:
     """Per installer: deliveries sent in the period and how many a person opened; returns the
     installer asked for in the period; follow-ups closed in the period by satisfaction, and how
     many of them reported an issue."""
-    in_period = (Assignment.sent_at >= period.starts_at, Assignment.sent_at < period.ends_at)
-    delivered = {
-        installer_id: (count, opened)
-        for installer_id, count, opened in db.session.execute(
-            sa.select(
-                Assignment.installer_id, sa.func.count(), sa.func.count(Assignment.first_opened_at)
-            )
-            .where(*in_period)
-            .group_by(Assignment.installer_id)
-        )
-    }
-    returned = dict(
-        db.session.execute(
-            sa.select(ReturnRequest.installer_id, sa.func.count())
-            .where(
-                ReturnRequest.requested_at >= period.starts_at,
-                ReturnRequest.requested_at < period.ends_at,
-            )
-            .group_by(ReturnRequest.installer_id)
-        ).all()
-    )
-    closed = {
-        installer_id: counts
-        for installer_id, *counts in db.session.execute(
-            sa.select(
-                FollowUp.installer_id,
-                *(
-                    sa.func.count(sa.case((FollowUp.satisfaction_outcome == outcome, 1)))
-                    for outcome in SATISFACTION_OUTCOMES
-                ),
-                sa.func.count(),
-                sa.func.count(sa.case((FollowUp.has_issue, 1))),
-            )
-            .where(
-                FollowUp.completed_at >= period.starts_at,
-                FollowUp.completed_at < period.ends_at,
-                FollowUp.status.in_(CLOSED_FOLLOW_UP_STATUSES),
-            )
-            .group_by(FollowUp.installer_id)
-        )
-    }
     return [
         InstallerQuality(
             installer.id,
             installer.company_name,
-            *delivered.get(installer.id, (0, 0)),
-            returned.get(installer.id, 0),
-            *closed.get(installer.id, (0, 0, 0, 0, 0)),
+            *(
+                tallies.per_installer[installer.id][name]
+                for name in (
+                    "deliveries_sent",
+                    "deliveries_opened",
+                    "returns_requested",
+                    "follow_ups_satisfied",
+                    "follow_ups_mixed",
+                    "follow_ups_unsatisfied",
+                    "follow_ups_closed",
+                    "follow_ups_with_issue",
+                )
+            ),
         )
         for installer in all_installers
-        if installer.id in delivered or installer.id in returned or installer.id in closed
+        if any(tallies.per_installer.get(installer.id, {}).values())
     ]

@@ -35,8 +35,7 @@ def _status_bars() -> list[ChartBar]:
     ]
 
 
-def _follow_up_bars() -> list[ChartBar]:
-    summary = queries.follow_up_summary()
+def _follow_up_bars(summary: queries.FollowUpSummary) -> list[ChartBar]:
     return [
         ChartBar(key, label, count, url_for("followups.index", **filters))
         for key, label, count, filters in (
@@ -55,12 +54,13 @@ def _period_days() -> int:
 
 def _period_context(all_installers) -> dict:
     period = queries.period_of(_period_days())
+    tallies = queries.period_tallies(period)
     return {
         "period": period,
         "periods": queries.PERIODS,
-        "new_leads": queries.new_leads_per_day(period),
-        "deliveries": queries.deliveries_per_day(period),
-        "quality": queries.installer_quality(period, all_installers),
+        "new_leads": queries.new_leads_per_day(period, tallies),
+        "deliveries": queries.deliveries_per_day(period, tallies),
+        "quality": queries.installer_quality(tallies, all_installers),
     }
 
 
@@ -70,12 +70,13 @@ def index():
     all_installers = queries.installers()
     context = _period_context(all_installers)
     if not is_htmx():
+        follow_ups = queries.follow_up_summary()
         context |= {
             "now": utcnow(),
             "status_bars": _status_bars(),
-            "follow_up_bars": _follow_up_bars(),
+            "follow_up_bars": _follow_up_bars(follow_ups),
             "needs_action": queries.deliveries_needing_action(),
-            "pending_returns": queries.pending_returns(),
+            "pending_returns": follow_ups.pending_returns,
             "cap_use": queries.cap_use(all_installers),
         }
     return page_or_block(PAGE, "period_panels", **context)

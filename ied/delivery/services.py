@@ -23,6 +23,7 @@ from ied.installers.services import CycleUsage, cycle_usage, exclusion_reasons
 from ied.leads.models import Lead
 from ied.leads.services import change_status, clean_note
 from ied.row_locks import load_locked, lock_one
+from ied.tallies.services import add_to_tally
 from ied.timestamps import UTCDateTime, utcnow
 
 ASSIGNABLE_LEAD_STATUSES = ("ready_to_route", "assigned")
@@ -236,6 +237,7 @@ def record_delivery_success(assignment_id: int) -> DeliveryEvent:
         price=installer.price_per_lead,
     )
     db.session.add(event)
+    add_to_tally(now, installer_id=installer.id, deliveries_sent=1)
     _refresh_attention_of(assignment)  # flushes; the lead's lock comes before the counter's
     count_delivery_event(event)
     return event
@@ -357,6 +359,7 @@ def finish_attempt(
     audit.error = error
     audit.finished_at = utcnow()
     audit.lease_expires_at = None
+    add_to_tally(audit.finished_at, shard_key=audit.id, **{f"attempts_{status}": 1})
     outcome = {"smtp_code": smtp_code, "smtp_reply": smtp_reply, "error": error}
     record_activity(
         "delivery.attempted",
@@ -387,6 +390,9 @@ def record_link_open(assignment: Assignment) -> None:
         .returning(Assignment.open_count)
     )
     if open_count == 1:
+        # Opens count with the day the delivery was sent: "of the deliveries sent that day,
+        # how many were opened".
+        add_to_tally(assignment.sent_at, installer_id=assignment.installer_id, deliveries_opened=1)
         installer = assignment.installer.company_name
         record_activity(
             "assignment.opened",

@@ -7,7 +7,6 @@ from decimal import Decimal
 
 import sqlalchemy as sa
 from flask import current_app
-from sqlalchemy.dialects import postgresql, sqlite
 
 from ied.activity.services import record_activity
 from ied.auth.models import User
@@ -18,7 +17,9 @@ from ied.finance.models import RETURN_REASONS, CycleBilling, ReturnRequest
 from ied.formatting import local_datetime
 from ied.installers.models import Installer
 from ied.row_locks import lock_one
+from ied.tallies.services import add_to_tally
 from ied.timestamps import utcnow
+from ied.upserts import upsert
 
 REASON_TEXT_LIMIT = 1000
 
@@ -33,11 +34,6 @@ class ReturnRefused(DomainError):
     pass
 
 
-def _insert(table):
-    dialect = db.session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
-
-
 COUNTERS = ("billed_count", "billed_amount", "voided_count", "voided_amount")
 
 
@@ -46,7 +42,7 @@ def _change_cycle_billing(installer_id: int, cycle: str, *, add: bool, **values)
     deliveries to the same installer each add their own."""
     table = CycleBilling.__table__
     values = {name: values.get(name, 0) for name in COUNTERS}
-    statement = _insert(table).values(installer_id=installer_id, billing_cycle=cycle, **values)
+    statement = upsert(table).values(installer_id=installer_id, billing_cycle=cycle, **values)
     statement = statement.on_conflict_do_update(
         index_elements=[table.c.installer_id, table.c.billing_cycle],
         set_={
@@ -289,6 +285,7 @@ def request_return(
     )
     db.session.add(request)
     db.session.flush()
+    add_to_tally(request.requested_at, installer_id=request.installer_id, returns_requested=1)
     record_activity(
         "return_request.requested",
         request,

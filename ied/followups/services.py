@@ -22,6 +22,7 @@ from ied.followups.models import (
 )
 from ied.leads.models import Lead
 from ied.row_locks import lock_one
+from ied.tallies.services import add_to_tally
 from ied.timestamps import utcnow
 
 
@@ -256,6 +257,13 @@ def close(follow_up: FollowUp, actor: User | None) -> FollowUp:
     from_status = follow_up.status
     _move(follow_up, closes_as(follow_up))
     follow_up.completed_at = utcnow()
+    add_to_tally(
+        follow_up.completed_at,
+        installer_id=follow_up.installer_id,
+        follow_ups_closed=1,
+        **{f"follow_ups_{follow_up.satisfaction_outcome}": 1},
+        follow_ups_with_issue=int(follow_up.has_issue),
+    )
     record_activity(
         "follow_up.closed",
         follow_up,

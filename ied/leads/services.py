@@ -17,6 +17,7 @@ from ied.input_limits import column_length, is_id, text_errors
 from ied.leads.models import NEXT_LEAD_STATUS, PRODUCTS, SELECTED_PATHS, Lead, LeadStatusChange
 from ied.leads.status_counts import count_status_change
 from ied.row_locks import lock_one
+from ied.tallies.services import add_to_tally
 from ied.timestamps import utcnow
 
 REFERENCE_PREFIX = "IED-"
@@ -178,6 +179,7 @@ def create_lead(
         )
     )
     count_status_change(lead.id, None, "new")
+    add_to_tally(lead.created_at, shard_key=lead.id, leads_created=1)
     record_activity(
         "lead.created",
         lead,

@@ -6,18 +6,12 @@ the leads table (the repair command, and after a bulk load that bypassed the ser
 """
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from ied.extensions import db
 from ied.leads.models import LEAD_STATUSES, Lead, LeadStatusCount
+from ied.upserts import upsert
 
 STATUS_COUNT_SHARDS = 16
-
-
-def _upsert():
-    """INSERT ... ON CONFLICT on the plain table: a Core statement, so no ORM flush first."""
-    dialect = db.session.get_bind().dialect.name
-    return (postgresql if dialect == "postgresql" else sqlite).insert(LeadStatusCount.__table__)
 
 
 def count_status_change(lead_id: int, from_status: str | None, to_status: str) -> None:
@@ -26,7 +20,7 @@ def count_status_change(lead_id: int, from_status: str | None, to_status: str) -
     rows = [{"status": to_status, "shard": shard, "lead_count": 1}]
     if from_status is not None:
         rows.append({"status": from_status, "shard": shard, "lead_count": -1})
-    insert = _upsert().values(rows)
+    insert = upsert(LeadStatusCount.__table__).values(rows)
     db.session.execute(
         insert.on_conflict_do_update(
             index_elements=["status", "shard"],

@@ -467,7 +467,11 @@ def prepare_database(server: ThrowawayPostgres, name: str, leads: int, env: dict
     log(f"Loading {leads:,} leads into {name}")
     load(dsn, leads, user_id)
     # The counters, from the rows loaded behind the app's back, by the app's own repairs.
-    for command in (["check-cycle-usage", "--repair"], ["repair-lead-counts"]):
+    for command in (
+        ["check-cycle-usage", "--repair"],
+        ["repair-lead-counts"],
+        ["check-daily-tallies", "--repair"],
+    ):
         subprocess.run(
             [*flask, "ied", *command], cwd=ROOT, env=run_env, check=True, capture_output=True
         )
