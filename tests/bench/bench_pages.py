@@ -386,8 +386,8 @@ def pages_for(facts: dict, client: Client, extra: dict) -> list[Page]:
             facts["reference"],
         ),
     ]
-    for path, label in extra["optional_pages"]:
-        pages.append(get(label, path))
+    for path, label, is_fragment in extra["optional_pages"]:
+        pages.append(get(label, path, headers=htmx if is_fragment else None))
     return pages
 
 
@@ -505,11 +505,14 @@ print(json.dumps({{"api_key": key, "link_token": token, "endpoints": sorted(endp
     ).stdout
     extras = json.loads(out.strip().splitlines()[-1])
     optional = [
-        ("dashboard.index", "/dashboard", "dashboard"),
-        ("finance.index", "/finance", "finance"),
+        ("dashboard.index", "/dashboard", "dashboard", False),
+        ("dashboard.index", "/dashboard?period=90", "dashboard: 90 days (htmx)", True),
+        ("finance.index", "/finance", "finance", False),
     ]
     extras["optional_pages"] = [
-        (path, label) for endpoint, path, label in optional if endpoint in extras["endpoints"]
+        (path, label, is_fragment)
+        for endpoint, path, label, is_fragment in optional
+        if endpoint in extras["endpoints"]
     ]
     return extras
 
