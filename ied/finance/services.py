@@ -19,7 +19,7 @@ from ied.installers.models import Installer
 from ied.row_locks import lock_one
 from ied.tallies.services import add_to_tally
 from ied.timestamps import utcnow
-from ied.upserts import upsert
+from ied.upserts import add_to_counters, upsert
 
 REASON_TEXT_LIMIT = 1000
 
@@ -37,34 +37,37 @@ class ReturnRefused(DomainError):
 COUNTERS = ("billed_count", "billed_amount", "voided_count", "voided_amount")
 
 
-def _change_cycle_billing(installer_id: int, cycle: str, *, add: bool, **values) -> None:
-    """Add to (or, for a repair, overwrite) one counter row in one statement: concurrent
-    deliveries to the same installer each add their own."""
+def _add_to_cycle_billing(installer_id: int, cycle: str, **values) -> None:
+    """Add to one counter row in one statement: concurrent deliveries to the same installer
+    each add their own."""
+    row = {"installer_id": installer_id, "billing_cycle": cycle}
+    row |= {name: values.get(name, 0) for name in COUNTERS}
+    add_to_counters(CycleBilling.__table__, ("installer_id", "billing_cycle"), [row])
+
+
+def _set_cycle_billing(installer_id: int, cycle: str, **values) -> None:
+    """Overwrite one counter row (a repair)."""
     table = CycleBilling.__table__
-    values = {name: values.get(name, 0) for name in COUNTERS}
     statement = upsert(table).values(installer_id=installer_id, billing_cycle=cycle, **values)
-    statement = statement.on_conflict_do_update(
-        index_elements=[table.c.installer_id, table.c.billing_cycle],
-        set_={
-            name: table.c[name] + statement.excluded[name] if add else statement.excluded[name]
-            for name in COUNTERS
-        },
+    db.session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[table.c.installer_id, table.c.billing_cycle],
+            set_={name: statement.excluded[name] for name in COUNTERS},
+        )
     )
-    db.session.execute(statement)
 
 
 def count_delivery_event(event: DeliveryEvent) -> None:
     """Called in the transaction that creates the event."""
-    _change_cycle_billing(
-        event.installer_id, event.billing_cycle, add=True, billed_count=1, billed_amount=event.price
+    _add_to_cycle_billing(
+        event.installer_id, event.billing_cycle, billed_count=1, billed_amount=event.price
     )
 
 
 def _count_void(event: DeliveryEvent) -> None:
-    _change_cycle_billing(
+    _add_to_cycle_billing(
         event.installer_id,
         event.billing_cycle,
-        add=True,
         billed_count=-1,
         billed_amount=-event.price,
         voided_count=1,
@@ -174,7 +177,7 @@ def repair_cycle_billing() -> list[CycleBillingDrift]:
     )
     drift = cycle_billing_drift()
     for row in drift:
-        _change_cycle_billing(row.installer_id, row.billing_cycle, add=False, **vars(row.counted))
+        _set_cycle_billing(row.installer_id, row.billing_cycle, **vars(row.counted))
     return drift
 
 

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from ied.extensions import db
 from ied.leads.models import LEAD_STATUSES, Lead, LeadStatusCount
-from ied.upserts import upsert
+from ied.upserts import add_to_counters
 
 STATUS_COUNT_SHARDS = 16
 
@@ -20,13 +20,7 @@ def count_status_change(lead_id: int, from_status: str | None, to_status: str) -
     rows = [{"status": to_status, "shard": shard, "lead_count": 1}]
     if from_status is not None:
         rows.append({"status": from_status, "shard": shard, "lead_count": -1})
-    insert = upsert(LeadStatusCount.__table__).values(rows)
-    db.session.execute(
-        insert.on_conflict_do_update(
-            index_elements=["status", "shard"],
-            set_={"lead_count": insert.table.c.lead_count + insert.excluded.lead_count},
-        )
-    )
+    add_to_counters(LeadStatusCount.__table__, ("status", "shard"), rows)
 
 
 def lead_status_counts() -> dict[str, int]:

@@ -16,7 +16,7 @@ from ied.business_time import business_today, day_bounds
 from ied.extensions import db
 from ied.tallies.models import BUSINESS_WIDE, TALLIES, DailyTally
 from ied.timestamps import UTCDateTime
-from ied.upserts import upsert
+from ied.upserts import add_to_counters
 
 TALLY_SHARDS = 16
 RECOUNT_DAYS_PER_STATEMENT = 92
@@ -30,19 +30,13 @@ def add_to_tally(
     Business-wide tallies go to one of TALLY_SHARDS rows picked by `shard_key` (the id of what
     is counted); an installer's to its single row of the day.
     """
-    table = DailyTally.__table__
-    statement = upsert(table).values(
-        day=business_today(moment),
-        installer_id=installer_id,
-        shard=shard_key % TALLY_SHARDS if installer_id == BUSINESS_WIDE else 0,
+    row = {
+        "day": business_today(moment),
+        "installer_id": installer_id,
+        "shard": shard_key % TALLY_SHARDS if installer_id == BUSINESS_WIDE else 0,
         **{name: counts.get(name, 0) for name in TALLIES},
-    )
-    db.session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[table.c.day, table.c.installer_id, table.c.shard],
-            set_={name: table.c[name] + statement.excluded[name] for name in counts},
-        )
-    )
+    }
+    add_to_counters(DailyTally.__table__, ("day", "installer_id", "shard"), [row])
 
 
 @dataclass
