@@ -244,6 +244,18 @@ def test_an_installer_at_its_cap_is_marked(client, login_as, make_lead, make_ins
     assert f'<g class="under-cap" data-installer="{roomy.id}">' in html
 
 
+def test_a_long_installer_name_is_cut_to_fit_the_cap_chart_and_kept_whole_in_its_table(
+    client, login_as, make_installer
+):
+    login_as("manager")
+    make_installer(company_name="Capital Insulation Company", cycle_cap=5)
+    html = client.get("/dashboard").get_data(as_text=True)
+    chart = html.split('class="chart caps"', 1)[1].split("</svg>", 1)[0]
+    assert '<text class="label" x="0" y="15">Capital Insulati…</text>' in chart
+    assert "<title>Capital Insulation Company: 0 of 5 this cycle</title>" in chart
+    assert table_rows(html, "caps-table")[0][0] == "Capital Insulation Company"
+
+
 @pytest.mark.parametrize("period, days", [(7, 7), (30, 30), (90, 90), (None, 30), (12, 30)])
 def test_the_period_picks_the_days_shown(client, login_as, period, days):
     login_as("manager")
