@@ -7,6 +7,7 @@ import pytest
 import sqlalchemy as sa
 
 from ied import capped_counts
+from ied.business_time import business_today, day_bounds
 from ied.delivery import services as delivery
 from ied.delivery.models import Assignment
 from ied.delivery.services import queued_alert_delay
@@ -14,6 +15,7 @@ from ied.extensions import db
 from ied.leads import queries
 from ied.leads.models import Lead, LeadStatusChange
 from ied.timestamps import utcnow
+from tests.support.follow_ups import make_follow_up
 
 HTMX = {"HX-Request": "true"}
 
@@ -354,3 +356,21 @@ def test_the_kept_attention_moment_follows_every_delivery_change(
     delivery.withdraw(one, operator)
     assert tab() == []
     assert db.session.get(Lead, lead.id).delivery_attention_at is None
+
+
+def test_the_queue_head_counts_follow_ups_overdue_and_due_today(
+    client, login_as, make_lead, make_installer, operator
+):
+    login_as("operator")
+    now = utcnow()
+    _, end_of_today = day_bounds(business_today(now))
+    for due_at in (
+        now - timedelta(days=2),
+        now - timedelta(days=1),
+        now + (end_of_today - now) / 2,
+        end_of_today + timedelta(days=1),
+    ):
+        make_follow_up(make_lead, make_installer, operator, due_at)
+    head = client.get("/leads").get_data(as_text=True)
+    today = re.search(r"<p class=\"today\" data-today>(.*?)</p>", head, re.S).group(1)
+    assert ">2 overdue</a>" in today and ">1 due today</a>" in today

@@ -32,21 +32,32 @@ def _status_in(statuses: tuple[str, ...]):
     return FollowUp.status.in_([sa.literal_column(f"'{status}'") for status in statuses])
 
 
-def due_state_condition(due: str, now: datetime | None = None):
-    now = now or utcnow()
-    _, end_of_today = day_bounds(business_today(now))
+def due_state_condition(due: str, now=None, end_of_today=None):
+    """The rows in a due state at `now`. `now` and `end_of_today` may be bind parameters (a
+    statement built once, its moments given when run); end_of_today follows from now if not
+    given."""
+    now = utcnow() if now is None else now
+    if due == "done":
+        return _status_in(CLOSED_FOLLOW_UP_STATUSES)
     is_open = _status_in(OPEN_FOLLOW_UP_STATUSES)
-    return {
-        "overdue": sa.and_(is_open, FollowUp.due_at < now),
-        "due_today": sa.and_(is_open, FollowUp.due_at >= now, FollowUp.due_at < end_of_today),
-        "upcoming": sa.and_(is_open, FollowUp.due_at >= end_of_today),
-        "done": _status_in(CLOSED_FOLLOW_UP_STATUSES),
-    }[due]
+    if due == "overdue":
+        return sa.and_(is_open, FollowUp.due_at < now)
+    if end_of_today is None:
+        _, end_of_today = day_bounds(business_today(now))
+    if due == "due_today":
+        return sa.and_(is_open, FollowUp.due_at >= now, FollowUp.due_at < end_of_today)
+    if due == "upcoming":
+        return sa.and_(is_open, FollowUp.due_at >= end_of_today)
+    raise KeyError(due)
 
 
 def due_state_of_row(now: datetime):
     """The due state of each row as a SQL expression, so rows and filters always agree."""
-    return sa.case(*((due_state_condition(due, now), due) for due in DUE_STATES[:-1]), else_="done")
+    _, end_of_today = day_bounds(business_today(now))
+    return sa.case(
+        *((due_state_condition(due, now, end_of_today), due) for due in DUE_STATES[:-1]),
+        else_="done",
+    )
 
 
 def due_state_of(follow_up_id: int, now: datetime | None = None) -> str:
@@ -93,13 +104,18 @@ def follow_up_filter(
 
 
 def due_state_count_columns(
-    now: datetime, states: tuple[str, ...] = DUE_STATES, extra_conditions=()
+    now, states: tuple[str, ...] = DUE_STATES, extra_conditions=(), end_of_today=None
 ) -> list:
     """Each due state's capped count as a column labelled with the state, each its own capped
-    subquery using its index (for a page to select with its other counts)."""
+    subquery using its index (for a page to select with its other counts); `now` and
+    `end_of_today` as for due_state_condition."""
+    if end_of_today is None:
+        _, end_of_today = day_bounds(business_today(now))
     return [
         capped_count(
-            sa.select(FollowUp.id).where(due_state_condition(due, now), *extra_conditions)
+            sa.select(FollowUp.id).where(
+                due_state_condition(due, now, end_of_today), *extra_conditions
+            )
         ).label(due)
         for due in states
     ]

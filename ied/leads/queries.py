@@ -2,10 +2,12 @@
 
 import re
 from dataclasses import dataclass
+from functools import cache
 
 import sqlalchemy as sa
 from sqlalchemy.orm import joinedload, load_only, selectinload
 
+from ied.business_time import business_today, day_bounds
 from ied.capped_counts import CappedCount, capped_count
 from ied.delivery.models import Assignment, DeliveryEvent
 from ied.delivery.queries import delivery_needs_action
@@ -128,17 +130,18 @@ def next_in_tab(tab: str, after: Lead) -> Lead | None:
     )
 
 
-def _tab_filter(tab: str) -> sa.ColumnElement[bool]:
+def _tab_filter(tab: str, now=None) -> sa.ColumnElement[bool]:
     if tab == ATTENTION:
         # A delivery needing action (delivery_needs_action): the delivery services keep the
         # moment it starts to on the lead, so this reads no assignments.
-        return Lead.delivery_attention_at <= utcnow()
+        return Lead.delivery_attention_at <= (utcnow() if now is None else now)
     return Lead.status == tab
 
 
-def _tab_count_columns() -> list:
+def _tab_count_columns(now=None) -> list:
     return [
-        capped_count(sa.select(Lead.id).where(_tab_filter(tab))).label(tab) for tab in QUEUE_TABS
+        capped_count(sa.select(Lead.id).where(_tab_filter(tab, now))).label(tab)
+        for tab in QUEUE_TABS
     ]
 
 
@@ -152,10 +155,24 @@ def tab_counts() -> dict[str, CappedCount]:
 QUEUE_FOLLOW_UP_STATES = ("overdue", "due_today")
 
 
+@cache
+def _queue_counts_statement() -> sa.Select:
+    """Built once (its moments are parameters): building seven capped subqueries took longer
+    than running them."""
+    now, end_of_today = sa.bindparam("now"), sa.bindparam("end_of_today")
+    follow_ups = due_state_count_columns(now, QUEUE_FOLLOW_UP_STATES, end_of_today=end_of_today)
+    return sa.select(*_tab_count_columns(now), *follow_ups)
+
+
 def queue_counts() -> tuple[dict[str, CappedCount], dict[str, CappedCount]]:
     """Every tab's count and the queue head's follow-up counts, each capped, in one round trip."""
-    follow_ups = due_state_count_columns(utcnow(), QUEUE_FOLLOW_UP_STATES)
-    row = db.session.execute(sa.select(*_tab_count_columns(), *follow_ups)).one()._mapping
+    now = utcnow()
+    _, end_of_today = day_bounds(business_today(now))
+    row = (
+        db.session.execute(_queue_counts_statement(), {"now": now, "end_of_today": end_of_today})
+        .one()
+        ._mapping
+    )
     return (
         {tab: CappedCount(row[tab]) for tab in QUEUE_TABS},
         {due: CappedCount(row[due]) for due in QUEUE_FOLLOW_UP_STATES},
