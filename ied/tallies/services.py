@@ -49,22 +49,22 @@ class PeriodTallies:
 
 def tallies_between(first_day: date, last_day: date) -> PeriodTallies:
     """One statement: a few rows a day (TALLY_SHARDS business-wide, one per active installer)."""
-    day = sa.case((DailyTally.installer_id == BUSINESS_WIDE, DailyTally.day)).label("day")
+    day_if_business_wide = sa.case((DailyTally.installer_id == BUSINESS_WIDE, DailyTally.day))
     result = PeriodTallies()
-    for row in db.session.execute(
+    for day, installer_id, *numbers in db.session.execute(
         sa.select(
-            day,
+            day_if_business_wide,
             DailyTally.installer_id,
-            *(sa.func.sum(getattr(DailyTally, name)).label(name) for name in TALLIES),
+            *(sa.func.sum(getattr(DailyTally, name)) for name in TALLIES),
         )
         .where(DailyTally.day >= first_day, DailyTally.day <= last_day)
-        .group_by(day, DailyTally.installer_id)
+        .group_by(day_if_business_wide, DailyTally.installer_id)
     ):
-        sums = {name: int(row._mapping[name] or 0) for name in TALLIES}
-        if row.installer_id == BUSINESS_WIDE:
-            result.per_day[row.day] = sums
+        sums = dict(zip(TALLIES, map(int, numbers), strict=True))
+        if installer_id == BUSINESS_WIDE:
+            result.per_day[day] = sums
         else:
-            result.per_installer[row.installer_id] = sums
+            result.per_installer[installer_id] = sums
     return result
 
 
