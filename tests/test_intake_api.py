@@ -13,7 +13,7 @@ from werkzeug.test import EnvironBuilder
 
 from ied.extensions import db
 from ied.intake.models import ApiKey
-from ied.intake.services import create_api_key, revoke_api_key
+from ied.intake.services import KEY_MEMORY_SECONDS, create_api_key, revoke_api_key
 from ied.leads.models import Lead, LeadStatusChange
 from ied.timestamps import utcnow
 
@@ -124,6 +124,29 @@ def test_no_bad_or_revoked_key_is_401(post, app, key):
     assert response.status_code == 401
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
     assert lead_count() == 0
+
+
+def test_a_key_revoked_elsewhere_stops_working_within_the_memory_of_each_process(
+    post, app, api_key
+):
+    """Each web process remembers a valid key KEY_MEMORY_SECONDS; revoked by another process
+    (here: straight in the database), it works until that memory is stale, then never."""
+    assert post(submission(external_id="web-1"), key=api_key).status_code == 201
+    db.session.execute(sa.update(ApiKey).values(revoked_at=utcnow()))
+    db.session.commit()
+    assert post(submission(external_id="web-2"), key=api_key).status_code == 201
+    for known in app.extensions["ied_known_api_keys"].values():
+        known.checked_at -= KEY_MEMORY_SECONDS
+    assert post(submission(external_id="web-3"), key=api_key).status_code == 401
+    assert post(submission(external_id="web-4"), key=api_key).status_code == 401
+    assert lead_count() == 2
+
+
+def test_a_key_revoked_in_this_process_stops_working_at_once(post, app, api_key):
+    assert post(submission(external_id="web-1"), key=api_key).status_code == 201
+    revoke_api_key(db.session.scalars(sa.select(ApiKey)).one())
+    db.session.commit()
+    assert post(submission(external_id="web-2"), key=api_key).status_code == 401
 
 
 @pytest.mark.parametrize(

@@ -1,9 +1,12 @@
 """The hot pages run at most MAX_STATEMENTS SQL statements, however much their lead holds.
 
 A page's statement count is a property of its code (no N+1, no per-row loads), so it is tested
-here; how long the statements take is for `make bench`.
+here; how long the statements take is for `make bench`. Each count is the whole request's, as
+`make bench` counts it (X-Bench-Statements): the signed-in user's load included, with
+installers in the database (without any, the queue rows' eligibility reads nothing).
 """
 
+import json
 from datetime import timedelta
 
 from ied.delivery import services as delivery
@@ -11,6 +14,7 @@ from ied.delivery.jobs import ABANDONED
 from ied.delivery.models import Assignment
 from ied.extensions import db
 from ied.followups import services as followups
+from ied.intake.services import create_api_key
 from ied.row_locks import lock_one
 from ied.timestamps import utcnow
 from tests.support.follow_ups import deliver
@@ -97,8 +101,12 @@ def test_the_queue_tabs_searches_and_next_pages_stay_within_the_budget(
             assert len(statements) <= MAX_STATEMENTS, (url, statements)
 
 
-def test_an_htmx_status_transition_stays_within_the_budget(client, login_as, make_lead):
+def test_an_htmx_status_transition_stays_within_the_budget(
+    client, login_as, make_lead, make_installer
+):
     login_as("operator")
+    make_installer(cycle_cap=40)
+    make_installer(billing_anchor_day=15)
     url = f"/leads/{make_lead('new').reference}/advance"
     db.session.expire_all()
     with recorded_statements() as statements:
@@ -132,3 +140,39 @@ def test_a_search_across_every_status_reads_routing_and_problems_once(
     # The user, the page of leads, the tab and follow-up counts, the installers with their cycle
     # usage, the delivery problems of the assigned rows.
     assert len(few) == len(many) == 5, "\n\n".join(many)
+
+
+def test_an_intake_call_stays_within_the_budget_even_when_it_looks_its_key_up(
+    app, client, make_installer
+):
+    make_installer()
+    raw_key, _ = create_api_key("website")
+    db.session.commit()
+    headers = {"Authorization": f"Bearer {raw_key}"}
+    # The first is new; the second shares its email, the third their phone (possible duplicates,
+    # each answered with the newest such lead's reference).
+    duplicates = []
+    for number, email in enumerate(["pat@example.com", "pat@example.com", "sam@example.com"]):
+        body = {
+            "external_id": f"web-{number}",
+            "customer_name": "Pat Jones",
+            "email": email,
+            "phone": "07700 900123",
+            "postcode": "SW1A 1AA",
+            "product_interest": "solar_pv",
+            "selected_path": "compare_quotes",
+            "assessment": {"property_type": "detached"},
+        }
+        app.extensions.pop("ied_known_api_keys", None)  # the key is looked up, as on a new worker
+        db.session.expire_all()
+        with recorded_statements() as statements:
+            response = client.post(
+                "/api/v1/leads",
+                data=json.dumps(body),
+                headers=headers,
+                content_type="application/json",
+            )
+        assert response.status_code == 201, response.text
+        assert len(statements) <= MAX_STATEMENTS, "\n\n".join(statements)
+        duplicates.append(response.json["possible_duplicate_of"])
+    assert duplicates[0] is None and None not in duplicates[1:]

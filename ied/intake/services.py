@@ -2,9 +2,12 @@
 
 import hashlib
 import secrets
-from datetime import timedelta
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
 from ied.activity.services import record_activity
@@ -14,7 +17,7 @@ from ied.extensions import db
 from ied.input_limits import column_length, text_problem
 from ied.intake.models import ApiKey
 from ied.leads.models import Lead
-from ied.leads.services import LeadInput, LeadValidationError, create_lead, validate_lead_input
+from ied.leads.services import LeadInput, LeadValidationError, create_lead
 from ied.timestamps import utcnow
 
 KEY_PREFIX = "ied_"
@@ -53,18 +56,53 @@ def create_api_key(source: str, actor: User | None = None) -> tuple[str, ApiKey]
     return raw_key, api_key
 
 
-def authenticate_api_key(raw_key: str) -> ApiKey | None:
+# Each web process remembers a valid key this long, so that a source posting many leads a
+# second does not look its key up in the database every time: a revoked key stops working
+# within KEY_MEMORY_SECONDS in every process (at once in the process that revoked it). Only
+# valid keys are remembered: an unknown or new key is always looked up.
+KEY_MEMORY_SECONDS = 5.0
+
+
+@dataclass
+class KnownKey:
+    """What a call needs of its valid key, as the database said at `checked_at`."""
+
+    id: int
+    source: str
+    last_used_at: datetime | None
+    checked_at: float  # time.monotonic()
+
+
+def _known_keys() -> dict[str, KnownKey]:
+    return current_app.extensions.setdefault("ied_known_api_keys", {})
+
+
+def authenticate_api_key(raw_key: str) -> KnownKey | None:
+    """The presented key if it is valid (not revoked), from this process's memory of it when
+    that is fresh, else from the database."""
     if not raw_key:
         return None
-    api_key = db.session.scalars(
-        sa.select(ApiKey).where(ApiKey.key_hash == hash_key(raw_key), ApiKey.revoked_at.is_(None))
+    key_hash = hash_key(raw_key)
+    known = _known_keys().get(key_hash)
+    if known is not None and time.monotonic() - known.checked_at < KEY_MEMORY_SECONDS:
+        return known
+    row = db.session.execute(
+        sa.select(ApiKey.id, ApiKey.source, ApiKey.last_used_at).where(
+            ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None)
+        )
     ).first()
-    return api_key
+    if row is None:
+        _known_keys().pop(key_hash, None)
+        return None
+    known = KnownKey(row.id, row.source, row.last_used_at, time.monotonic())
+    _known_keys()[key_hash] = known
+    return known
 
 
 def revoke_api_key(api_key: ApiKey, actor: User | None = None) -> ApiKey:
     if api_key.revoked_at is None:
         api_key.revoked_at = utcnow()
+        _known_keys().pop(api_key.key_hash, None)
         record_activity(
             "api_key.revoked",
             api_key,
@@ -75,15 +113,16 @@ def revoke_api_key(api_key: ApiKey, actor: User | None = None) -> ApiKey:
 
 
 # "Last used" is shown to the minute: a key posting many leads a second updates its row about
-# once a minute, not once per lead.
+# once a minute (in each web process), not once per lead.
 KEY_USE_PRECISION = timedelta(minutes=1)
 
 
-def record_key_use(api_key: ApiKey) -> None:
+def record_key_use(api_key: KnownKey) -> None:
     now = utcnow()
     if api_key.last_used_at is not None and api_key.last_used_at > now - KEY_USE_PRECISION:
         return
     db.session.execute(sa.update(ApiKey).where(ApiKey.id == api_key.id).values(last_used_at=now))
+    api_key.last_used_at = now
 
 
 # The intake API's fields and the JSON types each accepts (None: the field may be null).
@@ -202,20 +241,18 @@ def find_lead(source: str, external_id: str) -> Lead | None:
 def receive_lead(data: LeadInput, *, source: str, external_id: str) -> tuple[Lead, bool]:
     """The source's lead for this external id, created if new; True when this call created it.
 
-    Identical calls racing each other all try the insert; the unique (source, external_id)
-    constraint lets exactly one through and the others read the winner's lead.
-    A repeat is found by that constraint too: the common call, a new lead, runs no lookup
-    before its insert.
+    The common call, a new lead, runs its insert with no lookup or savepoint before it; a
+    repeat is found by the unique (source, external_id) constraint refusing that insert, after
+    which this call's transaction (nothing written yet: the key check only reads) is rolled
+    back and the lead already there is read. Identical calls racing each other: PostgreSQL
+    lets exactly one insert through, the others wait for it to commit, are refused and read
+    it. A repeat is validated too: the same body, the same answer.
     """
-    errors = validate_lead_input(data)  # a repeat is checked too: the same body, the same answer
-    if errors:
-        raise LeadValidationError(errors)
     try:
-        with db.session.begin_nested():
-            lead = create_lead(data, source=source, external_id=external_id)
+        return create_lead(data, source=source, external_id=external_id), True
     except IntegrityError:
+        db.session.rollback()
         existing = find_lead(source, external_id)
         if existing is None:
             raise
         return existing, False
-    return lead, True

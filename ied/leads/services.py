@@ -1,9 +1,9 @@
 """The lead lifecycle: the only code that writes Lead.status."""
 
 import re
-import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -34,8 +34,12 @@ class IllegalLeadTransition(DomainError):
     pass
 
 
-def reference_for(lead_id: int) -> str:
-    return f"{REFERENCE_PREFIX}{lead_id:06d}"
+def reference_sql(lead_id: sa.ColumnElement[int]) -> sa.ColumnElement[str]:
+    """A lead's reference from its id, in SQL (PostgreSQL and SQLite): IED-000042, at least six
+    digits, so that the INSERT taking the id writes the reference with it."""
+    six_digits = sa.func.substr(sa.cast(lead_id + 1_000_000, sa.String), 2)
+    digits = sa.case((lead_id < 1_000_000, six_digits), else_=sa.cast(lead_id, sa.String))
+    return sa.literal(REFERENCE_PREFIX, sa.String) + digits
 
 
 def normalize_email(email: str | None) -> str | None:
@@ -118,65 +122,123 @@ def validate_lead_input(data: LeadInput) -> dict[str, str]:
     return {**errors, **text_errors(Lead, texts, multiline=LEAD_MULTILINE_FIELDS)}
 
 
-def find_possible_duplicate(email: str | None, phone: str | None) -> Lead | None:
-    """The newest lead of the duplicate window sharing this email or phone."""
-    email, phone = normalize_email(email), normalize_phone(phone)
-    if not email and not phone:
-        return None
-    since = utcnow() - timedelta(days=current_app.config["DUPLICATE_WINDOW_DAYS"])
-    matches = []
-    if email:
-        matches.append(Lead.email_normalized == email)
-    if phone:
-        matches.append(Lead.phone_normalized == phone)
-    return db.session.scalars(
-        sa.select(Lead)
-        .where(sa.or_(*matches), Lead.created_at >= since)
+def _next_lead_id(dialect: str) -> sa.ColumnElement[int]:
+    """The id the new lead gets, taken inside its INSERT: PostgreSQL's sequence of leads.id;
+    SQLite writes one transaction at a time, so the next rowid is max(id) + 1."""
+    if dialect == "postgresql":
+        return sa.func.nextval(sa.func.pg_get_serial_sequence("leads", "id"))
+    return sa.select(sa.func.coalesce(sa.func.max(Lead.id), 0) + 1).scalar_subquery()
+
+
+# The columns a new lead's INSERT takes from its input (each a bound parameter of that name).
+_LEAD_INPUT_COLUMNS = (
+    "source",
+    "external_id",
+    "customer_name",
+    "email",
+    "email_normalized",
+    "phone",
+    "phone_normalized",
+    "address",
+    "postcode",
+    "postcode_normalized",
+    "product_interest",
+    "assessment",
+    "recommendation",
+    "recommended_installer_id",
+    "selected_path",
+    "notes",
+    "created_at",
+    "updated_at",
+)
+
+
+@cache
+def _lead_insert(dialect: str) -> sa.Select:
+    """The new lead's one statement, built once per dialect (its parameters change, never its
+    shape, so SQLAlchemy compiles it once): the id from the sequence, the reference made from
+    it, the possible duplicate (the newest lead of the window sharing the normalized email or
+    phone; NULL parameters match nothing) and the row returned as a Lead."""
+    table = Lead.__table__
+    new_lead = sa.select(_next_lead_id(dialect).label("id")).cte("new_lead")
+    duplicate = (
+        sa.select(Lead.id)
+        .where(
+            sa.or_(
+                Lead.email_normalized == sa.bindparam("duplicate_email", type_=sa.String),
+                Lead.phone_normalized == sa.bindparam("duplicate_phone", type_=sa.String),
+            ),
+            Lead.created_at >= sa.bindparam("duplicate_since", type_=table.c.created_at.type),
+        )
         .order_by(Lead.created_at.desc(), Lead.id.desc())
         .limit(1)
-    ).first()
+        .scalar_subquery()
+    )
+    insert = (
+        sa.insert(table)
+        .add_cte(new_lead)
+        .values(
+            id=sa.select(new_lead.c.id).scalar_subquery(),
+            reference=sa.select(reference_sql(new_lead.c.id)).scalar_subquery(),
+            status="new",
+            possible_duplicate_of_id=duplicate,
+            **{name: sa.bindparam(name, type_=table.c[name].type) for name in _LEAD_INPUT_COLUMNS},
+        )
+        .returning(*table.c)
+    )
+    return sa.select(Lead).from_statement(insert)
 
 
 def create_lead(
     data: LeadInput, *, source: str, external_id: str | None = None, actor: User | None = None
 ) -> Lead:
-    """A fresh submission becomes `new`, with its first history row and a duplicate flag."""
+    """A fresh submission becomes `new`, with its first history row and a duplicate flag.
+
+    One INSERT takes the id, writes the reference made from it and the possible duplicate's
+    id, and returns the row. A source's external id that is taken (unique with the source)
+    raises IntegrityError from that INSERT, as any constraint does.
+    """
     errors = validate_lead_input(data)
     if errors:
         raise LeadValidationError(errors)
-    duplicate = find_possible_duplicate(data.email, data.phone)
-    lead = Lead(
-        reference=f"~{uuid.uuid4().hex[:24]}",  # replaced once the id is known
-        source=source,
-        external_id=external_id,
-        customer_name=data.customer_name.strip(),
-        email=(data.email or "").strip() or None,
-        email_normalized=normalize_email(data.email),
-        phone=(data.phone or "").strip() or None,
-        phone_normalized=normalize_phone(data.phone),
-        address=(data.address or "").strip() or None,
-        postcode=format_postcode(data.postcode),
-        postcode_normalized=normalize_postcode(data.postcode),
-        product_interest=data.product_interest,
-        assessment=data.assessment or {},
-        recommendation=data.recommendation,
-        recommended_installer_id=data.recommended_installer_id,
-        selected_path=data.selected_path,
-        status="new",
-        possible_duplicate_of_id=duplicate.id if duplicate else None,
-        notes=data.notes,
-    )
-    db.session.add(lead)
-    db.session.flush()
-    lead.reference = reference_for(lead.id)
-    db.session.add(
-        LeadStatusChange(
-            lead=lead,
-            from_status=None,
-            to_status="new",
-            changed_by_id=actor.id if actor else None,
-            note=f"Received from {source}",
-        )
+    now = utcnow()
+    email, phone = normalize_email(data.email), normalize_phone(data.phone)
+    window = timedelta(days=current_app.config["DUPLICATE_WINDOW_DAYS"])
+    row = {
+        "source": source,
+        "external_id": external_id,
+        "customer_name": data.customer_name.strip(),
+        "email": (data.email or "").strip() or None,
+        "email_normalized": email,
+        "phone": (data.phone or "").strip() or None,
+        "phone_normalized": phone,
+        "address": (data.address or "").strip() or None,
+        "postcode": format_postcode(data.postcode),
+        "postcode_normalized": normalize_postcode(data.postcode),
+        "product_interest": data.product_interest,
+        "assessment": data.assessment or {},
+        "recommendation": data.recommendation,
+        "recommended_installer_id": data.recommended_installer_id,
+        "selected_path": data.selected_path,
+        "notes": data.notes,
+        "created_at": now,
+        "updated_at": now,
+        "duplicate_email": email,
+        "duplicate_phone": phone,
+        "duplicate_since": now - window,
+    }
+    insert = _lead_insert(db.session.get_bind().dialect.name)
+    lead = db.session.scalars(insert, row).one()
+    db.session.execute(
+        sa.insert(LeadStatusChange.__table__),
+        {
+            "lead_id": lead.id,
+            "from_status": None,
+            "to_status": "new",
+            "changed_by_id": actor.id if actor else None,
+            "changed_at": now,
+            "note": f"Received from {source}",
+        },
     )
     count_status_change(lead.id, None, "new")
     add_to_tally(lead.created_at, shard_key=lead.id, leads_created=1)
