@@ -7,6 +7,7 @@ import sqlalchemy as sa
 
 from ied.delivery import services as delivery
 from ied.extensions import db
+from ied.installers.services import LIFTABLE, eligibility_of, installer_choices
 from ied.leads.models import Lead
 from tests.support.follow_ups import end_of_today, make_follow_up
 
@@ -198,3 +199,46 @@ def test_the_queue_costs_the_same_statements_for_any_page_length(
     few = {tab: statements_for(tab) for tab in ("ready_to_route", "attention")}
     add_leads(12)
     assert {tab: statements_for(tab) for tab in ("ready_to_route", "attention")} == few
+
+
+def test_the_queue_and_the_assign_dialog_agree_on_who_can_take_each_lead(make_lead, make_installer):
+    """The queue's eligibility (a page of leads at once) says what the assign dialog's list
+    (one lead, every installer) says: how many may take it, the recommended one's reasons,
+    and the installers held back only by a pause or a cap, in the dialog's order."""
+    areas = (["london"], ["SW1"], ["M"], ["SW1A", "north_west"], ["E1"], ["scotland"])
+    installers = [
+        make_installer(
+            company_name=f"Fit {n}",
+            service_areas=areas[n % len(areas)],
+            products=[("solar_pv", "battery"), ("heat_pump",), ("solar_pv",)][n % 3],
+            active=n % 4 != 1,
+            cycle_cap=[None, 0, 5][n % 3],
+        )
+        for n in range(12)
+    ]
+    postcodes = ("SW1A 1AA", "SW1P 3BU", "SW11 1AA", "M1 1AE", "E1 6AN", "EH1 1YZ", "M1 2AB")
+    products = ("solar_pv", "heat_pump", "battery")
+    leads = [
+        make_lead(
+            "reviewing",
+            postcode=postcodes[n % len(postcodes)],
+            product_interest=products[n % len(products)],
+            recommended_installer_id=installers[(n * 5) % len(installers)].id if n % 2 else None,
+        )
+        for n in range(21)
+    ]
+    queue = eligibility_of(leads)
+    for lead in leads:
+        choices = installer_choices(lead)
+        routing = queue[lead.id]
+        assert routing.eligible == sum(choice.eligible for choice in choices)
+        held = [c for c in choices if c.reasons and set(c.reasons) <= set(LIFTABLE)]
+        assert [(c.installer.id, c.reasons) for c in routing.held_back] == [
+            (c.installer.id, c.reasons) for c in held
+        ]
+        recommended = next((c for c in choices if c.is_recommended), None)
+        if recommended is None:
+            assert routing.recommended is None
+        else:
+            assert routing.recommended.installer.id == recommended.installer.id
+            assert routing.recommended.reasons == recommended.reasons
