@@ -389,3 +389,27 @@ def test_chart_ceiling_is_round():
         200,
         2000,
     ]
+
+
+def test_daily_chart_stacks_each_days_parts_and_labels_the_axis():
+    from datetime import date
+
+    from ied.dashboard.charts import PLOT_HEIGHT, TOP, Part, daily_chart
+
+    days = [
+        queries.DeliveryDay(date(2026, 11, 1) + timedelta(days=n), sent=n, failed=n % 2)
+        for n in range(30)
+    ]
+    parts = (Part("sent", "sent", "sent"), Part("failed", "failed", "failed"))
+    chart = daily_chart("deliveries-chart", days, parts, axis_max=40)
+    assert [line.label for line in chart.grid] == ["0", "20", "40"]
+    empty, first_stacked = chart.columns[0], chart.columns[1]
+    assert empty.bars == []  # nothing sent or failed: no bar at all
+    sent, failed = first_stacked.bars
+    assert (sent.css, failed.css) == ("sent", "failed")
+    assert failed.y + failed.height == pytest.approx(sent.y, abs=0.1)  # failed sits on sent
+    assert sent.y + sent.height == pytest.approx(TOP + PLOT_HEIGHT, abs=0.1)
+    assert first_stacked.title == "Mon 02 Nov: 1 sent, 1 failed"
+    ticked = [column.day.day for column in chart.columns if column.tick]
+    assert ticked == [1, 6, 11, 16, 21, 26, 30]  # every 5th day, and the last at the end
+    assert chart.columns[-1].tick.anchor == "end"

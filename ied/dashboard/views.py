@@ -10,12 +10,15 @@ from flask import Blueprint, request, url_for
 
 from ied.auth.access import role_required
 from ied.dashboard import queries
+from ied.dashboard.charts import Part, daily_chart
 from ied.htmx import is_htmx, page_or_block
 from ied.timestamps import utcnow
 
 bp = Blueprint("dashboard", __name__)
 
 PAGE = "dashboard/index.html"
+NEW_LEAD_PARTS = (Part("count", "leads", "new leads"),)
+DELIVERY_PARTS = (Part("sent", "sent", "sent"), Part("failed", "failed", "failed"))
 
 
 @dataclass(frozen=True)
@@ -55,11 +58,19 @@ def _period_days() -> int:
 def _period_context(all_installers) -> dict:
     period = queries.period_of(_period_days())
     tallies = queries.period_tallies(period)
+    new_leads = queries.new_leads_per_day(period, tallies)
+    deliveries = queries.deliveries_per_day(period, tallies)
     return {
         "period": period,
         "periods": queries.PERIODS,
-        "new_leads": queries.new_leads_per_day(period, tallies),
-        "deliveries": queries.deliveries_per_day(period, tallies),
+        "new_leads": new_leads,
+        "new_leads_chart": daily_chart(
+            "new-leads-chart", new_leads.days, NEW_LEAD_PARTS, new_leads.axis_max
+        ),
+        "deliveries": deliveries,
+        "deliveries_chart": daily_chart(
+            "deliveries-chart", deliveries.days, DELIVERY_PARTS, deliveries.axis_max
+        ),
         "quality": queries.installer_quality(tallies, all_installers),
     }
 
