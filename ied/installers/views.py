@@ -9,6 +9,7 @@ from ied.form_errors import show_field_errors
 from ied.installers import services
 from ied.installers.forms import InstallerForm
 from ied.installers.models import REGIONS, Installer
+from ied.row_links import RowLink
 
 bp = Blueprint("installers", __name__, url_prefix="/installers")
 
@@ -23,7 +24,12 @@ def installer_or_404(installer_id: int) -> Installer:
 @role_required("manager")
 def index():
     rows = services.installers_with_usage(Installer.active.desc(), Installer.company_name)
-    return render_template("installers/index.html", rows=rows)
+    return render_template(
+        "installers/index.html",
+        rows=rows,
+        edit_link=RowLink("installers.edit", "installer_id", "id"),
+        set_active_link=RowLink("installers.set_active", "installer_id", "id"),
+    )
 
 
 def _save(form: InstallerForm, save, installer: Installer | None):
