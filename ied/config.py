@@ -50,6 +50,8 @@ def settings_from_environment(instance_path: str) -> dict:
         "DELIVERY_LEASE_SECONDS": int(env("DELIVERY_LEASE_SECONDS", "0")),  # 0: job timeout + 30
         "DELIVERY_LINK_MAX_AGE_DAYS": int(env("DELIVERY_LINK_MAX_AGE_DAYS", "30")),
         "DELIVERY_JOB_TIMEOUT": int(env("DELIVERY_JOB_TIMEOUT", "90")),
+        "DELIVERY_BATCH_SIZE": int(env("DELIVERY_BATCH_SIZE", "50")),
+        "DELIVERY_PARALLEL_BATCHES": int(env("DELIVERY_PARALLEL_BATCHES", "4")),
         "DELIVERY_QUEUED_ALERT_MINUTES": int(env("DELIVERY_QUEUED_ALERT_MINUTES", "15")),
         "FOLLOW_UP_DEFAULT_DAYS": int(env("FOLLOW_UP_DEFAULT_DAYS", "14")),
         "RETURN_WINDOW_DAYS": int(env("RETURN_WINDOW_DAYS", "14")),

@@ -64,6 +64,37 @@ def lock_one(model, row_id: int):
     return rows[0]
 
 
+def lock_many(model, ids: Iterable[int]) -> list:
+    """The rows under their locks, in id order (see load_locked), reading only those this
+    transaction has not locked and loaded already."""
+    ids = sorted(set(ids))
+    locked = db.session.info.get(LOCKED_ROWS, ())
+    unread = [row_id for row_id in ids if (model, row_id) not in locked]
+    rows = {row.id: row for row in load_locked(model, unread)} if unread else {}
+    return [rows.get(row_id) or db.session.get(model, row_id) for row_id in ids]
+
+
+def lock_next(model, condition, order_by, limit: int) -> list:
+    """Up to `limit` rows matching `condition`, in `order_by` order, under their locks, passing
+    over rows another transaction holds (SKIP LOCKED): concurrent takers get different rows.
+    SQLite has no row locks: there a no-op UPDATE of the rows takes the write lock first."""
+    chosen = sa.select(model.id).where(condition).order_by(*order_by).limit(limit)
+    if db.session.get_bind().dialect.name == "sqlite":
+        db.session.execute(sa.update(model).where(model.id.in_(chosen)).values(id=model.id))
+    rows = list(
+        db.session.scalars(
+            sa.select(model)
+            .where(condition)
+            .order_by(*order_by)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+            .execution_options(populate_existing=True)
+        )
+    )
+    _remember_locked(rows)
+    return rows
+
+
 def lock_where(model, condition, loads=()):
     """The one row matching condition, loaded under its lock in one statement (the lock
     covers that table's row only, not the rows of joined loads), or None."""

@@ -23,8 +23,10 @@ def record_activity(
     actor_label: str | None = None,
     lead_id: int | None = None,
     details: dict[str, Any] | None = None,
+    flush: bool = True,
 ) -> ActivityEntry:
-    """Add one activity row in the caller's transaction (flushed, never committed).
+    """Add one activity row in the caller's transaction (flushed, never committed; with
+    `flush=False` it waits for the caller's next flush, so a batch inserts its rows together).
 
     `subject` is the record the change touched (flushed, so it has an id). `actor` is the
     signed-in user who made it; without one, `actor_label` says who did ("installer Acme Solar",
@@ -52,5 +54,6 @@ def record_activity(
         details=details or {},
     )
     db.session.add(entry)
-    db.session.flush()
+    if flush:
+        db.session.flush()
     return entry

@@ -4,11 +4,23 @@ Safety comes from the database, not from Redis: an attempt's audit row is commit
 email goes out and holds a lease; a job does nothing unless its assignment is still `queued`
 and no other attempt holds a live lease; the sweeper (`requeue_stalled`, every minute) finds
 queued assignments that no live job will deliver and enqueues them again.
+
+Throughput comes from batches. A first attempt has no job of its own: `deliver_due_assignments`
+takes up to DELIVERY_BATCH_SIZE due assignments at once (SKIP LOCKED, so workers take different
+ones), commits all their audit rows in one transaction before the first email goes out, sends
+them one after another over the worker's kept SMTP session, and records every outcome (audit,
+event, counters, activity, the leads' attention) in one transaction. A later attempt (a retry
+at its time, a resend) keeps one job per attempt, `deliver_assignment`, on the retry queue, and
+goes through the same steps as a batch of one.
 """
 
 import logging
 import os
+import time
+from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
 
 import redis
 import sqlalchemy as sa
@@ -21,15 +33,20 @@ from ied.delivery import services
 from ied.delivery.email import installer_email
 from ied.delivery.models import Assignment, DeliveryAudit
 from ied.extensions import db
-from ied.mail import send_message
+from ied.mail import SmtpOutcome, send_message
 from ied.queues import delivery_queue, redis_connection, retry_queue
-from ied.row_locks import lock_one
+from ied.row_locks import load_locked, lock_next, lock_one
 from ied.structured_logs import logged_job
 from ied.timestamps import utcnow
 
 log = logging.getLogger(__name__)
 
 ABANDONED = "abandoned: the worker stopped before reporting the result of this attempt"
+NOT_SENT = "not sent: the job ran out of time before this email's turn"
+# A retry's job this much early still goes ahead.
+EARLY = timedelta(seconds=5)
+# Batches one job delivers at most before it leaves the rest to a successor.
+BATCHES_PER_JOB = 5
 # A scheduled retry this late is not going to be moved by RQ's scheduler: the sweeper takes it.
 SCHEDULED_GRACE = timedelta(seconds=10)
 _engine_pid: int | None = None
@@ -80,43 +97,73 @@ def _origin(job: Job):
     return retry_queue() if job.origin == retry_queue().name else delivery_queue()
 
 
-def _enqueue(assignment_id: int, attempt_number: int, delay: timedelta | None = None) -> None:
-    """A first attempt joins the delivery queue; a later one (a retry, a resend) the retry
-    queue, which workers serve first."""
-    queue = delivery_queue() if attempt_number == 1 else retry_queue()
-    options = {
-        "job_id": job_id_for(assignment_id, attempt_number),
+def _job_options() -> dict:
+    return {
         "job_timeout": current_app.config["DELIVERY_JOB_TIMEOUT"],
         "result_ttl": 24 * 3600,
         "failure_ttl": 7 * 24 * 3600,
+    }
+
+
+def _enqueue(assignment_id: int, attempt_number: int, delay: timedelta | None = None) -> None:
+    """A later attempt (a retry, a resend) joins the retry queue, which workers serve first:
+    one job per attempt, at its time."""
+    options = {
+        "job_id": job_id_for(assignment_id, attempt_number),
         "description": f"deliver assignment {assignment_id} (attempt {attempt_number})",
+        **_job_options(),
     }
     if delay:
-        queue.enqueue_in(delay, deliver_assignment, assignment_id, **options)
+        retry_queue().enqueue_in(delay, deliver_assignment, assignment_id, **options)
     else:
-        queue.enqueue(deliver_assignment, assignment_id, **options)
+        retry_queue().enqueue(deliver_assignment, assignment_id, **options)
+
+
+def batch_size() -> int:
+    return current_app.config["DELIVERY_BATCH_SIZE"]
+
+
+def ensure_batch_jobs(due: int) -> int:
+    """Enough batch jobs waiting in the delivery queue for `due` first attempts: one per
+    batch, up to DELIVERY_PARALLEL_BATCHES (each goes on with the next batch while there is
+    work, so a few keep all workers busy). Returns how many it enqueued."""
+    queue = delivery_queue()
+    wanted = min(current_app.config["DELIVERY_PARALLEL_BATCHES"], -(-due // batch_size()))
+    missing = wanted - queue.count
+    for _ in range(missing):
+        queue.enqueue(
+            deliver_due_assignments, description="deliver due assignments", **_job_options()
+        )
+    return max(0, missing)
 
 
 def enqueue_deliveries(assignment_ids: list[int]) -> None:
-    """Call after the commit. Redis being down is not the caller's failure: the sweeper
-    catches up."""
-    for assignment_id in assignment_ids:
-        try:
-            attempt_number = db.session.scalar(
-                sa.select(services.next_attempt_number(assignment_id))
+    """Call after the commit. A first attempt is taken by a batch job; a later one (a resend)
+    gets its own job on the retry queue. Redis being down is not the caller's failure: the
+    sweeper catches up."""
+    try:
+        numbers = db.session.execute(
+            sa.select(Assignment.id, services.next_attempt_number(Assignment.id)).where(
+                Assignment.id.in_(assignment_ids)
             )
-            if not _job_is_live(job_id_for(assignment_id, attempt_number)):
+        ).all()
+        for assignment_id, attempt_number in numbers:
+            if attempt_number > 1 and not _job_is_live(job_id_for(assignment_id, attempt_number)):
                 _enqueue(assignment_id, attempt_number)
-        except (redis.RedisError, OSError) as error:
-            log.warning(
-                "Delivery of assignment %s not enqueued (%s); the sweeper will retry",
-                assignment_id,
-                error,
-            )
+        first = sum(1 for _, attempt_number in numbers if attempt_number == 1)
+        if first:
+            ensure_batch_jobs(first)
+    except (redis.RedisError, OSError) as error:
+        log.warning(
+            "Delivery of assignments %s not enqueued (%s); the sweeper will retry",
+            assignment_ids,
+            error,
+        )
 
 
 def _use_own_database_connections() -> None:
-    """RQ forks a work horse per job; it must not share the parent's pooled connections."""
+    """A forked process (RQ's work horse, the periodic child) must not share the parent's
+    pooled connections."""
     global _engine_pid
     if _engine_pid != os.getpid():
         db.engine.dispose(close=False)
@@ -130,15 +177,16 @@ def _current_job_id() -> str | None:
     return job.id if job else None
 
 
-def _lock_for_delivery(assignment_id: int) -> Assignment:
-    """Lock the assignment, then load in one query what a delivery step reads: its installer,
-    lead, attempts and event. Two statements, not one: a SELECT ... FOR UPDATE that waited for
-    the lock would see the joined attempts as they were before it waited."""
-    lock_one(Assignment, assignment_id)
-    return (
+def _load_for_delivery(assignment_ids: list[int]) -> list[Assignment]:
+    """Load in one query what a delivery step reads of assignments the caller holds locked:
+    installer, lead, attempts and event. A query of its own after the lock: a SELECT ... FOR
+    UPDATE that waited for the lock would see the joined attempts as they were before it
+    waited."""
+    return list(
         db.session.scalars(
             sa.select(Assignment)
-            .where(Assignment.id == assignment_id)
+            .where(Assignment.id.in_(assignment_ids))
+            .order_by(Assignment.id)
             .options(
                 joinedload(Assignment.installer),
                 joinedload(Assignment.lead),
@@ -146,10 +194,14 @@ def _lock_for_delivery(assignment_id: int) -> Assignment:
                 joinedload(Assignment.delivery_event),
             )
             .execution_options(populate_existing=True)
-        )
-        .unique()
-        .one()
+        ).unique()
     )
+
+
+def _lock_for_delivery(assignment_ids: list[int]) -> list[Assignment]:
+    """The assignments locked (in id order, so two lockers never deadlock) and loaded."""
+    load_locked(Assignment, assignment_ids)
+    return _load_for_delivery(assignment_ids)
 
 
 def _close_expired_attempts(assignment: Assignment, now: datetime) -> bool:
@@ -170,82 +222,191 @@ def _close_expired_attempts(assignment: Assignment, now: datetime) -> bool:
     return live
 
 
-def _claim_attempt(assignment_id: int) -> DeliveryAudit | None:
-    """Open an attempt under the assignment's row lock; None when there is nothing to do."""
-    assignment = _lock_for_delivery(assignment_id)
+@dataclass(frozen=True)
+class OpenedAttempt:
+    audit_id: int
+    assignment_id: int
+    message: EmailMessage
+
+
+def _open_attempts(assignment_ids: list[int]) -> list[OpenedAttempt]:
+    """Open an attempt for each of the locked assignments that still has one to make, and
+    commit their audit rows before anything is sent. Empty when there is nothing to do."""
     now = utcnow()
-    if assignment.status != "queued":
-        return None
-    # Closing an abandoned attempt may use up the retries and fail the assignment.
-    if _close_expired_attempts(assignment, now) or assignment.status != "queued":
-        return None
-    if assignment.next_attempt_at and assignment.next_attempt_at > now + timedelta(seconds=5):
-        return None  # a retry is scheduled for later; this run came early
-    return services.begin_attempt(
-        assignment, job_id=_current_job_id(), lease_seconds=lease_seconds()
+    ready = []
+    for assignment in _load_for_delivery(assignment_ids):
+        if assignment.status != "queued":
+            continue
+        # Closing an abandoned attempt may use up the retries and fail the assignment.
+        if _close_expired_attempts(assignment, now) or assignment.status != "queued":
+            continue
+        if assignment.next_attempt_at and assignment.next_attempt_at > now + EARLY:
+            continue  # a retry is scheduled for later; this run came early
+        ready.append(assignment)
+    if not ready:
+        db.session.commit()  # what closing abandoned attempts wrote, if anything
+        return []
+    audits = services.begin_attempts(ready, job_id=_current_job_id(), lease_seconds=lease_seconds())
+    opened = [
+        OpenedAttempt(
+            audit.id, audit.assignment_id, installer_email(audit.assignment, audit.message_id)
+        )
+        for audit in audits
+    ]
+    db.session.commit()
+    return opened
+
+
+def _send_deadline(job_began: float, opened_at: float) -> float:
+    """The last moment (monotonic) to start another email of a batch opened at `opened_at`:
+    one SMTP timeout before the job's timeout or the attempts' lease runs out (past its lease
+    an attempt counts as abandoned and is made again)."""
+    config = current_app.config
+    end = min(job_began + config["DELIVERY_JOB_TIMEOUT"], opened_at + lease_seconds())
+    return end - config["SMTP_TIMEOUT"] - 1
+
+
+def _deliver(opened: list[OpenedAttempt], deadline: float) -> list[str]:
+    """Send the opened attempts one after another over this worker's SMTP session, then record
+    every outcome in one transaction. Nothing touches the session while the emails go out: no
+    transaction stays open while the SMTP server takes its time. The first email always goes;
+    one whose turn comes after `deadline` is not sent, and its attempt is closed as such."""
+    if not opened:
+        return []
+    results = []
+    for number, attempt in enumerate(opened):
+        on_time = number == 0 or time.monotonic() < deadline
+        results.append((attempt, send_message(attempt.message) if on_time else None, utcnow()))
+    return record_attempt_outcomes(results)
+
+
+def record_attempt_outcome(assignment_id: int, audit_id: int, outcome: SmtpOutcome) -> str:
+    (result,) = record_attempt_outcomes(
+        [(OpenedAttempt(audit_id, assignment_id, EmailMessage()), outcome, utcnow())]
     )
+    return result
+
+
+def record_attempt_outcomes(
+    results: list[tuple[OpenedAttempt, SmtpOutcome | None, datetime]],
+) -> list[str]:
+    """Each attempt's outcome (None: not sent, the job ran out of time) and what follows from
+    it, under the assignments' locks, in one transaction; then the retries' jobs. One result
+    word per attempt: sent, failed, retry in ..., skipped: ..."""
+    assignments = {a.id: a for a in _lock_for_delivery([r[0].assignment_id for r in results])}
+    words, finished, succeeded, failed, retries = [], [], [], [], []
+    for attempt, outcome, finished_at in results:
+        assignment = assignments[attempt.assignment_id]
+        (audit,) = [audit for audit in assignment.audits if audit.id == attempt.audit_id]
+        if audit.status != "sending":
+            words.append("skipped: the sweeper already closed this attempt")
+            continue
+        if outcome is None:
+            outcome = SmtpOutcome(False, False, error=NOT_SENT)
+        finished.append(
+            (
+                audit,
+                services.AttemptResult(
+                    "sent" if outcome.accepted else "failed",
+                    outcome.code,
+                    outcome.reply,
+                    outcome.error,
+                    finished_at,
+                ),
+            )
+        )
+        if outcome.accepted:
+            if assignment.status == "queued":
+                succeeded.append(assignment)
+            words.append("sent")
+            continue
+        delay = _retry_delay(_attempts_this_round(assignment))
+        if assignment.status != "queued":
+            words.append("failed: assignment no longer queued")
+        elif outcome.permanent or delay is None:
+            reason = outcome.summary if outcome.permanent else f"Retries used up: {outcome.summary}"
+            failed.append((assignment, reason))
+            words.append("failed")
+        else:
+            schedule_retry(assignment, delay, outcome.summary)
+            retries.append((assignment.id, audit.attempt_number + 1, delay))
+            words.append(f"retry in {delay}")
+    services.finish_attempts(finished)
+    services.record_deliveries_success(succeeded)
+    services.record_deliveries_failure(failed)
+    db.session.commit()
+    for assignment_id, attempt_number, delay in retries:
+        try:
+            _enqueue(assignment_id, attempt_number, delay)
+        except (redis.RedisError, OSError) as error:
+            log.warning(
+                "Retry of assignment %s not scheduled (%s); the sweeper will", assignment_id, error
+            )
+    return words
 
 
 @logged_job
 def deliver_assignment(assignment_id: int) -> str:
-    """Send one installer email and record the outcome. Safe to run twice or concurrently."""
+    """Send one assignment's email (a retry or a resend: one job per attempt) and record the
+    outcome. Safe to run twice or concurrently."""
     _use_own_database_connections()
+    began = time.monotonic()
     try:
-        audit = _claim_attempt(assignment_id)
-        if audit is None:
-            db.session.rollback()
-            return "skipped: nothing to deliver"
-        message = installer_email(audit.assignment, audit.message_id)
-        audit_id = audit.id
-        db.session.commit()
+        lock_one(Assignment, assignment_id)
+        opened_at = time.monotonic()
+        opened = _open_attempts([assignment_id])
     except sa.exc.IntegrityError:
         db.session.rollback()  # another worker opened this attempt number first
         return "skipped: another attempt is under way"
-    # Nothing touches the session until the result is in: no transaction stays open while the
-    # SMTP server takes its time.
-    return record_attempt_outcome(assignment_id, audit_id, send_message(message))
+    if not opened:
+        return "skipped: nothing to deliver"
+    (result,) = _deliver(opened, _send_deadline(began, opened_at))
+    return result
 
 
-def record_attempt_outcome(assignment_id: int, audit_id: int, outcome) -> str:
-    assignment = _lock_for_delivery(assignment_id)
-    (audit,) = [audit for audit in assignment.audits if audit.id == audit_id]
-    if audit.status != "sending":
-        db.session.rollback()
-        return "skipped: the sweeper already closed this attempt"
-    if outcome.accepted:
-        services.finish_attempt(
-            audit, status="sent", smtp_code=outcome.code, smtp_reply=outcome.reply
-        )
-        if assignment.status == "queued":
-            services.record_delivery_success(assignment.id)
-        db.session.commit()
-        return "sent"
-
-    services.finish_attempt(
-        audit,
-        status="failed",
-        smtp_code=outcome.code,
-        smtp_reply=outcome.reply,
-        error=outcome.error,
-    )
-    delay = _retry_delay(_attempts_this_round(assignment))
-    if assignment.status != "queued":
-        db.session.commit()
-        return "failed: assignment no longer queued"
-    if outcome.permanent or delay is None:
-        reason = outcome.summary if outcome.permanent else f"Retries used up: {outcome.summary}"
-        services.record_delivery_failure(assignment.id, reason)
-        db.session.commit()
-        return "failed"
-    schedule_retry(assignment, delay, outcome.summary)
-    db.session.commit()
-    try:
-        _enqueue(assignment.id, audit.attempt_number + 1, delay)
-    except (redis.RedisError, OSError) as error:
-        log.warning(
-            "Retry of assignment %s not scheduled (%s); the sweeper will", assignment.id, error
-        )
-    return f"retry in {delay}"
+@logged_job
+def deliver_due_assignments() -> str:
+    """Deliver due assignments in batches: take up to DELIVERY_BATCH_SIZE of them (the longest
+    due first, passing over those another worker holds), open their attempts in one commit,
+    send them over one SMTP session and record the outcomes in one transaction. Goes on while
+    batches come full, up to BATCHES_PER_JOB, then leaves a successor so the retry and
+    maintenance queues get their turn. Safe to run any number at once."""
+    _use_own_database_connections()
+    began = time.monotonic()
+    words: Counter = Counter()
+    halfway = began + current_app.config["DELIVERY_JOB_TIMEOUT"] / 2
+    more = False  # the last batch came full: there may be more due
+    for _ in range(BATCHES_PER_JOB):
+        now, opened_at = utcnow(), time.monotonic()
+        try:
+            locked = lock_next(
+                Assignment,
+                sa.and_(
+                    Assignment.status == "queued",
+                    sa.or_(Assignment.next_attempt_at.is_(None), Assignment.next_attempt_at <= now),
+                ),
+                (Assignment.next_attempt_at, Assignment.id),
+                batch_size(),
+            )
+            if not locked:
+                db.session.rollback()
+                break
+            opened = _open_attempts([assignment.id for assignment in locked])
+        except sa.exc.IntegrityError:
+            db.session.rollback()  # another worker opened one of these attempts first
+            more = True
+            continue
+        results = _deliver(opened, _send_deadline(began, opened_at))
+        words.update(word.split()[0].rstrip(":") for word in results)
+        more = len(locked) == batch_size()
+        if not more or time.monotonic() > halfway:
+            break
+    if more:
+        try:
+            ensure_batch_jobs(current_app.config["DELIVERY_PARALLEL_BATCHES"] * batch_size())
+        except (redis.RedisError, OSError) as error:
+            log.warning("No successor batch job enqueued (%s); the sweeper will", error)
+    return ", ".join(f"{word} {n}" for word, n in sorted(words.items())) or "nothing due"
 
 
 def _attempts_this_round(assignment: Assignment) -> int:
@@ -264,7 +425,6 @@ def _retry_delay(attempts: int) -> timedelta | None:
 def schedule_retry(assignment: Assignment, delay: timedelta, reason: str) -> None:
     assignment.next_attempt_at = utcnow() + delay
     assignment.last_error = f"{reason} (retrying)"
-    db.session.flush()
 
 
 def close_abandoned_attempts(now: datetime) -> None:
@@ -276,13 +436,15 @@ def close_abandoned_attempts(now: datetime) -> None:
     ).all()
     for assignment_id in assignment_ids:
         # The assignment's lock first, as a delivery job takes it, so the two never deadlock.
-        _close_expired_attempts(_lock_for_delivery(assignment_id), now)
+        (assignment,) = _lock_for_delivery([assignment_id])
+        _close_expired_attempts(assignment, now)
         db.session.commit()
 
 
 @logged_job
 def requeue_stalled() -> int:
-    """Enqueue every due `queued` assignment that no live job will deliver. Returns how many."""
+    """Enqueue a job for every due `queued` assignment that no live job will deliver: a retry's
+    own job, batch jobs for first attempts. Returns how many jobs it enqueued."""
     _use_own_database_connections()
     now = utcnow()
     close_abandoned_attempts(now)
@@ -304,6 +466,8 @@ def requeue_stalled() -> int:
     enqueued = 0
     schedule = retry_queue().scheduled_job_registry
     for assignment_id, attempt_number, _ in due:
+        if attempt_number == 1:
+            continue  # first attempts: the batch jobs below
         job_id = job_id_for(assignment_id, attempt_number)
         if not _job_is_live(job_id):
             # An overdue scheduled retry leaves the schedule first, so RQ's scheduler, if it
@@ -312,4 +476,7 @@ def requeue_stalled() -> int:
             schedule.remove(job_id)
             _enqueue(assignment_id, attempt_number)
             enqueued += 1
+    first = sum(1 for _, attempt_number, _ in due if attempt_number == 1)
+    if first:
+        enqueued += ensure_batch_jobs(first)
     return enqueued

@@ -1,7 +1,8 @@
 """Assignments and their delivery truth: the only code that writes Assignment.status."""
 
 from collections.abc import Sequence
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from flask import current_app
@@ -17,13 +18,13 @@ from ied.delivery.models import (
 )
 from ied.errors import DomainError, NotFound
 from ied.extensions import db
-from ied.finance.services import count_delivery_event
+from ied.finance.services import count_delivery_events
 from ied.installers.models import Installer
 from ied.installers.services import CycleUsage, cycle_usage, exclusion_reasons
 from ied.leads.models import Lead
 from ied.leads.services import change_status, clean_note
-from ied.row_locks import load_locked, lock_one
-from ied.tallies.services import add_to_tally
+from ied.row_locks import load_locked, lock_many, lock_one
+from ied.tallies.services import add_to_tallies, add_to_tally, tally_row
 from ied.timestamps import UTCDateTime, utcnow
 
 ASSIGNABLE_LEAD_STATUSES = ("ready_to_route", "assigned")
@@ -175,82 +176,124 @@ def refresh_delivery_attention(lead: Lead) -> None:
     up here and the second reads the first one's outcome; the Needs-attention tab then reads
     the lead alone.
     """
+    _refresh_delivery_attention([lead])
+
+
+def _refresh_delivery_attention(leads: Sequence[Lead]) -> None:
+    """refresh_delivery_attention for several locked leads in one query."""
     queued_too_long = queued_alert_delay()
-    moments = [
-        queued_at if status == "failed" else queued_at + queued_too_long
-        for status, queued_at in db.session.execute(
-            sa.select(Assignment.status, Assignment.queued_at).where(
-                Assignment.lead_id == lead.id, Assignment.status.in_(("failed", "queued"))
-            )
+    moments: dict[int, list] = {lead.id: [] for lead in leads}
+    for lead_id, status, queued_at in db.session.execute(
+        sa.select(Assignment.lead_id, Assignment.status, Assignment.queued_at).where(
+            Assignment.lead_id.in_(moments), Assignment.status.in_(("failed", "queued"))
         )
-    ]
-    attention_at = min(moments, default=None)
-    if lead.delivery_attention_at != attention_at:
-        lead.delivery_attention_at = attention_at
+    ):
+        moments[lead_id].append(queued_at if status == "failed" else queued_at + queued_too_long)
+    changed = False
+    for lead in leads:
+        attention_at = min(moments[lead.id], default=None)
+        if lead.delivery_attention_at != attention_at:
+            lead.delivery_attention_at = attention_at
+            changed = True
+    if changed:
         db.session.flush()
 
 
-def _refresh_attention_of(assignment: Assignment) -> None:
+def _refresh_attention_of(assignments: Sequence[Assignment]) -> None:
+    """After the assignments changed: their leads, locked in id order after the assignments."""
     db.session.flush()
-    refresh_delivery_attention(lock_one(Lead, assignment.lead_id))
+    _refresh_delivery_attention(lock_many(Lead, {a.lead_id for a in assignments}))
 
 
 def move_assignment(
     assignment: Assignment, to_status: str, actor: User | None = None, reason: str | None = None
 ) -> Assignment:
     """The one writer of Assignment.status; records the change (by the system without actor)."""
-    allowed = ASSIGNMENT_TRANSITIONS[assignment.status]
-    if to_status not in allowed:
-        allowed_text = ", ".join(f"'{status}'" for status in allowed) or "nothing"
-        raise IllegalAssignmentTransition(
-            f"The delivery to {assignment.installer.company_name} is '{assignment.status}' and "
-            f"cannot become '{to_status}'; it may become {allowed_text}."
-        )
-    details = {
-        "installer": assignment.installer.company_name,
-        "from": assignment.status,
-        "to": to_status,
-        **({"reason": reason} if reason else {}),
-    }
-    assignment.status = to_status
-    record_activity("assignment.status_changed", assignment, actor=actor, details=details)
+    _move_assignments([(assignment, reason)], to_status, actor)
     return assignment
+
+
+def _move_assignments(
+    moves: Sequence[tuple[Assignment, str | None]], to_status: str, actor: User | None = None
+) -> None:
+    """move_assignment for several (assignment, reason) at once: one flush for their rows."""
+    for assignment, reason in moves:
+        allowed = ASSIGNMENT_TRANSITIONS[assignment.status]
+        if to_status not in allowed:
+            allowed_text = ", ".join(f"'{status}'" for status in allowed) or "nothing"
+            raise IllegalAssignmentTransition(
+                f"The delivery to {assignment.installer.company_name} is '{assignment.status}' "
+                f"and cannot become '{to_status}'; it may become {allowed_text}."
+            )
+        details = {
+            "installer": assignment.installer.company_name,
+            "from": assignment.status,
+            "to": to_status,
+            **({"reason": reason} if reason else {}),
+        }
+        assignment.status = to_status
+        record_activity(
+            "assignment.status_changed", assignment, actor=actor, details=details, flush=False
+        )
+    db.session.flush()
 
 
 def record_delivery_success(assignment_id: int) -> DeliveryEvent:
     """Mark the assignment sent and create its billable event, exactly once."""
-    assignment = lock_one(Assignment, assignment_id)
-    if assignment.status == "sent" and assignment.delivery_event is not None:
-        return assignment.delivery_event
-    move_assignment(assignment, "sent")
+    return record_deliveries_success([lock_one(Assignment, assignment_id)])[0]
+
+
+def record_deliveries_success(assignments: Sequence[Assignment]) -> list[DeliveryEvent]:
+    """record_delivery_success for several assignments the caller holds locked (in id order),
+    in one go: their events, counters, activity and leads' attention with a few statements.
+    The one place a successful delivery is recorded."""
+    events = [a.delivery_event for a in assignments if a.status == "sent" and a.delivery_event]
+    new = [a for a in assignments if not (a.status == "sent" and a.delivery_event is not None)]
+    _move_assignments([(assignment, None) for assignment in new], "sent")
     now = utcnow()
-    assignment.sent_at = now
-    assignment.next_attempt_at = None
-    assignment.last_error = None
-    installer = assignment.installer
-    event = DeliveryEvent(
-        assignment=assignment,
-        lead_id=assignment.lead_id,
-        installer_id=installer.id,
-        billing_cycle=billing_cycle(installer.billing_anchor_day, now).label,
-        occurred_at=now,
-        price=installer.price_per_lead,
-    )
-    db.session.add(event)
-    add_to_tally(now, installer_id=installer.id, deliveries_sent=1)
-    _refresh_attention_of(assignment)  # flushes; the lead's lock comes before the counter's
-    count_delivery_event(event)
-    return event
+    created = []
+    for assignment in new:
+        assignment.sent_at = now
+        assignment.next_attempt_at = None
+        assignment.last_error = None
+        installer = assignment.installer
+        created.append(
+            DeliveryEvent(
+                assignment=assignment,
+                lead_id=assignment.lead_id,
+                installer_id=installer.id,
+                billing_cycle=billing_cycle(installer.billing_anchor_day, now).label,
+                occurred_at=now,
+                price=installer.price_per_lead,
+            )
+        )
+    db.session.add_all(created)
+    if new:
+        _refresh_attention_of(new)  # flushes; the leads' locks come before the counters'
+        count_delivery_events(created)
+        add_to_tallies(
+            [tally_row(now, installer_id=a.installer_id, deliveries_sent=1) for a in new]
+        )
+    return events + created
 
 
 def record_delivery_failure(assignment_id: int, reason: str) -> Assignment:
     """Permanent failure, or retries used up: the operator may resend or withdraw."""
     assignment = lock_one(Assignment, assignment_id)
-    move_assignment(assignment, "failed", reason=reason)
-    assignment.last_error = reason
-    assignment.next_attempt_at = None
-    _refresh_attention_of(assignment)
+    record_deliveries_failure([(assignment, reason)])
     return assignment
+
+
+def record_deliveries_failure(failures: Sequence[tuple[Assignment, str]]) -> None:
+    """record_delivery_failure for several locked assignments, each with its reason. The one
+    place a failed delivery is recorded."""
+    if not failures:
+        return
+    _move_assignments(failures, "failed")
+    for assignment, reason in failures:
+        assignment.last_error = reason
+        assignment.next_attempt_at = None
+    _refresh_attention_of([assignment for assignment, _ in failures])
 
 
 def resend(assignment: Assignment, actor: User | None) -> Assignment:
@@ -303,7 +346,7 @@ def withdraw(assignment: Assignment, actor: User | None) -> Assignment:
     assignment.withdrawn_at = utcnow()
     assignment.withdrawn_by_id = actor.id if actor else None
     assignment.next_attempt_at = None
-    _refresh_attention_of(assignment)
+    _refresh_attention_of([assignment])
     return assignment
 
 
@@ -327,52 +370,93 @@ def begin_attempt(
     assignment: Assignment, *, job_id: str | None, lease_seconds: int
 ) -> DeliveryAudit:
     """Write the attempt's audit row before anything is sent, so no attempt goes unrecorded."""
+    (audit,) = begin_attempts([assignment], job_id=job_id, lease_seconds=lease_seconds)
+    return audit
+
+
+def begin_attempts(
+    assignments: Sequence[Assignment], *, job_id: str | None, lease_seconds: int
+) -> list[DeliveryAudit]:
+    """begin_attempt for several assignments the caller holds locked and loaded with their
+    audits (read after the lock was taken): one INSERT for all the audit rows. An assignment in
+    flight is next due when its lease runs out (its worker died, if it has not reported), so
+    the queries for due deliveries pass over it."""
     now = utcnow()
-    audit = DeliveryAudit(
-        assignment=assignment,
-        attempt_number=db.session.scalar(sa.select(next_attempt_number(assignment.id))),
-        recipient=assignment.installer.delivery_email,
-        status="sending",
-        message_id=message_id_for(assignment),
-        started_at=now,
-        lease_expires_at=now + timedelta(seconds=lease_seconds),
-        job_id=job_id,
-    )
-    db.session.add(audit)
+    lease_end = now + timedelta(seconds=lease_seconds)
+    for assignment in assignments:
+        assignment.next_attempt_at = lease_end
+    audits = [
+        DeliveryAudit(
+            assignment=assignment,
+            attempt_number=max((a.attempt_number for a in assignment.audits), default=0) + 1,
+            recipient=assignment.installer.delivery_email,
+            status="sending",
+            message_id=message_id_for(assignment),
+            started_at=now,
+            lease_expires_at=lease_end,
+            job_id=job_id,
+        )
+        for assignment in assignments
+    ]
+    db.session.add_all(audits)
     db.session.flush()
+    return audits
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    """How an attempt ended: `sent` or `failed`, with what the server said or the error."""
+
+    status: str
+    smtp_code: int | None = None
+    smtp_reply: str | None = None
+    error: str | None = None
+    finished_at: datetime | None = None  # when the answer came (default: now)
+
+
+def finish_attempt(audit: DeliveryAudit, **result) -> DeliveryAudit:
+    """Close one attempt (see finish_attempts); `result` as AttemptResult's fields."""
+    finish_attempts([(audit, AttemptResult(**result))])
     return audit
 
 
-def finish_attempt(
-    audit: DeliveryAudit,
-    *,
-    status: str,
-    smtp_code: int | None = None,
-    smtp_reply: str | None = None,
-    error: str | None = None,
-) -> DeliveryAudit:
-    if audit.status != "sending":
-        raise DomainError(f"Attempt {audit.attempt_number} is already finished ({audit.status}).")
-    audit.status = status
-    audit.smtp_code = smtp_code
-    audit.smtp_reply = smtp_reply
-    audit.error = error
-    audit.finished_at = utcnow()
-    audit.lease_expires_at = None
-    add_to_tally(audit.finished_at, shard_key=audit.id, **{f"attempts_{status}": 1})
-    outcome = {"smtp_code": smtp_code, "smtp_reply": smtp_reply, "error": error}
-    record_activity(
-        "delivery.attempted",
-        audit,
-        lead_id=audit.assignment.lead_id,
-        details={
-            "attempt": audit.attempt_number,
-            "recipient": audit.recipient,
-            "status": status,
-            **{key: value for key, value in outcome.items() if value is not None},
-        },
-    )
-    return audit
+def finish_attempts(finished: Sequence[tuple[DeliveryAudit, AttemptResult]]) -> None:
+    """Close attempts as sent or failed, with what the server said; each logged as an activity
+    and counted in the day's tallies. The one place an attempt's outcome is recorded: a batch's
+    in one go (its activity rows with the caller's next flush, its tallies in one statement)."""
+    tallies = []
+    for audit, result in finished:
+        if audit.status != "sending":
+            raise DomainError(
+                f"Attempt {audit.attempt_number} is already finished ({audit.status})."
+            )
+        audit.status = result.status
+        audit.smtp_code = result.smtp_code
+        audit.smtp_reply = result.smtp_reply
+        audit.error = result.error
+        audit.finished_at = result.finished_at or utcnow()
+        audit.lease_expires_at = None
+        tallies.append(
+            tally_row(audit.finished_at, shard_key=audit.id, **{f"attempts_{result.status}": 1})
+        )
+        outcome = {
+            "smtp_code": result.smtp_code,
+            "smtp_reply": result.smtp_reply,
+            "error": result.error,
+        }
+        record_activity(
+            "delivery.attempted",
+            audit,
+            lead_id=audit.assignment.lead_id,
+            details={
+                "attempt": audit.attempt_number,
+                "recipient": audit.recipient,
+                "status": result.status,
+                **{key: value for key, value in outcome.items() if value is not None},
+            },
+            flush=False,
+        )
+    add_to_tallies(tallies)
 
 
 def record_link_open(assignment: Assignment) -> None:

@@ -57,11 +57,24 @@ def _set_cycle_billing(installer_id: int, cycle: str, **values) -> None:
     )
 
 
-def count_delivery_event(event: DeliveryEvent) -> None:
-    """Called in the transaction that creates the event."""
-    _add_to_cycle_billing(
-        event.installer_id, event.billing_cycle, billed_count=1, billed_amount=event.price
-    )
+def count_delivery_events(events: list[DeliveryEvent]) -> None:
+    """Called in the transaction that creates the events: one statement for all of them, its
+    rows in key order so two batches adding to the same counters never deadlock."""
+    rows: dict[tuple[int, str], dict] = {}
+    for event in events:
+        row = rows.setdefault(
+            (event.installer_id, event.billing_cycle),
+            {"installer_id": event.installer_id, "billing_cycle": event.billing_cycle}
+            | dict.fromkeys(COUNTERS, 0),
+        )
+        row["billed_count"] += 1
+        row["billed_amount"] += event.price
+    if rows:
+        add_to_counters(
+            CycleBilling.__table__,
+            ("installer_id", "billing_cycle"),
+            [rows[key] for key in sorted(rows)],
+        )
 
 
 def _count_void(event: DeliveryEvent) -> None:

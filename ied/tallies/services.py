@@ -30,13 +30,38 @@ def add_to_tally(
     Business-wide tallies go to one of TALLY_SHARDS rows picked by `shard_key` (the id of what
     is counted); an installer's to its single row of the day.
     """
-    row = {
+    add_to_tallies([tally_row(moment, installer_id=installer_id, shard_key=shard_key, **counts)])
+
+
+def tally_row(
+    moment: datetime, *, installer_id: int = BUSINESS_WIDE, shard_key: int = 0, **counts: int
+) -> dict:
+    """What add_to_tally adds, for add_to_tallies."""
+    return {
         "day": business_today(moment),
         "installer_id": installer_id,
         "shard": shard_key % TALLY_SHARDS if installer_id == BUSINESS_WIDE else 0,
         **{name: counts.get(name, 0) for name in TALLIES},
     }
-    add_to_counters(DailyTally.__table__, ("day", "installer_id", "shard"), [row])
+
+
+def add_to_tallies(rows: list[dict]) -> None:
+    """Several tally_row()s (a batch of deliveries) in one statement: rows of the same day,
+    installer and shard summed first, in key order so two batches never deadlock."""
+    merged: dict[tuple, dict] = {}
+    for row in rows:
+        key = (row["day"], row["installer_id"], row["shard"])
+        if key in merged:
+            for name in TALLIES:
+                merged[key][name] += row[name]
+        else:
+            merged[key] = dict(row)
+    if merged:
+        add_to_counters(
+            DailyTally.__table__,
+            ("day", "installer_id", "shard"),
+            [merged[key] for key in sorted(merged)],
+        )
 
 
 @dataclass
