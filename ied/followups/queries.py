@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.orm import aliased, joinedload
+from sqlalchemy.orm import aliased
 
 from ied.business_time import business_today, day_bounds
 from ied.capped_counts import CappedCount, capped_count
@@ -132,6 +132,10 @@ def due_state_counts(now: datetime | None = None, extra_conditions=()) -> dict[s
 class FollowUpRow:
     follow_up: FollowUp
     due_state: str
+    # What a list row shows of its lead and installer, read as columns with it.
+    lead_reference: str
+    customer_name: str
+    installer_name: str
 
 
 @dataclass(frozen=True)
@@ -172,13 +176,16 @@ def follow_up_page(
         else (FollowUp.due_at, FollowUp.id)
     )
     statement = (
-        sa.select(FollowUp, due_state_of_row(now).label("due_state"))
-        .where(*conditions)
-        .options(
-            # What a list row shows of its lead and installer.
-            joinedload(FollowUp.lead).load_only(Lead.reference, Lead.customer_name),
-            joinedload(FollowUp.installer).load_only(Installer.company_name),
+        sa.select(
+            FollowUp,
+            due_state_of_row(now).label("due_state"),
+            Lead.reference,
+            Lead.customer_name,
+            Installer.company_name,
         )
+        .join(Lead, Lead.id == FollowUp.lead_id)
+        .join(Installer, Installer.id == FollowUp.installer_id)
+        .where(*conditions)
         .order_by(*order)
         .limit(page_size + 1)
     )
