@@ -68,6 +68,15 @@ def seed_demo_command(if_empty: bool) -> None:
 SHOWN_DRIFT = 50
 
 
+def _one_snapshot() -> None:
+    """A check reads the counters and recounts the records in many statements: on PostgreSQL
+    they all see one snapshot (REPEATABLE READ), so a record committed meanwhile is not
+    reported as drift, and nothing waits for the check."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.commit()  # nothing is pending; the check's transaction starts afresh
+        db.session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+
+
 def _report_drift(drift: list, lines: list[str], noun: str, repair: bool) -> None:
     """Print what differs; commit a repair, else exit 1 when anything differs."""
     for line in lines[:SHOWN_DRIFT]:
@@ -91,6 +100,8 @@ def check_cycle_usage_command(repair: bool) -> None:
 
     Exits 1 when a counter is wrong and --repair was not given.
     """
+    if not repair:
+        _one_snapshot()
     drift = repair_cycle_billing() if repair else cycle_billing_drift()
     lines = [
         f"installer {row.installer_id} cycle {row.billing_cycle}: "
@@ -107,6 +118,8 @@ def check_daily_tallies_command(repair: bool) -> None:
 
     Exits 1 when a tally is wrong and --repair was not given.
     """
+    if not repair:
+        _one_snapshot()
     drift = rebuild_tallies() if repair else tally_drift()
     lines = [
         f"{row.day} installer {row.installer_id or '(all)'} {row.tally}: "
@@ -114,6 +127,17 @@ def check_daily_tallies_command(repair: bool) -> None:
         for row in drift
     ]
     _report_drift(drift, lines, "tally", repair)
+
+
+@ied_cli.command("refresh-delivery-attention")
+def refresh_delivery_attention_command() -> None:
+    """Recompute when each lead's deliveries need action (after DELIVERY_QUEUED_ALERT_MINUTES
+    changed): the queue's Needs attention then agrees with the dashboard."""
+    from ied.delivery.services import refresh_every_delivery_attention
+
+    changed = refresh_every_delivery_attention()
+    db.session.commit()
+    click.echo(f"{changed} lead(s) changed.")
 
 
 @ied_cli.command("repair-lead-counts")

@@ -374,3 +374,22 @@ def test_the_queue_head_counts_follow_ups_overdue_and_due_today(
     head = client.get("/leads").get_data(as_text=True)
     today = re.search(r"<p class=\"today\" data-today>(.*?)</p>", head, re.S).group(1)
     assert ">2 overdue</a>" in today and ">1 due today</a>" in today
+
+
+def test_after_the_alert_setting_changes_the_refresh_command_moves_every_kept_moment(
+    app, make_app, make_lead, make_installer, operator
+):
+    installer = make_installer()
+    lead = make_lead("ready_to_route")
+    (assignment,) = delivery.assign_installers(lead, [installer.id], operator)
+    db.session.commit()
+    queued_at, lead_id = assignment.queued_at, lead.id
+    assert lead.delivery_attention_at == queued_at + timedelta(minutes=15)
+    later = make_app(DELIVERY_QUEUED_ALERT_MINUTES=60)
+    with later.app_context():
+        result = later.test_cli_runner().invoke(args=["ied", "refresh-delivery-attention"])
+        assert result.exit_code == 0 and "1 lead(s) changed." in result.output
+        kept = db.session.get(Lead, lead_id).delivery_attention_at
+        assert kept == queued_at + timedelta(minutes=60)
+        again = later.test_cli_runner().invoke(args=["ied", "refresh-delivery-attention"])
+        assert "0 lead(s) changed." in again.output

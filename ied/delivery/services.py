@@ -179,6 +179,35 @@ def refresh_delivery_attention(lead: Lead) -> None:
     _refresh_delivery_attention([lead])
 
 
+REFRESH_LEADS_AT_ONCE = 500
+
+
+def refresh_every_delivery_attention() -> int:
+    """Recompute the kept moment of every lead with a failed or queued delivery, or with a
+    moment kept (after DELIVERY_QUEUED_ALERT_MINUTES changed); returns how many changed.
+    Each group of leads is locked, then read with its deliveries, like a delivery change."""
+    lead_ids = sorted(
+        set(
+            db.session.scalars(
+                sa.select(Assignment.lead_id).where(Assignment.status.in_(("failed", "queued")))
+            )
+        )
+        | set(db.session.scalars(sa.select(Lead.id).where(Lead.delivery_attention_at.is_not(None))))
+    )
+    changed = 0
+    for start in range(0, len(lead_ids), REFRESH_LEADS_AT_ONCE):
+        leads = db.session.scalars(
+            sa.select(Lead)
+            .where(Lead.id.in_(lead_ids[start : start + REFRESH_LEADS_AT_ONCE]))
+            .order_by(Lead.id)
+            .with_for_update()
+        ).all()
+        before = {lead.id: lead.delivery_attention_at for lead in leads}
+        _refresh_delivery_attention(leads)
+        changed += sum(lead.delivery_attention_at != before[lead.id] for lead in leads)
+    return changed
+
+
 def _refresh_delivery_attention(leads: Sequence[Lead]) -> None:
     """refresh_delivery_attention for several locked leads in one query."""
     queued_too_long = queued_alert_delay()
