@@ -27,3 +27,20 @@ class RowLink:
 
     def __call__(self, value: str | int) -> str:
         return f"{self._head}{value}{self._tail}"
+
+
+class RowLinks:
+    """RowLink of an endpoint whose URL takes one more value that few rows differ in (a cycle
+    label): one RowLink per such value, built when a row first needs it."""
+
+    def __init__(self, endpoint: str, key: str, kind: str, by: str):
+        self._endpoint, self._key, self._kind, self._by = endpoint, key, kind, by
+        self._links: dict[str, RowLink] = {}
+
+    def __call__(self, value: str | int, by_value: str) -> str:
+        link = self._links.get(by_value)
+        if link is None:
+            link = self._links[by_value] = RowLink(
+                self._endpoint, self._key, self._kind, **{self._by: by_value}
+            )
+        return link(value)

@@ -77,29 +77,44 @@ class KeysetPage:
     next_after: int | None  # the id the next page starts after
 
 
-def _keyset_page(statement) -> KeysetPage:
-    """At most PAGE_SIZE rows of an ordered statement, and where the next page starts."""
-    rows = list(db.session.scalars(statement.limit(PAGE_SIZE + 1)))
+def _keyset_page(statement, *, entities: bool = True) -> KeysetPage:
+    """At most PAGE_SIZE rows of an ordered statement (its entities, or its rows of columns),
+    and where the next page starts."""
+    result = db.session.execute(statement.limit(PAGE_SIZE + 1))
+    rows = list(result.scalars() if entities else result)
     more = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]
     return KeysetPage(rows, rows[-1].id if more else None)
 
 
+# What a row of the events list shows, read as columns: no ORM event, lead, installer and user
+# objects per row (nor their deferred-column loaders).
+EVENT_ROW_COLUMNS = (
+    DeliveryEvent.id,
+    DeliveryEvent.occurred_at,
+    DeliveryEvent.billing_cycle,
+    DeliveryEvent.price,
+    DeliveryEvent.voided_at,
+    DeliveryEvent.void_reason,
+    Installer.company_name.label("installer_name"),
+    Lead.reference.label("lead_reference"),
+    User.email.label("voided_by_email"),  # who voided it
+)
+
+
 def event_page(filters: EventFilter, after: int | None = None) -> KeysetPage:
     """Newest first by id (events are created in time order), PAGE_SIZE at a time."""
     statement = (
-        sa.select(DeliveryEvent)
+        sa.select(*EVENT_ROW_COLUMNS)
+        .join(Installer, Installer.id == DeliveryEvent.installer_id)
+        .join(Lead, Lead.id == DeliveryEvent.lead_id)
+        .outerjoin(User, User.id == DeliveryEvent.voided_by_id)
         .where(*filters.conditions())
-        .options(
-            joinedload(DeliveryEvent.lead).load_only(Lead.reference, Lead.customer_name),
-            joinedload(DeliveryEvent.installer).load_only(Installer.company_name),
-            joinedload(DeliveryEvent.voided_by).load_only(User.email),
-        )
         .order_by(DeliveryEvent.id.desc())
     )
     if after:
         statement = statement.where(DeliveryEvent.id < after)
-    return _keyset_page(statement)
+    return _keyset_page(statement, entities=False)
 
 
 @dataclass

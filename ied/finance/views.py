@@ -33,7 +33,7 @@ from ied.form_errors import show_field_errors
 from ied.htmx import page_or_block
 from ied.input_limits import id_or_none
 from ied.installers.models import Installer
-from ied.row_links import RowLink
+from ied.row_links import RowLink, RowLinks
 
 bp = Blueprint("finance", __name__, url_prefix="/finance")
 
@@ -79,6 +79,7 @@ def index():
         totals=queries.cycle_totals(event_filter),
         pending_returns=services.pending_returns_count(),
         lead_link=RowLink("leads.show", "reference"),
+        statement_link=RowLinks("finance.statement", "installer_id", "id", by="cycle"),
         void_link=RowLink("finance.void", "event_id", "id", next=request.full_path),
     )
 
