@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from flask import current_app
+from flask import current_app, has_app_context
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from ied.activity.services import record_activity
 from ied.auth.models import User
@@ -58,8 +59,9 @@ def create_api_key(source: str, actor: User | None = None) -> tuple[str, ApiKey]
 
 # Each web process remembers a valid key this long, so that a source posting many leads a
 # second does not look its key up in the database every time: a revoked key stops working
-# within KEY_MEMORY_SECONDS in every process (at once in the process that revoked it). Only
-# valid keys are remembered: an unknown or new key is always looked up.
+# within KEY_MEMORY_SECONDS in every process (in the process that revoked it, as soon as the
+# revocation commits). Only valid keys are remembered: an unknown or new key is always looked
+# up.
 KEY_MEMORY_SECONDS = 5.0
 
 
@@ -99,10 +101,15 @@ def authenticate_api_key(raw_key: str) -> KnownKey | None:
     return known
 
 
+REVOKED_KEYS = "ied_revoked_api_keys"
+
+
 def revoke_api_key(api_key: ApiKey, actor: User | None = None) -> ApiKey:
+    """Revoke in the caller's transaction; this process forgets the key once that commits (not
+    before: another request of this process could look it up meanwhile and remember it)."""
     if api_key.revoked_at is None:
         api_key.revoked_at = utcnow()
-        _known_keys().pop(api_key.key_hash, None)
+        db.session.info.setdefault(REVOKED_KEYS, set()).add(api_key.key_hash)
         record_activity(
             "api_key.revoked",
             api_key,
@@ -110,6 +117,16 @@ def revoke_api_key(api_key: ApiKey, actor: User | None = None) -> ApiKey:
             details={"source": api_key.source, "key_prefix": api_key.key_prefix},
         )
     return api_key
+
+
+@sa.event.listens_for(Session, "after_commit")
+def _forget_revoked_keys(session: Session) -> None:
+    # A revocation that rolled back is forgotten at a later commit: harmless, the key is then
+    # only looked up again.
+    revoked = session.info.pop(REVOKED_KEYS, ())
+    if revoked and has_app_context():
+        for key_hash in revoked:
+            _known_keys().pop(key_hash, None)
 
 
 # "Last used" is shown to the minute: a key posting many leads a second updates its row about
