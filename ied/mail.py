@@ -102,7 +102,16 @@ def close_smtp_session(*, polite: bool = True) -> None:
         smtp.close()
 
 
-def _transaction(smtp: smtplib.SMTP, kept: bool, config, recipients, message) -> SmtpOutcome:
+@dataclass(frozen=True)
+class PreparedEmail:
+    """A message in its wire form (headers encoded, CRLF line endings, Date set), for a sender
+    that writes it itself: the email package's generator costs more than the SMTP exchange."""
+
+    recipients: tuple[str, ...]
+    data: bytes
+
+
+def _transaction(smtp: smtplib.SMTP, kept: bool, config, recipients, data: bytes) -> SmtpOutcome:
     try:
         code, reply = smtp.mail(_envelope_sender(config["MAIL_FROM"]))
     except (smtplib.SMTPServerDisconnected, OSError):
@@ -117,7 +126,7 @@ def _transaction(smtp: smtplib.SMTP, kept: bool, config, recipients, message) ->
         code, reply = smtp.rcpt(recipient)
         if code not in (250, 251):
             return SmtpOutcome(False, code >= 500, code, _decode(reply))
-    code, reply = smtp.data(message.as_bytes(policy=policy.SMTP))
+    code, reply = smtp.data(data)
     if code != 250:
         return SmtpOutcome(False, code >= 500, code, _decode(reply))
     return SmtpOutcome(True, False, code, _decode(reply))
@@ -130,16 +139,23 @@ def send_message(message: EmailMessage) -> SmtpOutcome:
         message["From"] = config["MAIL_FROM"]
     if "Date" not in message:
         message["Date"] = formatdate(localtime=False)
-    recipients = [address.strip() for address in message["To"].split(",")]
+    recipients = tuple(address.strip() for address in message["To"].split(","))
+    return send_prepared(PreparedEmail(recipients, message.as_bytes(policy=policy.SMTP)))
+
+
+def send_prepared(email: PreparedEmail) -> SmtpOutcome:
+    """send_message for a message already in its wire form."""
+    config = current_app.config
+    recipients, data = email.recipients, email.data
     outcome = None
     try:
         smtp, kept = _session(config)
         try:
-            outcome = _transaction(smtp, kept, config, recipients, message)
+            outcome = _transaction(smtp, kept, config, recipients, data)
         except _StaleSession:
             close_smtp_session(polite=False)
             smtp, kept = _session(config)
-            outcome = _transaction(smtp, kept, config, recipients, message)
+            outcome = _transaction(smtp, kept, config, recipients, data)
         return outcome
     except smtplib.SMTPResponseException as error:
         return SmtpOutcome(

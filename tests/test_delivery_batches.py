@@ -170,3 +170,31 @@ def test_enqueuing_a_backlog_makes_one_batch_job_per_batch_up_to_the_parallel_li
     assert delivery_queue(app).count == 3  # ten more due, but at most three jobs wait
     enqueue_deliveries([more[0].id])
     assert delivery_queue(app).count == 3  # enough are waiting already
+
+
+def test_the_email_written_by_hand_is_mime_any_client_reads_non_ascii_included(
+    app, smtp_server, make_lead, make_installer, operator
+):
+    app.config["MAIL_FROM"] = "IED Léads <leads@ied.localhost>"
+    plain = make_installer()
+    accented = make_installer(company_name="Énergie Soleil Ltd", contact_name="Zoë Brontë")
+    queue_leads(make_lead, [plain, accented], operator, 1)
+    assert deliver_due_assignments() == "sent 2"
+    by_recipient = {m["To"]: m for m in smtp_server.messages}  # parsed by the email package
+    for installer in (plain, accented):
+        message = by_recipient[installer.delivery_email]
+        assert str(message["From"]) == "IED Léads <leads@ied.localhost>"
+        assert message["Subject"].startswith("New lead IED-")
+        assert message.get_content_type() == "multipart/alternative"
+        text = message.get_body(preferencelist=("plain",)).get_content()
+        html = message.get_body(preferencelist=("html",)).get_content()
+        assert "/d/" in text and "/d/" in html
+    accented_text = by_recipient[accented.delivery_email].get_body(preferencelist=("plain",))
+    assert accented_text["Content-Transfer-Encoding"] == "base64"
+    assert "Hello Zoë Brontë," in accented_text.get_content()
+    assert (
+        "Énergie Soleil Ltd"
+        in by_recipient[accented.delivery_email].get_body(preferencelist=("html",)).get_content()
+    )
+    plain_text = by_recipient[plain.delivery_email].get_body(preferencelist=("plain",))
+    assert plain_text["Content-Transfer-Encoding"] == "7bit"

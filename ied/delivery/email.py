@@ -6,16 +6,28 @@ So "opened" counts every installer who saw the contact details, and withdrawing 
 link withholds them.
 """
 
-from email.message import EmailMessage
+import base64
+import secrets
+from email.header import Header
+from email.utils import formataddr, formatdate, parseaddr
 
 from flask import current_app, render_template
 
 from ied.delivery.links import link_url
 from ied.delivery.models import Assignment
 from ied.leads.models import PATH_LABELS, PRODUCT_LABELS
+from ied.mail import PreparedEmail
+
+# SMTP allows 998 characters a line; a longer one goes base64 like non-ASCII text does.
+LONGEST_LINE = 998
 
 
-def installer_email(assignment: Assignment, message_id: str) -> EmailMessage:
+def installer_email(assignment: Assignment, message_id: str) -> PreparedEmail:
+    """The multipart/alternative message (text, then HTML), written straight in its wire form.
+    The email package's EmailMessage parses every header it is given and its generator folds
+    each one again: together several milliseconds an email, more than the SMTP exchange. What
+    goes out is the same MIME: headers RFC 2047-encoded when not ASCII, bodies 7bit when ASCII
+    (base64 UTF-8 otherwise)."""
     lead = assignment.lead
     # Only what the email may say: no `lead` in the templates, so none of its personal fields
     # can slip into them.
@@ -30,13 +42,55 @@ def installer_email(assignment: Assignment, message_id: str) -> EmailMessage:
         "contact": current_app.config["IED_CONTACT"],
         "link_days": current_app.config["DELIVERY_LINK_MAX_AGE_DAYS"],
     }
-    message = EmailMessage()
-    message["Subject"] = f"New lead {lead.reference}: {context['product']} in {context['area']}"
-    message["From"] = current_app.config["MAIL_FROM"]
-    message["To"] = assignment.installer.delivery_email
-    message["Message-ID"] = message_id
-    message.set_content(render_template("delivery/email/installer_lead.txt", **context))
-    message.add_alternative(
-        render_template("delivery/email/installer_lead.html", **context), subtype="html"
-    )
-    return message
+    recipient = assignment.installer.delivery_email
+    parts = [
+        (subtype, render_template(f"delivery/email/{template}", **context))
+        for template, subtype in (("installer_lead.txt", "plain"), ("installer_lead.html", "html"))
+    ]
+    boundary = _boundary(body for _, body in parts)
+    headers = {
+        "Subject": _header(f"New lead {lead.reference}: {context['product']} in {context['area']}"),
+        "From": formataddr(parseaddr(current_app.config["MAIL_FROM"]), charset="utf-8"),
+        "To": recipient,
+        "Message-ID": message_id,
+        "Date": formatdate(localtime=False),
+        "MIME-Version": "1.0",
+        "Content-Type": f'multipart/alternative; boundary="{boundary}"',
+    }
+    lines = [f"{name}: {value}" for name, value in headers.items()]
+    lines.append("")
+    for subtype, body in parts:
+        lines += [f"--{boundary}", *_text_part(subtype, body)]
+    lines += [f"--{boundary}--", ""]
+    return PreparedEmail((recipient,), "\r\n".join(lines).encode("ascii"))
+
+
+def _header(value: str) -> str:
+    return value if value.isascii() else Header(value, "utf-8").encode(linesep="\r\n")
+
+
+def _boundary(bodies) -> str:
+    bodies = list(bodies)
+    while True:
+        boundary = f"=_{secrets.token_hex(16)}"
+        if not any(boundary in body for body in bodies):
+            return boundary
+
+
+def _text_part(subtype: str, body: str) -> list[str]:
+    """A part's headers, blank line and body lines."""
+    lines = body.splitlines()
+    if body.isascii() and all(len(line) <= LONGEST_LINE for line in lines):
+        return [
+            f'Content-Type: text/{subtype}; charset="us-ascii"',
+            "Content-Transfer-Encoding: 7bit",
+            "",
+            *lines,
+        ]
+    encoded = base64.encodebytes(body.encode("utf-8")).decode("ascii").splitlines()
+    return [
+        f'Content-Type: text/{subtype}; charset="utf-8"',
+        "Content-Transfer-Encoding: base64",
+        "",
+        *encoded,
+    ]

@@ -20,7 +20,6 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
 
 import redis
 import sqlalchemy as sa
@@ -33,7 +32,7 @@ from ied.delivery import services
 from ied.delivery.email import installer_email
 from ied.delivery.models import Assignment, DeliveryAudit
 from ied.extensions import db
-from ied.mail import SmtpOutcome, send_message
+from ied.mail import PreparedEmail, SmtpOutcome, send_prepared
 from ied.queues import delivery_queue, redis_connection, retry_queue
 from ied.row_locks import load_locked, lock_next, lock_one
 from ied.structured_logs import logged_job
@@ -177,22 +176,22 @@ def _current_job_id() -> str | None:
     return job.id if job else None
 
 
-def _load_for_delivery(assignment_ids: list[int]) -> list[Assignment]:
+def _load_for_delivery(assignment_ids: list[int], *, with_lead: bool = False) -> list[Assignment]:
     """Load in one query what a delivery step reads of assignments the caller holds locked:
-    installer, lead, attempts and event. A query of its own after the lock: a SELECT ... FOR
-    UPDATE that waited for the lock would see the joined attempts as they were before it
-    waited."""
+    installer, attempts, event, and the lead when an email is to be written. A query of its own
+    after the lock: a SELECT ... FOR UPDATE that waited for the lock would see the joined
+    attempts as they were before it waited."""
+    loads = [
+        joinedload(Assignment.installer),
+        joinedload(Assignment.audits),
+        joinedload(Assignment.delivery_event),
+    ]
     return list(
         db.session.scalars(
             sa.select(Assignment)
             .where(Assignment.id.in_(assignment_ids))
             .order_by(Assignment.id)
-            .options(
-                joinedload(Assignment.installer),
-                joinedload(Assignment.lead),
-                joinedload(Assignment.audits),
-                joinedload(Assignment.delivery_event),
-            )
+            .options(*loads, *([joinedload(Assignment.lead)] if with_lead else []))
             .execution_options(populate_existing=True)
         ).unique()
     )
@@ -226,7 +225,7 @@ def _close_expired_attempts(assignment: Assignment, now: datetime) -> bool:
 class OpenedAttempt:
     audit_id: int
     assignment_id: int
-    message: EmailMessage
+    message: PreparedEmail
 
 
 def _open_attempts(assignment_ids: list[int]) -> list[OpenedAttempt]:
@@ -234,7 +233,7 @@ def _open_attempts(assignment_ids: list[int]) -> list[OpenedAttempt]:
     commit their audit rows before anything is sent. Empty when there is nothing to do."""
     now = utcnow()
     ready = []
-    for assignment in _load_for_delivery(assignment_ids):
+    for assignment in _load_for_delivery(assignment_ids, with_lead=True):
         if assignment.status != "queued":
             continue
         # Closing an abandoned attempt may use up the retries and fail the assignment.
@@ -246,12 +245,15 @@ def _open_attempts(assignment_ids: list[int]) -> list[OpenedAttempt]:
     if not ready:
         db.session.commit()  # what closing abandoned attempts wrote, if anything
         return []
-    audits = services.begin_attempts(ready, job_id=_current_job_id(), lease_seconds=lease_seconds())
     opened = [
         OpenedAttempt(
-            audit.id, audit.assignment_id, installer_email(audit.assignment, audit.message_id)
+            attempt.id,
+            attempt.assignment.id,
+            installer_email(attempt.assignment, attempt.message_id),
         )
-        for audit in audits
+        for attempt in services.begin_attempts(
+            ready, job_id=_current_job_id(), lease_seconds=lease_seconds()
+        )
     ]
     db.session.commit()
     return opened
@@ -276,13 +278,13 @@ def _deliver(opened: list[OpenedAttempt], deadline: float) -> list[str]:
     results = []
     for number, attempt in enumerate(opened):
         on_time = number == 0 or time.monotonic() < deadline
-        results.append((attempt, send_message(attempt.message) if on_time else None, utcnow()))
+        results.append((attempt, send_prepared(attempt.message) if on_time else None, utcnow()))
     return record_attempt_outcomes(results)
 
 
 def record_attempt_outcome(assignment_id: int, audit_id: int, outcome: SmtpOutcome) -> str:
     (result,) = record_attempt_outcomes(
-        [(OpenedAttempt(audit_id, assignment_id, EmailMessage()), outcome, utcnow())]
+        [(OpenedAttempt(audit_id, assignment_id, PreparedEmail((), b"")), outcome, utcnow())]
     )
     return result
 

@@ -239,13 +239,15 @@ def move_assignment(
 ) -> Assignment:
     """The one writer of Assignment.status; records the change (by the system without actor)."""
     _move_assignments([(assignment, reason)], to_status, actor)
+    db.session.flush()
     return assignment
 
 
 def _move_assignments(
     moves: Sequence[tuple[Assignment, str | None]], to_status: str, actor: User | None = None
 ) -> None:
-    """move_assignment for several (assignment, reason) at once: one flush for their rows."""
+    """move_assignment for several (assignment, reason) at once; written with the caller's
+    next flush, so a batch's rows go together."""
     for assignment, reason in moves:
         allowed = ASSIGNMENT_TRANSITIONS[assignment.status]
         if to_status not in allowed:
@@ -264,7 +266,6 @@ def _move_assignments(
         record_activity(
             "assignment.status_changed", assignment, actor=actor, details=details, flush=False
         )
-    db.session.flush()
 
 
 def record_delivery_success(assignment_id: int) -> DeliveryEvent:
@@ -399,37 +400,56 @@ def begin_attempt(
     assignment: Assignment, *, job_id: str | None, lease_seconds: int
 ) -> DeliveryAudit:
     """Write the attempt's audit row before anything is sent, so no attempt goes unrecorded."""
-    (audit,) = begin_attempts([assignment], job_id=job_id, lease_seconds=lease_seconds)
-    return audit
+    (opened,) = begin_attempts([assignment], job_id=job_id, lease_seconds=lease_seconds)
+    return db.session.get(DeliveryAudit, opened.id)
+
+
+@dataclass(frozen=True)
+class Opened:
+    """An attempt's audit row, written: what sending it needs."""
+
+    id: int
+    assignment: Assignment
+    message_id: str
 
 
 def begin_attempts(
     assignments: Sequence[Assignment], *, job_id: str | None, lease_seconds: int
-) -> list[DeliveryAudit]:
+) -> list[Opened]:
     """begin_attempt for several assignments the caller holds locked and loaded with their
     audits (read after the lock was taken): one INSERT for all the audit rows. An assignment in
     flight is next due when its lease runs out (its worker died, if it has not reported), so
-    the queries for due deliveries pass over it."""
+    the queries for due deliveries pass over it (one UPDATE for all)."""
     now = utcnow()
     lease_end = now + timedelta(seconds=lease_seconds)
-    for assignment in assignments:
-        assignment.next_attempt_at = lease_end
-    audits = [
-        DeliveryAudit(
-            assignment=assignment,
-            attempt_number=max((a.attempt_number for a in assignment.audits), default=0) + 1,
-            recipient=assignment.installer.delivery_email,
-            status="sending",
-            message_id=message_id_for(assignment),
-            started_at=now,
-            lease_expires_at=lease_end,
-            job_id=job_id,
-        )
+    rows = [
+        {
+            "assignment_id": assignment.id,
+            "attempt_number": max((a.attempt_number for a in assignment.audits), default=0) + 1,
+            "recipient": assignment.installer.delivery_email,
+            "status": "sending",
+            "message_id": message_id_for(assignment),
+            "started_at": now,
+            "lease_expires_at": lease_end,
+            "job_id": job_id,
+        }
         for assignment in assignments
     ]
-    db.session.add_all(audits)
-    db.session.flush()
-    return audits
+    ids = db.session.scalars(
+        sa.insert(DeliveryAudit).returning(DeliveryAudit.id, sort_by_parameter_order=True), rows
+    ).all()
+    db.session.execute(
+        sa.update(Assignment)
+        .where(Assignment.id.in_([assignment.id for assignment in assignments]))
+        .values(next_attempt_at=lease_end)
+        .execution_options(synchronize_session=False)
+    )
+    for assignment in assignments:
+        db.session.expire(assignment, ["audits"])  # read again, with the new rows, when asked
+    return [
+        Opened(audit_id, assignment, row["message_id"])
+        for audit_id, assignment, row in zip(ids, assignments, rows, strict=True)
+    ]
 
 
 @dataclass(frozen=True)
