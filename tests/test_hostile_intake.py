@@ -187,7 +187,9 @@ def test_hostile_bodies_never_answer_5xx_write_nothing_when_refused_and_agree_wi
 
     send()
     assert seen["sent"] >= BODIES_PER_RUN
-    assert seen["accepted"] > 200  # the bodies reach the database, not only the validation
+    # The bodies reach the database, not only the validation: about one in ten is a valid lead
+    # (188 to 260 of 2,000 seen across runs), so the floor leaves room for Hypothesis' draw.
+    assert seen["accepted"] >= 100
 
 
 @pytest.mark.parametrize(
