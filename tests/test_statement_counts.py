@@ -102,7 +102,7 @@ def test_the_queue_tabs_searches_and_next_pages_stay_within_the_budget(
 
 
 def test_an_htmx_status_transition_stays_within_the_budget(
-    client, login_as, make_lead, make_installer
+    client, login_as, make_lead, make_installer, is_postgres
 ):
     login_as("operator")
     make_installer(cycle_cap=40)
@@ -116,7 +116,9 @@ def test_an_htmx_status_transition_stays_within_the_budget(
             headers={"HX-Request": "true"},
         )
     assert response.status_code == 200
-    assert len(statements) <= MAX_STATEMENTS, "\n\n".join(statements)
+    # SQLite (`make run`) has no SELECT ... FOR UPDATE: its row lock is an UPDATE first.
+    budget = MAX_STATEMENTS if is_postgres else MAX_STATEMENTS + 1
+    assert len(statements) <= budget, "\n\n".join(statements)
 
 
 def test_a_search_across_every_status_reads_routing_and_problems_once(
