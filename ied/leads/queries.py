@@ -158,7 +158,7 @@ QUEUE_FOLLOW_UP_STATES = ("overdue", "due_today")
 @cache
 def _queue_counts_statement() -> sa.Select:
     """Built once (its moments are parameters): building seven capped subqueries took longer
-    than running them."""
+    than running them. The cap (capped_counts.COUNT_CAP) is read when it is built."""
     now, end_of_today = sa.bindparam("now"), sa.bindparam("end_of_today")
     follow_ups = due_state_count_columns(now, QUEUE_FOLLOW_UP_STATES, end_of_today=end_of_today)
     return sa.select(*_tab_count_columns(now), *follow_ups)
