@@ -2,7 +2,7 @@
 
 Safety comes from the database, not from Redis: an attempt's audit row is committed before the
 email goes out and holds a lease; a job does nothing unless its assignment is still `queued`
-and no other attempt holds a live lease; the sweeper (`requeue_stalled`, every minute) finds
+and no other attempt holds a live lease; the sweeper (`requeue_stalled`, every 15 s) finds
 queued assignments that no live job will deliver and enqueues them again.
 
 Throughput comes from batches. A first attempt has no job of its own: `deliver_due_assignments`
