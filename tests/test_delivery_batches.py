@@ -3,7 +3,9 @@ session, outcomes recorded together; every figure stays exact, with a few statem
 
 from datetime import timedelta
 
+import pytest
 import sqlalchemy as sa
+from rq.timeouts import JobTimeoutException, UnixSignalDeathPenalty
 
 from ied.activity.models import ActivityEntry
 from ied.delivery import services
@@ -19,6 +21,7 @@ from ied.finance.models import CycleBilling
 from ied.finance.services import cycle_billing_drift
 from ied.leads.models import Lead
 from ied.queues import delivery_queue, retry_queue
+from ied.tallies.services import tally_drift
 from ied.timestamps import utcnow
 
 
@@ -198,3 +201,23 @@ def test_the_email_written_by_hand_is_mime_any_client_reads_non_ascii_included(
     )
     plain_text = by_recipient[plain.delivery_email].get_body(preferencelist=("plain",))
     assert plain_text["Content-Transfer-Encoding"] == "7bit"
+
+
+def test_a_batch_cut_off_by_its_job_timeout_records_what_the_server_accepted(
+    app, smtp_server, make_lead, make_installer, operator
+):
+    """RQ stops a job past its timeout by raising inside it (SIGALRM, as here): the emails the
+    server accepted before are recorded sent, so the sweeper never sends them again; the one
+    cut off and those after it are closed as not sent and retried."""
+    app.config.update(DELIVERY_BATCH_SIZE=5)
+    smtp_server.answer("250 2.0.0 OK", "250 2.0.0 OK", "stall:3")
+    queue_leads(make_lead, [make_installer()], operator, 5)
+    with pytest.raises(JobTimeoutException), UnixSignalDeathPenalty(1, JobTimeoutException):
+        deliver_due_assignments()
+    db.session.expire_all()
+    audits = db.session.scalars(sa.select(DeliveryAudit).order_by(DeliveryAudit.id)).all()
+    assert [audit.status for audit in audits] == ["sent", "sent", "failed", "failed", "failed"]
+    assert {audit.error for audit in audits[2:]} == {NOT_SENT}
+    assert count(DeliveryEvent) == 2
+    assert count(Assignment, Assignment.status == "queued") == 3
+    assert cycle_billing_drift() == [] and tally_drift() == []

@@ -32,7 +32,7 @@ from ied.delivery import services
 from ied.delivery.email import installer_email
 from ied.delivery.models import Assignment, DeliveryAudit
 from ied.extensions import db
-from ied.mail import PreparedEmail, SmtpOutcome, send_prepared
+from ied.mail import PreparedEmail, SmtpOutcome, close_smtp_session, send_prepared
 from ied.queues import delivery_queue, redis_connection, retry_queue
 from ied.row_locks import load_locked, lock_next, lock_one
 from ied.structured_logs import logged_job
@@ -276,9 +276,20 @@ def _deliver(opened: list[OpenedAttempt], deadline: float) -> list[str]:
     if not opened:
         return []
     results = []
-    for number, attempt in enumerate(opened):
-        on_time = number == 0 or time.monotonic() < deadline
-        results.append((attempt, send_prepared(attempt.message) if on_time else None, utcnow()))
+    try:
+        for number, attempt in enumerate(opened):
+            on_time = number == 0 or time.monotonic() < deadline
+            results.append((attempt, send_prepared(attempt.message) if on_time else None, utcnow()))
+    except BaseException:
+        # Interrupted mid-batch (the job's timeout, a signal, a bug): the emails the server
+        # already accepted are recorded now, or the sweeper would take their attempts for
+        # abandoned and send them again; the one cut off and the rest are closed as not sent.
+        close_smtp_session(polite=False)  # cut off mid-conversation: not reusable
+        done = {attempt.audit_id for attempt, _, _ in results}
+        results += [(attempt, None, utcnow()) for attempt in opened if attempt.audit_id not in done]
+        db.session.rollback()
+        record_attempt_outcomes(results)
+        raise
     return record_attempt_outcomes(results)
 
 
