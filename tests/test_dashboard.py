@@ -177,7 +177,10 @@ def test_every_dashboard_number_equals_a_direct_count_of_the_demo_data(client, l
 
     # Installer quality over the period.
     starts, ends = period.starts_at, period.ends_at
-    quality = {row.installer_id: row for row in queries.installer_quality(tallies, installers)}
+    quality = {
+        row.installer_id: row
+        for row in queries.installer_quality(tallies, queries.installer_names())
+    }
     for installer in installers:
         sent = [
             a

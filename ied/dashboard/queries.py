@@ -8,6 +8,7 @@ services keep (ied/tallies), a few rows a business day (BUSINESS_TIMEZONE).
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import cache
 
 import sqlalchemy as sa
 from sqlalchemy.orm import aliased
@@ -21,7 +22,7 @@ from ied.finance.models import ReturnRequest
 from ied.followups.models import FollowUp
 from ied.followups.queries import due_state_count_columns, follow_up_filter
 from ied.installers.models import Installer
-from ied.installers.services import CycleUsage, cycle_usage
+from ied.installers.services import CycleUsage, installers_with_usage
 from ied.leads.models import LEAD_STATUSES, STATUS_LABELS, Lead
 from ied.leads.status_counts import lead_status_counts
 from ied.tallies.services import PeriodTallies, tallies_between
@@ -112,12 +113,10 @@ class NeedsAction:
     queued_alert_minutes: int
 
 
-def deliveries_needing_action(
-    now: datetime | None = None, shown: int = NEEDS_ACTION_SHOWN
-) -> NeedsAction:
-    """Failed deliveries and those queued too long, newest first, each with the reply of its
-    latest attempt; the total is capped like the queue's tabs."""
-    now = now or utcnow()
+@cache
+def _needs_action_statement(shown: int) -> sa.Select:
+    """Built once, its cutoff a parameter: building the union, the capped counts and the latest
+    attempt's join took longer than running them."""
     latest = aliased(DeliveryAudit)
     latest_attempt = (
         sa.select(DeliveryAudit.id)
@@ -126,7 +125,7 @@ def deliveries_needing_action(
         .limit(1)
         .scalar_subquery()
     )
-    kinds = delivery_needs_action_kinds(now)
+    kinds = delivery_needs_action_kinds(queued_before=sa.bindparam("queued_before"))
     # Each kind read newest first from its own index prefix, then merged: an OR of the two
     # would make PostgreSQL scan the assignments table.
     newest = sa.union_all(
@@ -146,7 +145,7 @@ def deliveries_needing_action(
     capped_total = capped_count(sa.select(Assignment.id).where(failed)) + capped_count(
         sa.select(Assignment.id).where(queued_too_long)
     )
-    rows = db.session.execute(
+    return (
         sa.select(
             Assignment.id,
             Lead.reference,
@@ -166,9 +165,19 @@ def deliveries_needing_action(
         .outerjoin(latest, latest.id == latest_attempt)
         .order_by(Assignment.created_at.desc(), Assignment.id.desc())
         .limit(shown)
-    ).all()
+    )
+
+
+def deliveries_needing_action(
+    now: datetime | None = None, shown: int = NEEDS_ACTION_SHOWN
+) -> NeedsAction:
+    """Failed deliveries and those queued too long, newest first, each with the reply of its
+    latest attempt; the total is capped like the queue's tabs."""
+    now = now or utcnow()
+    cutoff = queued_alert_cutoff(now)
+    rows = db.session.execute(_needs_action_statement(shown), {"queued_before": cutoff}).all()
     total = rows[0].total if rows else 0
-    minutes = int((now - queued_alert_cutoff(now)).total_seconds() // 60)
+    minutes = int((now - cutoff).total_seconds() // 60)
     return NeedsAction(
         items=[DeliveryNeedingAction(*row[:8]) for row in rows],
         total=CappedCount(total),
@@ -185,19 +194,32 @@ class FollowUpSummary:
     pending_returns: CappedCount  # installers' return requests waiting for a manager
 
 
+SUMMARY_DUE_STATES = ("overdue", "due_today", "upcoming")
+
+
+@cache
+def _follow_up_summary_statement() -> sa.Select:
+    """Built once, its moments parameters (as the queue's counts)."""
+    open_issues = sa.select(FollowUp.id).where(*follow_up_filter(issue="open"))
+    pending = sa.select(ReturnRequest.id).where(ReturnRequest.status == "pending")
+    return sa.select(
+        *due_state_count_columns(
+            sa.bindparam("now"), SUMMARY_DUE_STATES, end_of_today=sa.bindparam("end_of_today")
+        ),
+        capped_count(open_issues).label("open_issues"),
+        capped_count(pending).label("pending_returns"),
+    )
+
+
 def follow_up_summary(now: datetime | None = None) -> FollowUpSummary:
     """The open follow-ups by due state, open issues and pending returns: capped counts, each
     over its own index, in one round trip."""
-    open_issues = sa.select(FollowUp.id).where(*follow_up_filter(issue="open"))
-    pending = sa.select(ReturnRequest.id).where(ReturnRequest.status == "pending")
+    now = now or utcnow()
+    _, end_of_today = day_bounds(business_today(now))
     row = db.session.execute(
-        sa.select(
-            *due_state_count_columns(now or utcnow(), ("overdue", "due_today", "upcoming")),
-            capped_count(open_issues).label("open_issues"),
-            capped_count(pending).label("pending_returns"),
-        )
+        _follow_up_summary_statement(), {"now": now, "end_of_today": end_of_today}
     ).one()
-    return FollowUpSummary(**{name: CappedCount(count) for name, count in row._mapping.items()})
+    return FollowUpSummary(*(CappedCount(count) for count in row))
 
 
 @dataclass(frozen=True)
@@ -216,16 +238,21 @@ class CapUse:
         return round(100 * self.usage.used / self.usage.cap)
 
 
-def installers() -> list[Installer]:
-    return list(db.session.scalars(sa.select(Installer).order_by(Installer.company_name)))
+def installer_names() -> dict[int, str]:
+    """Every installer's name by id, in name order."""
+    return dict(
+        db.session.execute(
+            sa.select(Installer.id, Installer.company_name).order_by(Installer.company_name)
+        ).all()
+    )
 
 
-def cap_use(all_installers: list[Installer]) -> list[CapUse]:
-    """Each installer's current cycle (events not voided, plus queued) against its cap."""
-    usage = cycle_usage(all_installers)
+def cap_use() -> list[CapUse]:
+    """Each installer's current cycle (events not voided, plus queued) against its cap, in
+    name order, in one statement."""
     return [
-        CapUse(installer.id, installer.company_name, installer.active, usage[installer.id])
-        for installer in all_installers
+        CapUse(installer.id, installer.company_name, installer.active, usage)
+        for installer, usage in installers_with_usage(Installer.company_name)
     ]
 
 
@@ -339,19 +366,17 @@ class InstallerQuality:
         return self.with_issue / self.closed_follow_ups if self.closed_follow_ups else None
 
 
-def installer_quality(
-    tallies: PeriodTallies, all_installers: list[Installer]
-) -> list[InstallerQuality]:
+def installer_quality(tallies: PeriodTallies, names: dict[int, str]) -> list[InstallerQuality]:
     """Per installer: deliveries sent in the period and how many a person opened; returns the
     installer asked for in the period; follow-ups closed in the period by satisfaction, and how
     many of them reported an issue."""
     return [
         InstallerQuality(
-            installer.id,
-            installer.company_name,
+            installer_id,
+            name,
             *(
-                tallies.per_installer[installer.id][name]
-                for name in (
+                tallies.per_installer[installer_id][tally]
+                for tally in (
                     "deliveries_sent",
                     "deliveries_opened",
                     "returns_requested",
@@ -363,6 +388,6 @@ def installer_quality(
                 )
             ),
         )
-        for installer in all_installers
-        if any(tallies.per_installer.get(installer.id, {}).values())
+        for installer_id, name in names.items()
+        if any(tallies.per_installer.get(installer_id, {}).values())
     ]

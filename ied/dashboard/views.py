@@ -55,7 +55,7 @@ def _period_days() -> int:
     return days if days in queries.PERIODS else queries.DEFAULT_PERIOD
 
 
-def _period_context(all_installers) -> dict:
+def _period_context(installer_names: dict[int, str]) -> dict:
     period = queries.period_of(_period_days())
     tallies = queries.period_tallies(period)
     new_leads = queries.new_leads_per_day(period, tallies)
@@ -71,23 +71,25 @@ def _period_context(all_installers) -> dict:
         "deliveries_chart": daily_chart(
             "deliveries-chart", deliveries.days, DELIVERY_PARTS, deliveries.axis_max
         ),
-        "quality": queries.installer_quality(tallies, all_installers),
+        "quality": queries.installer_quality(tallies, installer_names),
     }
 
 
 @bp.get("/dashboard")
 @role_required("manager")
 def index():
-    all_installers = queries.installers()
-    context = _period_context(all_installers)
-    if not is_htmx():
-        follow_ups = queries.follow_up_summary()
-        context |= {
-            "now": utcnow(),
-            "status_bars": _status_bars(),
-            "follow_up_bars": _follow_up_bars(follow_ups),
-            "needs_action": queries.deliveries_needing_action(),
-            "pending_returns": follow_ups.pending_returns,
-            "cap_use": queries.cap_use(all_installers),
-        }
-    return page_or_block(PAGE, "period_panels", **context)
+    if is_htmx():
+        return page_or_block(PAGE, "period_panels", **_period_context(queries.installer_names()))
+    cap_use = queries.cap_use()
+    follow_ups = queries.follow_up_summary()
+    return page_or_block(
+        PAGE,
+        "period_panels",
+        **_period_context({row.installer_id: row.installer_name for row in cap_use}),
+        now=utcnow(),
+        status_bars=_status_bars(),
+        follow_up_bars=_follow_up_bars(follow_ups),
+        needs_action=queries.deliveries_needing_action(),
+        pending_returns=follow_ups.pending_returns,
+        cap_use=cap_use,
+    )

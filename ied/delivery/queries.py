@@ -90,12 +90,17 @@ def queued_alert_cutoff(now: datetime | None = None) -> datetime:
     return (now or utcnow()) - queued_alert_delay()
 
 
-def delivery_needs_action_kinds(now: datetime | None = None) -> tuple[sa.ColumnElement[bool], ...]:
+def delivery_needs_action_kinds(
+    now: datetime | None = None, *, queued_before=None
+) -> tuple[sa.ColumnElement[bool], ...]:
     """The two kinds of assignment an operator must look at, each one prefix of the index on
-    (status, created_at): failed, and queued for too long."""
+    (status, created_at): failed, and queued for too long (before `queued_before`, which may be
+    a bind parameter; else the cutoff at `now`)."""
+    if queued_before is None:
+        queued_before = queued_alert_cutoff(now)
     return (
         Assignment.status == "failed",
-        sa.and_(Assignment.status == "queued", Assignment.queued_at < queued_alert_cutoff(now)),
+        sa.and_(Assignment.status == "queued", Assignment.queued_at < queued_before),
     )
 
 
