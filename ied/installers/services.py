@@ -153,6 +153,11 @@ class InstallerChoice:
         return not self.reasons
 
 
+# Reasons a manager can lift (activate, raise the cap) as against area and product, which
+# say the installer does not do this job at all.
+PAUSED, CAP_REACHED = LIFTABLE = ("paused", "cap reached")
+
+
 class InstallerFit:
     """One installer's standing for matching, read once from the installer and its cycle
     usage into plain values (a page matches 50 leads against every installer): the reasons it
@@ -175,11 +180,12 @@ class InstallerFit:
         self.areas = frozenset(areas)
         self.prefixes = tuple(prefixes)
         self.products = frozenset(installer.products or [])
-        paused = () if installer.active else ("paused",)
-        full = ("cap reached",) if usage.is_full else ()
+        paused = () if installer.active else (PAUSED,)
+        full = (CAP_REACHED,) if usage.is_full else ()
         area = ("outside area",)
         product = ("product not offered",)
-        # By (covers the postcode, offers the product), each in the reasons' reading order.
+        # By (covers the postcode, offers the product), each in the reasons' reading order;
+        # one that covers and offers has only LIFTABLE ones.
         self.reasons_by_fit = {
             (True, True): paused + full,
             (True, False): paused + product + full,
@@ -244,11 +250,6 @@ def _fits_by_use() -> list[InstallerFit]:
     )
 
 
-# Reasons a manager can lift (activate, raise the cap) as against area and product, which
-# say the installer does not do this job at all.
-LIFTABLE = ("paused", "cap reached")
-
-
 @dataclass(frozen=True)
 class Eligibility:
     """Who can take a lead now, for the queue: how many, the recommended one's state, and
@@ -281,6 +282,10 @@ def eligibility_of(leads: list[Lead]) -> dict[int, Eligibility]:
         return {}
     fits = _fits_by_use()
     fits_by_id = {fit.id: fit for fit in fits}
+    offering: dict[str, list[InstallerFit]] = {}  # by product, least used first
+    for fit in fits:
+        for product in fit.products:
+            offering.setdefault(product, []).append(fit)
     standings: dict[tuple[str, str, str], _Standing] = {}
     result = {}
     for lead in leads:
@@ -289,49 +294,48 @@ def eligibility_of(leads: list[Lead]) -> dict[int, Eligibility]:
         key = (area, postcode[:-3], product)  # all that covers() and the products look at
         standing = standings.get(key)
         if standing is None:
-            standing = standings[key] = _Standing.of(fits, area, postcode, product)
+            standing = standings[key] = _Standing.of(offering.get(product, ()), area, postcode)
         result[lead.id] = standing.eligibility(
-            fits_by_id, lead.recommended_installer_id, area, product
+            fits_by_id.get(lead.recommended_installer_id), area, postcode, product
         )
     return result
 
 
 @dataclass(frozen=True)
 class _Standing:
-    """Every installer's reasons for one kind of lead: how many may take it, and those held
-    back only by what a manager can lift (least used first)."""
+    """Who may take one kind of lead: how many, and those held back only by what a manager
+    can lift (least used first): the installers that cover it and offer its product, whose
+    only reasons can then be a pause or a full cap (InstallerFit.reasons_by_fit)."""
 
     eligible: int
     held_back: tuple[InstallerFit, ...]
-    reasons: dict[int, tuple[str, ...]]  # by installer id
 
     @classmethod
-    def of(cls, fits: list[InstallerFit], area: str, postcode: str, product: str):
-        liftable = set(LIFTABLE)
-        reasons_by_id = {}
+    def of(cls, offering, area: str, postcode: str):
+        """`offering`: the installers offering the lead's product."""
         eligible = 0
         held_back = []
-        for fit in fits:  # fit.reasons(), inlined: 50 leads x 50 installers a page
-            covers = area in fit.areas or bool(fit.prefixes) and fit.covers(area, postcode)
-            reasons = reasons_by_id[fit.id] = fit.reasons_by_fit[covers, product in fit.products]
-            if not reasons:
-                eligible += 1
-            elif liftable.issuperset(reasons):
-                held_back.append(fit)
-        return cls(eligible, tuple(held_back), reasons_by_id)
+        for fit in offering:
+            if fit.covers(area, postcode):
+                if fit.reasons_by_fit[True, True]:
+                    held_back.append(fit)
+                else:
+                    eligible += 1
+        return cls(eligible, tuple(held_back))
 
     def eligibility(
-        self,
-        fits_by_id: dict[int, InstallerFit],
-        recommended_id: int | None,
-        area: str,
-        product: str,
+        self, recommended_fit: InstallerFit | None, area: str, postcode: str, product: str
     ) -> Eligibility:
         recommended = None
-        if recommended_id in fits_by_id:
-            fit = fits_by_id[recommended_id]
-            recommended = fit.choice(self.reasons[fit.id], recommended_id)
-        held_back = [fit.choice(self.reasons[fit.id], recommended_id) for fit in self.held_back]
+        recommended_id = None
+        if recommended_fit is not None:
+            recommended_id = recommended_fit.id
+            recommended = recommended_fit.choice(
+                recommended_fit.reasons(area, postcode, product), recommended_id
+            )
+        held_back = [
+            fit.choice(fit.reasons_by_fit[True, True], recommended_id) for fit in self.held_back
+        ]
         held_back.sort(key=lambda choice: not choice.is_recommended)  # the assign dialog's order
         return Eligibility(
             eligible=self.eligible,
