@@ -222,7 +222,7 @@ class LeadFollowUpPanel:
 
 def lead_follow_up_panel(lead: Lead) -> LeadFollowUpPanel:
     """From the lead's follow-up and assignments, which the lead page loads with the lead
-    (PAGE_LOADS): no statement of its own there."""
+    (leads.queries.lead_for_page): no statement of its own there."""
     if lead.follow_up is not None:
         return LeadFollowUpPanel(lead.follow_up, None, [])
     sent = sorted(

@@ -16,9 +16,9 @@ from ied.installers.services import eligibility_of
 from ied.leads.assessment import readable_answers
 from ied.leads.models import Lead
 from ied.leads.queries import (
-    PAGE_LOADS,
     delivery_problems,
     lead_by_reference,
+    lead_for_page,
     next_in_tab,
     tab_counts,
 )
@@ -112,7 +112,7 @@ def approval_warning(lead: Lead) -> str | None:
 
 def lead_or_404(reference: str) -> Lead:
     """The lead with everything its page shows."""
-    return lead_by_reference(reference, PAGE_LOADS) or abort(404)
+    return lead_for_page(reference) or abort(404)
 
 
 def lead_page_context(
