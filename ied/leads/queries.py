@@ -11,7 +11,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from ied.business_time import business_today, day_bounds
 from ied.capped_counts import CappedCount, capped_count
 from ied.delivery.models import Assignment, DeliveryEvent
-from ied.delivery.queries import delivery_needs_action
+from ied.delivery.queries import delivery_needs_action_kinds, queued_alert_cutoff
 from ied.extensions import db
 from ied.followups.models import FollowUp
 from ied.followups.queries import due_state_count_columns
@@ -71,15 +71,16 @@ class DeliveryProblem:
     can_withdraw: bool
 
 
-def delivery_problems(lead_ids: list[int]) -> dict[int, list[DeliveryProblem]]:
-    """The deliveries needing attention of a page of leads, in one query."""
-    if not lead_ids:
-        return {}
-    problems: dict[int, list[DeliveryProblem]] = {}
-    now = utcnow()
-    for assignment in db.session.scalars(
+@cache
+def _delivery_problems_statement() -> sa.Select:
+    """Built once (the leads and the queued cutoff are parameters): building it cost more
+    than running it."""
+    return (
         sa.select(Assignment)
-        .where(Assignment.lead_id.in_(lead_ids), delivery_needs_action(now))
+        .where(
+            Assignment.lead_id.in_(sa.bindparam("lead_ids", expanding=True)),
+            sa.or_(*delivery_needs_action_kinds(queued_before=sa.bindparam("queued_before"))),
+        )
         .options(
             # What a problem says and offers, of the assignment and its installer.
             load_only(
@@ -92,6 +93,18 @@ def delivery_problems(lead_ids: list[int]) -> dict[int, list[DeliveryProblem]]:
             joinedload(Assignment.installer).load_only(Installer.company_name, Installer.active),
         )
         .order_by(Assignment.id)
+    )
+
+
+def delivery_problems(lead_ids: list[int]) -> dict[int, list[DeliveryProblem]]:
+    """The deliveries needing attention of a page of leads, in one query."""
+    if not lead_ids:
+        return {}
+    problems: dict[int, list[DeliveryProblem]] = {}
+    now = utcnow()
+    for assignment in db.session.scalars(
+        _delivery_problems_statement(),
+        {"lead_ids": lead_ids, "queued_before": queued_alert_cutoff(now)},
     ):
         installer = assignment.installer
         name = installer.company_name
