@@ -20,7 +20,7 @@ from ied.keyset import cursor_position, decode_cursor, encode_cursor
 from ied.leads.models import LEAD_STATUSES, Lead, LeadStatusChange
 from ied.leads.services import normalize_email, normalize_phone, normalize_postcode
 from ied.row_locks import lock_where
-from ied.timestamps import utcnow
+from ied.timestamps import UTCDateTime, utcnow
 
 ATTENTION = "attention"
 QUEUE_TABS = (*LEAD_STATUSES, ATTENTION)
@@ -222,26 +222,48 @@ def search_filter(q: str) -> sa.ColumnElement[bool] | None:
 def queue_page(tab: str, q: str = "", order: str = "newest", after: str | None = None) -> QueuePage:
     """One page of the queue, keyset-paginated on (created_at, id); a search spans all tabs.
     Its leads hold the columns a queue row shows (QUEUE_ROW_COLUMNS), not the whole lead."""
-    query = sa.select(Lead).options(
-        load_only(*QUEUE_ROW_COLUMNS),
-        joinedload(Lead.possible_duplicate_of).load_only(Lead.reference),
-    )
-    matching = search_filter(q)
-    query = query.where(matching if matching is not None else _tab_filter(tab))
-    position = sa.tuple_(Lead.created_at, Lead.id)
     cursor = decode_cursor(after)
-    if order == "oldest":
-        query = query.order_by(Lead.created_at, Lead.id)
-        if cursor:
-            query = query.where(position > cursor_position(cursor))
+    matching = search_filter(q)
+    if matching is None:
+        statement = _tab_page_statement(tab, order, cursor is not None)
     else:
-        query = query.order_by(Lead.created_at.desc(), Lead.id.desc())
-        if cursor:
-            query = query.where(position < cursor_position(cursor))
-    leads = list(db.session.scalars(query.limit(PAGE_SIZE + 1)))
+        statement = _page_statement(matching, order, cursor is not None)
+    parameters = {"now": utcnow()}
+    if cursor:
+        parameters["after_at"], parameters["after_id"] = cursor
+    leads = list(db.session.scalars(statement, parameters))
     more = len(leads) > PAGE_SIZE
     leads = leads[:PAGE_SIZE]
     return QueuePage(leads=leads, next_cursor=encode_cursor(leads[-1]) if more else None)
+
+
+@cache
+def _tab_page_statement(tab: str, order: str, after: bool) -> sa.Select:
+    """Built once per tab, order and first page or not (the moment and the cursor are
+    parameters): building it cost about as much as running it."""
+    return _page_statement(_tab_filter(tab, sa.bindparam("now")), order, after)
+
+
+def _page_statement(where: sa.ColumnElement[bool], order: str, after: bool) -> sa.Select:
+    query = (
+        sa.select(Lead)
+        .options(
+            load_only(*QUEUE_ROW_COLUMNS),
+            joinedload(Lead.possible_duplicate_of).load_only(Lead.reference),
+        )
+        .where(where)
+    )
+    position = sa.tuple_(Lead.created_at, Lead.id)
+    cursor = sa.tuple_(sa.bindparam("after_at", type_=UTCDateTime), sa.bindparam("after_id"))
+    if order == "oldest":
+        query = query.order_by(Lead.created_at, Lead.id)
+        if after:
+            query = query.where(position > cursor)
+    else:
+        query = query.order_by(Lead.created_at.desc(), Lead.id.desc())
+        if after:
+            query = query.where(position < cursor)
+    return query.limit(PAGE_SIZE + 1)
 
 
 # What a lead's page shows, loaded up front (no query per row), and what a queue row shows.
