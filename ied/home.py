@@ -5,8 +5,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ied.auth.access import public
 from ied.extensions import db
-from ied.followups.queries import due_state_counts, follow_up_filter, follow_up_page
-from ied.leads.queries import ATTENTION, delivery_problems, queue_page, tab_counts
+from ied.followups.queries import follow_up_filter, follow_up_page
+from ied.leads.queries import ATTENTION, delivery_problems, queue_counts, queue_page
 from ied.queues import redis_connection
 from ied.timestamps import utcnow
 
@@ -26,15 +26,16 @@ def index():
         return redirect(url_for("dashboard.index"))
     now = utcnow()
     attention = queue_page(ATTENTION).leads[:TODAY_ITEMS]
+    counts, follow_up_counts = queue_counts()  # the queue's head: its tabs and follow-ups
     return render_template(
         "home.html",
-        counts=tab_counts(),
+        counts=counts,
         attention=attention,
         problems=delivery_problems([lead.id for lead in attention]),
         due_today=follow_up_page(
             follow_up_filter(due="due_today", now=now), now=now, page_size=TODAY_ITEMS
         ),
-        follow_up_counts=due_state_counts(now),
+        follow_up_counts=follow_up_counts,
     )
 
 

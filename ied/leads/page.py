@@ -20,7 +20,7 @@ from ied.leads.queries import (
     lead_by_reference,
     lead_for_page,
     next_in_tab,
-    tab_counts,
+    queue_counts,
 )
 from ied.row_links import RowLink
 
@@ -81,7 +81,7 @@ def queue_row_parts(
     row = render_block(QUEUE, "queue_row", oob=oob, **context)
     if oob:  # a table row survives parsing outside its table only inside a template
         row = f"<template>{row}</template>"
-    body = row + render_block(QUEUE, "tabs", counts=tab_counts(), oob=True, **context)
+    body = row + render_block(QUEUE, "tabs", counts=queue_counts()[0], oob=True, **context)
     return body, status, {"Vary": "HX-Request"}
 
 

@@ -159,12 +159,6 @@ def _tab_count_columns(now=None) -> list:
     ]
 
 
-def tab_counts() -> dict[str, CappedCount]:
-    """Every tab's count, each capped, in one round trip."""
-    row = db.session.execute(sa.select(*_tab_count_columns())).one()
-    return {tab: CappedCount(row._mapping[tab]) for tab in QUEUE_TABS}
-
-
 # The follow-ups the queue's head shows: how many are overdue and due today.
 QUEUE_FOLLOW_UP_STATES = ("overdue", "due_today")
 
