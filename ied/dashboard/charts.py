@@ -105,3 +105,90 @@ def daily_chart(chart_id: str, days: Sequence, parts: Sequence[Part], axis_max: 
         )
         columns.append(DayColumn(day.day, x, title, bars, tick))
     return DailyChart(chart_id, len(days), round(bar_width, 1), grid, columns)
+
+
+# Cycle caps: a bar per installer running to 125 % of its cap, the cap a line at 80 % of the
+# bar's space; at or over the cap the row turns red, from 80 % amber.
+CAP_ROW_HEIGHT, CAP_WIDTH, CAP_LABEL_WIDTH = 22, 380, 124
+CAP_BAR_SPACE = CAP_WIDTH - CAP_LABEL_WIDTH - 84
+CAP_X = round(CAP_LABEL_WIDTH + CAP_BAR_SPACE * 0.8, 1)
+CAP_LABEL_LENGTH = 17
+
+
+@dataclass(frozen=True)
+class CapRow:
+    installer_id: int
+    state: str  # no-cap, at-cap, near-cap, under-cap (+ paused)
+    title: str
+    label: str
+    y: int
+    bar_width: float | None  # None: no cap
+    value: str
+
+
+@dataclass(frozen=True)
+class CapChart:
+    rows: list[CapRow]
+    height: int
+    width: int = CAP_WIDTH
+    label_width: int = CAP_LABEL_WIDTH
+    bar_space: int = CAP_BAR_SPACE
+    cap_x: float = CAP_X
+
+
+def _short(name: str) -> str:
+    return name if len(name) <= CAP_LABEL_LENGTH else name[: CAP_LABEL_LENGTH - 1] + "…"
+
+
+def cap_chart(rows: Sequence) -> CapChart:
+    """One bar per CapUse row (installer, its current cycle's use against its cap)."""
+    drawn = []
+    for index, row in enumerate(rows):
+        usage, percent = row.usage, row.percent
+        if percent is None:
+            state = "no-cap"
+        elif usage.is_full:
+            state = "at-cap"
+        else:
+            state = "near-cap" if percent >= 80 else "under-cap"
+        if not row.active:
+            state += " paused"
+        of_cap = "" if usage.cap is None else f" of {usage.cap}"
+        drawn.append(
+            CapRow(
+                row.installer_id,
+                state,
+                f"{row.installer_name}: {usage.used}{of_cap} this cycle",
+                _short(row.installer_name),
+                index * CAP_ROW_HEIGHT,
+                None
+                if percent is None
+                else round(CAP_BAR_SPACE * 0.8 * min(percent, 125) / 100, 1),
+                f"{usage.used} · no cap"
+                if percent is None
+                else f"{usage.used}/{usage.cap}" + (" at cap" if usage.is_full else ""),
+            )
+        )
+    return CapChart(drawn, len(rows) * CAP_ROW_HEIGHT + 4)
+
+
+@dataclass(frozen=True)
+class Segment:
+    css: str
+    x: float
+    width: float
+
+
+SATISFACTION_WIDTH = 120
+
+
+def satisfaction_segments(satisfied: int, mixed: int, unsatisfied: int) -> list[Segment]:
+    """Satisfied / mixed / unsatisfied shares of an installer's closed follow-ups, side by side."""
+    total = satisfied + mixed + unsatisfied
+    segments, x = [], 0
+    for value, css in ((satisfied, "satisfied"), (mixed, "mixed"), (unsatisfied, "unsatisfied")):
+        if value:
+            width = SATISFACTION_WIDTH * value / total
+            segments.append(Segment(css, round(x, 1), round(width, 1)))
+            x += width
+    return segments

@@ -15,6 +15,7 @@ from sqlalchemy.orm import aliased
 
 from ied.business_time import business_today, day_bounds
 from ied.capped_counts import CappedCount, capped_count
+from ied.dashboard.charts import Segment, satisfaction_segments
 from ied.delivery.models import Assignment, DeliveryAudit
 from ied.delivery.queries import delivery_needs_action_kinds, queued_alert_cutoff
 from ied.extensions import db
@@ -360,6 +361,10 @@ class InstallerQuality:
     @property
     def open_rate(self) -> float | None:
         return self.opened / self.delivered if self.delivered else None
+
+    @property
+    def satisfaction(self) -> list[Segment]:
+        return satisfaction_segments(self.satisfied, self.mixed, self.unsatisfied)
 
     @property
     def issue_rate(self) -> float | None:

@@ -10,7 +10,7 @@ from flask import Blueprint, request, url_for
 
 from ied.auth.access import role_required
 from ied.dashboard import queries
-from ied.dashboard.charts import Part, daily_chart
+from ied.dashboard.charts import Part, cap_chart, daily_chart
 from ied.htmx import is_htmx, page_or_block
 from ied.timestamps import utcnow
 
@@ -92,4 +92,5 @@ def index():
         needs_action=queries.deliveries_needing_action(),
         pending_returns=follow_ups.pending_returns,
         cap_use=cap_use,
+        cap_chart=cap_chart(cap_use),
     )
