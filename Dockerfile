@@ -6,7 +6,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY ied ./ied
 COPY migrations ./migrations
-COPY wsgi.py ./
+COPY wsgi.py gunicorn.conf.py ./
 # Editable, so the migrations next to the package are found (ied/__init__.py MIGRATIONS_DIR).
 RUN pip install -e . && useradd --system --home /app ied
 USER ied
