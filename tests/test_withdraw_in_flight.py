@@ -7,11 +7,11 @@ from datetime import timedelta
 import pytest
 
 from ied.delivery import services
-from ied.delivery.jobs import record_attempt_outcome
+from ied.delivery.jobs import OpenedAttempt, record_attempt_outcomes
 from ied.delivery.models import Assignment
 from ied.errors import DomainError
 from ied.extensions import db
-from ied.mail import SmtpOutcome
+from ied.mail import PreparedEmail, SmtpOutcome
 from ied.timestamps import utcnow
 
 
@@ -31,7 +31,8 @@ def test_a_delivery_being_sent_cannot_be_withdrawn_and_is_billed_once_accepted(q
     db.session.rollback()
 
     accepted = SmtpOutcome(accepted=True, permanent=False, code=250, reply="OK")
-    assert record_attempt_outcome(queued.id, audit.id, accepted) == "sent"
+    attempt = OpenedAttempt(audit.id, queued.id, PreparedEmail((), b""))
+    assert record_attempt_outcomes([(attempt, accepted, utcnow())]) == ["sent"]
     assignment = db.session.get(Assignment, queued.id)
     assert assignment.status == "sent"
     assert assignment.delivery_event is not None

@@ -293,13 +293,6 @@ def _deliver(opened: list[OpenedAttempt], deadline: float) -> list[str]:
     return record_attempt_outcomes(results)
 
 
-def record_attempt_outcome(assignment_id: int, audit_id: int, outcome: SmtpOutcome) -> str:
-    (result,) = record_attempt_outcomes(
-        [(OpenedAttempt(audit_id, assignment_id, PreparedEmail((), b"")), outcome, utcnow())]
-    )
-    return result
-
-
 def record_attempt_outcomes(
     results: list[tuple[OpenedAttempt, SmtpOutcome | None, datetime]],
 ) -> list[str]:
