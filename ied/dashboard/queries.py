@@ -8,7 +8,7 @@ services keep (ied/tallies), a few rows a business day (BUSINESS_TIMEZONE).
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from functools import cache
+from functools import cache, cached_property
 
 import sqlalchemy as sa
 from sqlalchemy.orm import aliased
@@ -362,7 +362,7 @@ class InstallerQuality:
     def open_rate(self) -> float | None:
         return self.opened / self.delivered if self.delivered else None
 
-    @property
+    @cached_property
     def satisfaction(self) -> list[Segment]:
         return satisfaction_segments(self.satisfied, self.mixed, self.unsatisfied)
 
