@@ -64,6 +64,14 @@ class FollowUp(db.Model):
             postgresql_where=text("has_issue AND NOT issue_resolved"),
             sqlite_where=text("has_issue AND NOT issue_resolved"),
         ),
+        # The open-issue list's due-state counts, each from the index alone (status and due_at).
+        Index(
+            "ix_follow_ups_open_issue_status_due_at",
+            "status",
+            "due_at",
+            postgresql_where=text("has_issue AND NOT issue_resolved"),
+            sqlite_where=text("has_issue AND NOT issue_resolved"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
