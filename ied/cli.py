@@ -77,12 +77,16 @@ def _one_snapshot() -> None:
         db.session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
 
 
-def _report_drift(drift: list, lines: list[str], noun: str, repair: bool) -> None:
-    """Print what differs; commit a repair, else exit 1 when anything differs."""
-    for line in lines[:SHOWN_DRIFT]:
-        click.echo(line)
-    if len(lines) > SHOWN_DRIFT:
-        click.echo(f"... and {len(lines) - SHOWN_DRIFT} more")
+def _check_or_repair(repair: bool, check, fix, describe, noun: str) -> None:
+    """Print what differs (`describe` of each drifted row); with --repair run `fix` and commit,
+    else read it in one snapshot and exit 1 when anything differs."""
+    if not repair:
+        _one_snapshot()
+    drift = fix() if repair else check()
+    for row in drift[:SHOWN_DRIFT]:
+        click.echo(describe(row))
+    if len(drift) > SHOWN_DRIFT:
+        click.echo(f"... and {len(drift) - SHOWN_DRIFT} more")
     if repair:
         db.session.commit()
         click.echo(f"Repaired {len(drift)} {noun}(s)." if drift else f"Every {noun} is right.")
@@ -100,15 +104,16 @@ def check_cycle_usage_command(repair: bool) -> None:
 
     Exits 1 when a counter is wrong and --repair was not given.
     """
-    if not repair:
-        _one_snapshot()
-    drift = repair_cycle_billing() if repair else cycle_billing_drift()
-    lines = [
-        f"installer {row.installer_id} cycle {row.billing_cycle}: "
-        f"counter {row.kept}; events {row.counted}"
-        for row in drift
-    ]
-    _report_drift(drift, lines, "counter", repair)
+    _check_or_repair(
+        repair,
+        cycle_billing_drift,
+        repair_cycle_billing,
+        lambda row: (
+            f"installer {row.installer_id} cycle {row.billing_cycle}: "
+            f"counter {row.kept}; events {row.counted}"
+        ),
+        "counter",
+    )
 
 
 @ied_cli.command("check-daily-tallies")
@@ -118,26 +123,16 @@ def check_daily_tallies_command(repair: bool) -> None:
 
     Exits 1 when a tally is wrong and --repair was not given.
     """
-    if not repair:
-        _one_snapshot()
-    drift = rebuild_tallies() if repair else tally_drift()
-    lines = [
-        f"{row.day} installer {row.installer_id or '(all)'} {row.tally}: "
-        f"tally {row.kept}; records {row.counted}"
-        for row in drift
-    ]
-    _report_drift(drift, lines, "tally", repair)
-
-
-@ied_cli.command("refresh-delivery-attention")
-def refresh_delivery_attention_command() -> None:
-    """Recompute when each lead's deliveries need action (after DELIVERY_QUEUED_ALERT_MINUTES
-    changed): the queue's Needs attention then agrees with the dashboard."""
-    from ied.delivery.services import refresh_every_delivery_attention
-
-    changed = refresh_every_delivery_attention()
-    db.session.commit()
-    click.echo(f"{changed} lead(s) changed.")
+    _check_or_repair(
+        repair,
+        tally_drift,
+        rebuild_tallies,
+        lambda row: (
+            f"{row.day} installer {row.installer_id or '(all)'} {row.tally}: "
+            f"tally {row.kept}; records {row.counted}"
+        ),
+        "tally",
+    )
 
 
 @ied_cli.command("repair-lead-counts")
