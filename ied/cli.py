@@ -135,6 +135,17 @@ def check_daily_tallies_command(repair: bool) -> None:
     )
 
 
+@ied_cli.command("refresh-delivery-attention")
+def refresh_delivery_attention_command() -> None:
+    """Recompute when each lead's deliveries need action (after DELIVERY_QUEUED_ALERT_MINUTES
+    changed): the queue's Needs attention then agrees with the dashboard."""
+    from ied.delivery.services import refresh_every_delivery_attention
+
+    changed = refresh_every_delivery_attention()
+    db.session.commit()
+    click.echo(f"{changed} lead(s) changed.")
+
+
 @ied_cli.command("repair-lead-counts")
 def repair_lead_counts_command() -> None:
     """Recount the leads per status from the leads table (after a bulk load or a manual edit)."""
