@@ -11,7 +11,6 @@ from datetime import date, datetime, timedelta
 from functools import cache, cached_property
 
 import sqlalchemy as sa
-from sqlalchemy.orm import aliased
 
 from ied.business_time import business_today, day_bounds
 from ied.capped_counts import CappedCount, capped_count
@@ -23,7 +22,7 @@ from ied.finance.models import ReturnRequest
 from ied.followups.models import FollowUp
 from ied.followups.queries import due_state_count_columns, follow_up_filter
 from ied.installers.models import Installer
-from ied.installers.services import CycleUsage, installers_with_usage
+from ied.installers.services import CycleUsage, usage_by_installer_name
 from ied.leads.models import LEAD_STATUSES, STATUS_LABELS, Lead
 from ied.leads.status_counts import lead_status_counts
 from ied.tallies.services import PeriodTallies, tallies_between
@@ -114,18 +113,22 @@ class NeedsAction:
     queued_alert_minutes: int
 
 
-@cache
-def _needs_action_statement(shown: int) -> sa.Select:
-    """Built once, its cutoff a parameter: building the union, the capped counts and the latest
-    attempt's join took longer than running them."""
-    latest = aliased(DeliveryAudit)
-    latest_attempt = (
-        sa.select(DeliveryAudit.id)
+def _latest_attempts(column: sa.ColumnElement) -> sa.ScalarSelect:
+    return (
+        sa.select(column)
         .where(DeliveryAudit.assignment_id == Assignment.id)
         .order_by(DeliveryAudit.attempt_number.desc())
         .limit(1)
         .scalar_subquery()
     )
+
+
+@cache
+def _needs_action_statement(shown: int) -> sa.Select:
+    """Built once, its cutoff a parameter: building the union, the capped counts and the latest
+    attempt's columns took longer than running them. The installer and the latest attempt are
+    scalar subqueries of the shown rows: as joins, planning the statement took PostgreSQL
+    longer than running it."""
     kinds = delivery_needs_action_kinds(queued_before=sa.bindparam("queued_before"))
     # Each kind read newest first from its own index prefix, then merged: an OR of the two
     # would make PostgreSQL scan the assignments table.
@@ -151,19 +154,22 @@ def _needs_action_statement(shown: int) -> sa.Select:
             Assignment.id,
             Lead.reference,
             Lead.customer_name,
-            Installer.company_name,
+            sa.select(Installer.company_name)
+            .where(Installer.id == Assignment.installer_id)
+            .scalar_subquery(),
             Assignment.status,
             sa.case(
                 (Assignment.status == "queued", Assignment.queued_at), else_=Assignment.updated_at
             ),
-            latest.smtp_code,
-            sa.func.coalesce(latest.smtp_reply, latest.error, Assignment.last_error),
+            _latest_attempts(DeliveryAudit.smtp_code),
+            sa.func.coalesce(
+                _latest_attempts(sa.func.coalesce(DeliveryAudit.smtp_reply, DeliveryAudit.error)),
+                Assignment.last_error,
+            ),
             capped_total.label("total"),
         )
         .join(newest, newest.c.id == Assignment.id)
         .join(Lead, Lead.id == Assignment.lead_id)
-        .join(Installer, Installer.id == Assignment.installer_id)
-        .outerjoin(latest, latest.id == latest_attempt)
         .order_by(Assignment.created_at.desc(), Assignment.id.desc())
         .limit(shown)
     )
@@ -253,7 +259,7 @@ def cap_use() -> list[CapUse]:
     name order, in one statement."""
     return [
         CapUse(installer.id, installer.company_name, installer.active, usage)
-        for installer, usage in installers_with_usage(Installer.company_name)
+        for installer, usage in usage_by_installer_name()
     ]
 
 

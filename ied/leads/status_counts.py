@@ -23,15 +23,14 @@ def count_status_change(lead_id: int, from_status: str | None, to_status: str) -
     add_to_counters(LeadStatusCount.__table__, ("status", "shard"), rows)
 
 
+_COUNTS = sa.select(LeadStatusCount.status, sa.func.sum(LeadStatusCount.lead_count)).group_by(
+    LeadStatusCount.status
+)
+
+
 def lead_status_counts() -> dict[str, int]:
     """Every lifecycle status with its number of leads, in lifecycle order."""
-    counted = dict(
-        db.session.execute(
-            sa.select(LeadStatusCount.status, sa.func.sum(LeadStatusCount.lead_count)).group_by(
-                LeadStatusCount.status
-            )
-        ).all()
-    )
+    counted = dict(db.session.execute(_COUNTS).all())
     return {status: int(counted.get(status) or 0) for status in LEAD_STATUSES}
 
 

@@ -9,6 +9,7 @@ changes.
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import cache
 
 import sqlalchemy as sa
 
@@ -72,19 +73,29 @@ class PeriodTallies:
     per_installer: dict[int, dict[str, int]] = field(default_factory=dict)
 
 
-def tallies_between(first_day: date, last_day: date) -> PeriodTallies:
-    """One statement: a few rows a day (TALLY_SHARDS business-wide, one per active installer)."""
+@cache
+def _period_statement() -> sa.Select:
+    """Built once, its days parameters: building the 16 sums took longer than running them."""
     day_if_business_wide = sa.case((DailyTally.installer_id == BUSINESS_WIDE, DailyTally.day))
-    result = PeriodTallies()
-    for day, installer_id, *numbers in db.session.execute(
+    return (
         sa.select(
             day_if_business_wide,
             DailyTally.installer_id,
             *(sa.func.sum(getattr(DailyTally, name)) for name in TALLIES),
         )
-        .where(DailyTally.day >= first_day, DailyTally.day <= last_day)
+        .where(
+            DailyTally.day >= sa.bindparam("first_day", type_=sa.Date),
+            DailyTally.day <= sa.bindparam("last_day", type_=sa.Date),
+        )
         .group_by(day_if_business_wide, DailyTally.installer_id)
-    ):
+    )
+
+
+def tallies_between(first_day: date, last_day: date) -> PeriodTallies:
+    """One statement: a few rows a day (TALLY_SHARDS business-wide, one per active installer)."""
+    result = PeriodTallies()
+    rows = db.session.execute(_period_statement(), {"first_day": first_day, "last_day": last_day})
+    for day, installer_id, *numbers in rows:
         sums = dict(zip(TALLIES, map(int, numbers), strict=True))
         if installer_id == BUSINESS_WIDE:
             result.per_day[day] = sums
