@@ -259,6 +259,67 @@ def test_a_long_installer_name_is_cut_to_fit_the_cap_chart_and_kept_whole_in_its
     assert table_rows(html, "caps-table")[0][0] == "Capital Insulation Company"
 
 
+def _deliver(make_lead, operator, installer, times: int) -> None:
+    for _ in range(times):
+        (assignment,) = delivery.assign_installers(
+            make_lead("ready_to_route"), [installer.id], operator
+        )
+        delivery.record_delivery_success(assignment.id)
+
+
+def test_the_installer_panels_show_the_first_twelve_and_all_on_request(
+    client, login_as, make_lead, make_installer, operator
+):
+    login_as("manager")
+    # Installer i has a cap of 20 and i deliveries: the fuller, the busier.
+    installers = [
+        make_installer(company_name=f"Installer {i:02d}", cycle_cap=20) for i in range(1, 15)
+    ]
+    uncapped = make_installer(company_name="Aardvark Heat", cycle_cap=None)
+    for i, installer in enumerate(installers, start=1):
+        _deliver(make_lead, operator, installer, i)
+    _deliver(make_lead, operator, uncapped, 20)
+    db.session.commit()
+    by_use = [f"Installer {i:02d}" for i in range(14, 0, -1)]
+
+    html = client.get("/dashboard").get_data(as_text=True)
+    caps = [cells[0] for cells in table_rows(html, "caps-table")]
+    assert caps == by_use[:12]  # nearest their cap first; no cap last, so not among them
+    assert html.count('class="label" x="0"') == 12 + 4 + 4  # cap bars, statuses, follow-ups
+    quality = [cells[0] for cells in table_rows(html, "quality-table")]
+    assert quality == ["Aardvark Heat", *by_use[:11]]  # most deliveries first
+    assert html.count("The first 12 of 15 installers") == 2
+    assert html.count('href="/dashboard?period=30&amp;installers=all"') == 2
+
+    everyone = client.get("/dashboard?period=30&installers=all").get_data(as_text=True)
+    assert [cells[0] for cells in table_rows(everyone, "caps-table")] == [
+        *by_use,
+        "Aardvark Heat",
+    ]
+    assert len(table_rows(everyone, "quality-table")) == 15
+    assert everyone.count("All 15 installers") == 2
+    assert 'href="/dashboard?period=30" data-installers-toggle>Show the first 12' in everyone
+    # The period links keep the choice, with and without htmx.
+    assert 'href="/dashboard?period=7&amp;installers=all"' in everyone
+    switched = client.get(
+        "/dashboard?period=7&installers=all", headers={"HX-Request": "true"}
+    ).get_data(as_text=True)
+    assert len(table_rows(switched, "quality-table")) == 15
+    assert 'href="/dashboard?period=90&amp;installers=all"' in switched
+
+
+def test_a_dashboard_with_few_installers_has_no_show_all_link(
+    client, login_as, make_lead, make_installer, operator
+):
+    login_as("manager")
+    _deliver(make_lead, operator, make_installer(cycle_cap=5), 1)
+    db.session.commit()
+    for url in ("/dashboard", "/dashboard?installers=all"):
+        html = client.get(url).get_data(as_text=True)
+        assert len(table_rows(html, "caps-table")) == 1
+        assert "data-installers-toggle" not in html
+
+
 @pytest.mark.parametrize("period, days", [(7, 7), (30, 30), (90, 90), (None, 30), (12, 30)])
 def test_the_period_picks_the_days_shown(client, login_as, period, days):
     login_as("manager")

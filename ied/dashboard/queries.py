@@ -31,6 +31,7 @@ from ied.timestamps import utcnow
 PERIODS = (7, 30, 90)
 DEFAULT_PERIOD = 30
 NEEDS_ACTION_SHOWN = 12
+INSTALLERS_SHOWN = 12  # per installer panel, unless the manager asks for all
 
 
 def chart_ceiling(value: int) -> int:
@@ -256,11 +257,13 @@ def installer_names() -> dict[int, str]:
 
 def cap_use() -> list[CapUse]:
     """Each installer's current cycle (events not voided, plus queued) against its cap, in
-    name order, in one statement."""
-    return [
+    one statement: nearest their cap first (the larger share of the cap used), installers
+    without a cap last, each group in name order."""
+    rows = [
         CapUse(installer.id, installer.company_name, installer.active, usage)
         for installer, usage in usage_by_installer_name()
     ]
+    return sorted(rows, key=lambda row: (row.percent is None, -(row.percent or 0)))
 
 
 # Over the period ----------------------------------------------------------------------------
@@ -380,8 +383,8 @@ class InstallerQuality:
 def installer_quality(tallies: PeriodTallies, names: dict[int, str]) -> list[InstallerQuality]:
     """Per installer: deliveries sent in the period and how many a person opened; returns the
     installer asked for in the period; follow-ups closed in the period by satisfaction, and how
-    many of them reported an issue."""
-    return [
+    many of them reported an issue. Most deliveries first, then by name."""
+    rows = [
         InstallerQuality(
             installer_id,
             name,
@@ -402,3 +405,4 @@ def installer_quality(tallies: PeriodTallies, names: dict[int, str]) -> list[Ins
         for installer_id, name in names.items()
         if any(tallies.per_installer.get(installer_id, {}).values())
     ]
+    return sorted(rows, key=lambda row: (-row.delivered, row.installer_name))

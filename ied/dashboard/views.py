@@ -50,6 +50,40 @@ def _follow_up_bars(summary: queries.FollowUpSummary) -> list[ChartBar]:
     ]
 
 
+@dataclass(frozen=True)
+class Shortlist:
+    """The first rows of a per-installer panel, or all of them when the manager asked
+    (`?installers=all`), with the link that flips the choice (the period stays)."""
+
+    rows: list
+    total: int
+    show_all: bool
+    toggle_url: str
+
+    @property
+    def is_cut(self) -> bool:
+        return len(self.rows) < self.total
+
+    first_few: int = queries.INSTALLERS_SHOWN
+
+    @property
+    def can_shorten(self) -> bool:
+        return self.show_all and self.total > self.first_few
+
+
+def _show_all() -> bool:
+    return request.args.get("installers") == "all"
+
+
+def _shortlist(rows: list) -> Shortlist:
+    show_all = _show_all()
+    toggle_url = url_for(
+        "dashboard.index", period=_period_days(), installers=None if show_all else "all"
+    )
+    shown = rows if show_all else rows[: queries.INSTALLERS_SHOWN]
+    return Shortlist(shown, len(rows), show_all, toggle_url)
+
+
 def _period_days() -> int:
     days = request.args.get("period", type=int)
     return days if days in queries.PERIODS else queries.DEFAULT_PERIOD
@@ -71,7 +105,8 @@ def _period_context(installer_names: dict[int, str]) -> dict:
         "deliveries_chart": daily_chart(
             "deliveries-chart", deliveries.days, DELIVERY_PARTS, deliveries.axis_max
         ),
-        "quality": queries.installer_quality(tallies, installer_names),
+        "quality": _shortlist(queries.installer_quality(tallies, installer_names)),
+        "installers_arg": "all" if _show_all() else None,
     }
 
 
@@ -81,6 +116,7 @@ def index():
     if is_htmx():
         return page_or_block(PAGE, "period_panels", **_period_context(queries.installer_names()))
     cap_use = queries.cap_use()
+    caps = _shortlist(cap_use)
     follow_ups = queries.follow_up_summary()
     return page_or_block(
         PAGE,
@@ -91,6 +127,6 @@ def index():
         follow_up_bars=_follow_up_bars(follow_ups),
         needs_action=queries.deliveries_needing_action(),
         pending_returns=follow_ups.pending_returns,
-        cap_use=cap_use,
-        cap_chart=cap_chart(cap_use),
+        caps=caps,
+        cap_chart=cap_chart(caps.rows),
     )
