@@ -2,13 +2,16 @@
 lead nobody can take; everyone starts at work; the assign dialog opens over the queue."""
 
 import re
+from datetime import timedelta
 
 import sqlalchemy as sa
 
 from ied.delivery import services as delivery
+from ied.delivery.services import queued_alert_delay
 from ied.extensions import db
 from ied.installers.services import LIFTABLE, eligibility_of, installer_choices
 from ied.leads.models import Lead
+from ied.timestamps import utcnow
 from tests.support.follow_ups import end_of_today, make_follow_up
 
 HTMX = {"HX-Request": "true"}
@@ -242,3 +245,29 @@ def test_the_queue_and_the_assign_dialog_agree_on_who_can_take_each_lead(make_le
         else:
             assert routing.recommended.installer.id == recommended.installer.id
             assert routing.recommended.reasons == recommended.reasons
+
+
+def test_a_search_shows_the_delivery_problems_of_the_assigned_rows_that_have_them(
+    client, login_as, make_lead, make_installer, operator
+):
+    login_as("operator")
+    installer = make_installer(company_name="Good Co")
+    failed, stuck, fresh, sent = (
+        make_lead("ready_to_route", customer_name="Pat Jones") for _ in range(4)
+    )
+    assignment = {
+        lead.id: delivery.assign_installers(lead, [installer.id], operator)[0]
+        for lead in (failed, stuck, fresh, sent)
+    }
+    delivery.record_delivery_failure(assignment[failed.id].id, "550 no such mailbox")
+    delivery.record_delivery_success(assignment[sent.id].id)
+    # Queued 16 minutes ago: as if the clock had moved on since it was assigned.
+    assignment[stuck.id].queued_at = utcnow() - queued_alert_delay() - timedelta(minutes=1)
+    delivery.refresh_delivery_attention(stuck)
+    db.session.commit()
+    for url in ("/leads?q=Jones", "/leads?tab=assigned"):
+        html = client.get(url).get_data(as_text=True)
+        assert "Delivery to Good Co failed: 550 no such mailbox." in row_of(html, failed)
+        assert "Delivery to Good Co queued for 16 min." in row_of(html, stuck)
+        for fine in (fresh, sent):
+            assert 'class="problem"' not in row_of(html, fine)

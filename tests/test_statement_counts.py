@@ -121,26 +121,39 @@ def test_an_htmx_status_transition_stays_within_the_budget(
     assert len(statements) <= budget, "\n\n".join(statements)
 
 
+def _failed_delivery(lead, installer, operator) -> None:
+    (assignment,) = delivery.assign_installers(lead, [installer.id], operator)
+    delivery.record_delivery_failure(assignment.id, "550 no such user")
+    db.session.commit()
+
+
 def test_a_search_across_every_status_reads_routing_and_problems_once(
     client, login_as, make_lead, make_installer, operator
 ):
-    """Rows not yet assigned show who can take them, assigned ones their delivery problems:
-    each is one statement for the whole page, however many rows and installers."""
+    """Rows not yet assigned show who can take them, assigned ones needing attention their
+    delivery problems: each is one statement for the whole page, however many rows and
+    installers; assigned rows whose deliveries need nothing look nothing up."""
     login_as("manager")
     installers = [make_installer() for _ in range(3)]
     for status in ("new", "reviewing", "ready_to_route"):
         make_lead(status, customer_name="Pat Jones")
-    assigned = make_lead("ready_to_route", customer_name="Pat Jones")
-    deliver(assigned, installers[:1], operator)
+    deliver(make_lead("ready_to_route", customer_name="Pat Jones"), installers[:1], operator)
+    # The user, the page of leads, the tab and follow-up counts, the installers with their cycle
+    # usage.
+    assert len(_get(client, "/leads?q=Jones")) == 4
+    _failed_delivery(
+        make_lead("ready_to_route", customer_name="Pat Jones"), installers[0], operator
+    )
     few = _get(client, "/leads?q=Jones")
     for status in ("reviewing", "ready_to_route") * 5:
         make_lead(status, customer_name="Pat Jones")
     for _ in range(5):
-        deliver(make_lead("ready_to_route", customer_name="Pat Jones"), installers[1:2], operator)
+        _failed_delivery(
+            make_lead("ready_to_route", customer_name="Pat Jones"), installers[1], operator
+        )
     make_installer()
     many = _get(client, "/leads?q=Jones")
-    # The user, the page of leads, the tab and follow-up counts, the installers with their cycle
-    # usage, the delivery problems of the assigned rows.
+    # ... and the delivery problems of the assigned rows needing attention.
     assert len(few) == len(many) == 5, "\n\n".join(many)
 
 

@@ -19,10 +19,12 @@ from ied.leads.queries import (
     delivery_problems,
     lead_by_reference,
     lead_for_page,
+    needs_attention,
     next_in_tab,
     queue_counts,
 )
 from ied.row_links import RowLink
+from ied.timestamps import utcnow
 
 LEAD_PAGE = "leads/lead.html"
 
@@ -47,11 +49,15 @@ class QueueRowLinks:
 
 def queue_rows_context(leads: list[Lead], tab: str, order: str = "newest", q: str = "") -> dict:
     """What the queue's rows show beyond the lead, for a whole page in a fixed number of
-    queries: who can take each lead not yet assigned, and why an assigned one needs attention;
+    queries: who can take each lead not yet assigned, and why an assigned one needs attention
+    (looked up only for those whose kept attention moment has come: on most pages none);
     the rows' links, and the way back to this view after a plain (no-JavaScript) post."""
+    now = utcnow()
     return {
         "eligibility": eligibility_of([lead for lead in leads if lead.status in NOT_YET_ASSIGNED]),
-        "problems": delivery_problems([lead.id for lead in leads if lead.status == "assigned"]),
+        "problems": delivery_problems(
+            [lead.id for lead in leads if lead.status == "assigned" and needs_attention(lead, now)]
+        ),
         "installers_url": url_if_allowed("installers.index"),
         "links": QueueRowLinks(tab),
         "queue_url": url_for("leads.queue", tab=tab, order=order, q=q or None),

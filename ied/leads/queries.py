@@ -2,6 +2,7 @@
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache, lru_cache
 
 import sqlalchemy as sa
@@ -52,6 +53,7 @@ QUEUE_ROW_COLUMNS = (
     Lead.created_at,
     Lead.recommended_installer_id,
     Lead.possible_duplicate_of_id,
+    Lead.delivery_attention_at,
 )
 
 
@@ -152,6 +154,12 @@ def _tab_filter(tab: str, now=None) -> sa.ColumnElement[bool]:
     return Lead.status == tab
 
 
+def needs_attention(lead: Lead, now: datetime) -> bool:
+    """The Needs-attention tab's test (_tab_filter) on a loaded lead: has a delivery of its
+    needed action by `now`? Only such a lead has delivery problems to look up."""
+    return lead.delivery_attention_at is not None and lead.delivery_attention_at <= now
+
+
 def _tab_count_columns(now=None) -> list:
     return [
         capped_count(sa.select(Lead.id).where(_tab_filter(tab, now))).label(tab)
@@ -187,48 +195,73 @@ def queue_counts() -> tuple[dict[str, CappedCount], dict[str, CappedCount]]:
     )
 
 
-def search_filter(q: str) -> sa.ColumnElement[bool] | None:
-    """What `q` can mean: a reference, an email, a phone number, a postcode, a name.
+# What a search can match, each served by an index: the unique reference, the email and phone
+# indexes (varchar_pattern_ops on PostgreSQL, so prefixes use them), the postcode index, and a
+# trigram index on the customer name. Each term is a bind parameter of the same name.
+_SEARCH_MATCHES = {
+    "reference": lambda term: Lead.reference == term,
+    "email": lambda term: Lead.email_normalized.startswith(term, escape="/"),
+    "phone": lambda term: Lead.phone_normalized.startswith(term),
+    "postcode": lambda term: Lead.postcode_normalized.startswith(term),
+    "name": lambda term: Lead.customer_name.icontains(term, escape="/"),
+}
 
-    Each branch is served by an index: the unique reference, the email and phone indexes
-    (varchar_pattern_ops on PostgreSQL, so prefixes use them), the postcode index, and a
-    trigram index on the customer name.
-    """
+
+def _like_text(text: str) -> str:
+    """`text` matched as it is by LIKE ... ESCAPE '/' (what SQLAlchemy's autoescape does to a
+    literal): its wildcards and the escape character escaped."""
+    return text.replace("/", "//").replace("%", "/%").replace("_", "/_")
+
+
+def search_terms(q: str) -> dict[str, str] | None:
+    """What `q` can mean, by kind of match (_SEARCH_MATCHES): a reference, an email, or any of
+    a phone number, a postcode and a name; None for no search, {} for one nothing can match."""
     q = q.strip()
     if not q:
         return None
     if _REFERENCE.match(q):
         digits = re.sub(r"\D", "", q)
-        return Lead.reference == f"IED-{int(digits):06d}"
+        return {"reference": f"IED-{int(digits):06d}"}
     if "@" in q:
-        return Lead.email_normalized.startswith(normalize_email(q), autoescape=True)
-    matches = []
+        return {"email": _like_text(normalize_email(q))}
+    terms = {}
     if _PHONE_LIKE.match(q) and (phone := normalize_phone(q)):
-        matches.append(Lead.phone_normalized.startswith(phone))
+        terms["phone"] = phone
     postcode = normalize_postcode(q)
     if _POSTCODE_PREFIX.match(postcode) or re.fullmatch(r"[A-Z]{1,2}", postcode):
-        matches.append(Lead.postcode_normalized.startswith(postcode))
+        terms["postcode"] = postcode
     if len(q) >= MIN_NAME_SEARCH and not q.isdigit():
-        matches.append(Lead.customer_name.icontains(q, autoescape=True))
-    return sa.or_(*matches) if matches else sa.false()
+        terms["name"] = _like_text(q)
+    return terms
 
 
 def queue_page(tab: str, q: str = "", order: str = "newest", after: str | None = None) -> QueuePage:
     """One page of the queue, keyset-paginated on (created_at, id); a search spans all tabs.
     Its leads hold the columns a queue row shows (QUEUE_ROW_COLUMNS), not the whole lead."""
     cursor = decode_cursor(after)
-    matching = search_filter(q)
-    if matching is None:
+    terms = search_terms(q)
+    if terms is None:
         statement = _tab_page_statement(tab, order, cursor is not None)
+        parameters = {"now": utcnow()}
+    elif terms:
+        statement = _search_page_statement(tuple(terms), order, cursor is not None)
+        parameters = dict(terms)
     else:
-        statement = _page_statement(matching, order, cursor is not None)
-    parameters = {"now": utcnow()}
+        return QueuePage(leads=[], next_cursor=None)
     if cursor:
         parameters["after_at"], parameters["after_id"] = cursor
     leads = list(db.session.scalars(statement, parameters))
     more = len(leads) > PAGE_SIZE
     leads = leads[:PAGE_SIZE]
     return QueuePage(leads=leads, next_cursor=encode_cursor(leads[-1]) if more else None)
+
+
+@cache
+def _search_page_statement(kinds: tuple[str, ...], order: str, after: bool) -> sa.Select:
+    """Built once per kind of search, order and first page or not (the terms and the cursor
+    are parameters): building it cost more than running it."""
+    matching = sa.or_(*(_SEARCH_MATCHES[kind](sa.bindparam(kind)) for kind in kinds))
+    return _page_statement(matching, order, after)
 
 
 @cache
