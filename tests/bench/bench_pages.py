@@ -740,6 +740,7 @@ def report(
     peak_rss: float,
     seconds: float,
     plans: list[str],
+    load_before: tuple[float, ...],
 ) -> tuple[str, bool]:
     rows, missed = table(small, large)
     intake_share = large.intake_rps / large.floor_rps if large.floor_rps else 0
@@ -753,8 +754,9 @@ def report(
     lines = [
         f"- leads: {large.leads:,} (growth measured from {small.leads:,}); "
         f"{args.runs} requests per page, one after another, after 3 warm-ups",
-        f"- machine: {os.cpu_count()} cores, shared: other work ran on the same cores during the "
-        "run, so single figures are noisy (compare ratios and statement counts first)",
+        f"- machine: {os.cpu_count()} cores; load average before the run {load_before[0]:.1f} "
+        f"(1 min), {load_before[1]:.1f} (5 min): work beside the bench on the same cores makes "
+        "single figures noisy (compare ratios and statement counts first)",
         f"- commit: {commit()}, run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {seconds:.0f} s",
         f"- framework floor (trivial endpoint, same app and gunicorn): p50 {large.floor_p50:.1f} "
         f"ms, p95 {large.floor_p95:.1f} ms, {large.floor_rps:.0f} req/s with 4 clients",
@@ -813,6 +815,7 @@ def main() -> int:
     # SIGTERM (or nohup's hang-up) still runs the clean-up below.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     started = time.perf_counter()
+    load_before = os.getloadavg()
     workdir = Path(tempfile.mkdtemp(prefix="ied-bench-"))
     postgres, redis_server = ThrowawayPostgres(), ThrowawayRedis()
     watch = RssWatch()
@@ -868,6 +871,7 @@ def main() -> int:
             watch.peak,
             time.perf_counter() - started,
             plans,
+            load_before,
         )
         log("\n" + text)
         if not (args.quick or args.no_write):
