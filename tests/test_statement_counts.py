@@ -157,6 +157,18 @@ def test_a_search_across_every_status_reads_routing_and_problems_once(
     assert len(few) == len(many) == 5, "\n\n".join(many)
 
 
+def test_an_htmx_search_swaps_its_results_without_counting_the_tabs(client, login_as, make_lead):
+    """The search box swaps the results block as the operator types; the tab and follow-up
+    counts stand outside it, so that request does not count them."""
+    login_as("operator")
+    lead = make_lead("new", customer_name="Pat Jones")
+    html = client.get("/leads?q=Jones", headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert html.lstrip().startswith('<div id="queue-results">') and lead.reference in html
+    assert 'id="queue-tabs"' not in html
+    swapped = _get(client, "/leads?q=Jones", {"HX-Request": "true"})
+    assert len(swapped) == len(_get(client, "/leads?q=Jones")) - 1, "\n\n".join(swapped)
+
+
 def test_an_intake_call_stays_within_the_budget_even_when_it_looks_its_key_up(
     app, client, make_installer
 ):

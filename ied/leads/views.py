@@ -79,7 +79,9 @@ def queue():
     order = _choice(request.args.get("order"), queries.ORDERS)
     q = request.args.get("q", "").strip()[:100]
     page = queries.queue_page(tab, q, order, request.args.get("after"))
-    counts, follow_ups = queries.queue_counts()
+    # The tab and follow-up counts stand outside the results block, all an htmx request (the
+    # search box as the operator types, the pager) swaps: it does not count them.
+    counts, follow_ups = (None, None) if is_htmx() else queries.queue_counts()
     return page_or_block(
         QUEUE,
         "results",
