@@ -75,7 +75,7 @@ def test_every_dashboard_number_equals_a_direct_count_of_the_demo_data(client, l
 
     # Leads per status now.
     statuses = Counter(db.session.scalars(sa.select(Lead.status)))
-    assert {row.status: row.count for row in queries.leads_by_status()} == {
+    assert {row.status: row.count for row in queries.now_counts().leads_by_status} == {
         s: statuses.get(s, 0) for s in LEAD_STATUSES
     }
     assert [cells[1] for cells in table_rows(html, "status-table")] == [
@@ -144,7 +144,7 @@ def test_every_dashboard_number_equals_a_direct_count_of_the_demo_data(client, l
 
     # Returns waiting for a decision.
     pending = db.session.scalar(sa.select(sa.func.count()).where(ReturnRequest.status == "pending"))
-    assert queries.follow_up_summary(now).pending_returns == pending > 0
+    assert queries.now_counts(now).follow_ups.pending_returns == pending > 0
     assert re.search(
         rf'href="/finance/returns"[^>]*>\s*Returns pending\s*<span[^>]*>{pending}<', html
     )
@@ -460,9 +460,10 @@ def test_daily_chart_stacks_each_days_parts_and_labels_the_axis():
 
     from ied.dashboard.charts import PLOT_HEIGHT, TOP, Part, daily_chart
 
+    dates = [date(2026, 11, 1) + timedelta(days=n) for n in range(30)]
     days = [
-        queries.DeliveryDay(date(2026, 11, 1) + timedelta(days=n), sent=n, failed=n % 2)
-        for n in range(30)
+        queries.DeliveryDay(day, queries.day_label(day), sent=n, failed=n % 2)
+        for n, day in enumerate(dates)
     ]
     parts = (Part("sent", "sent", "sent"), Part("failed", "failed", "failed"))
     chart = daily_chart("deliveries-chart", days, parts, axis_max=40)
@@ -474,6 +475,6 @@ def test_daily_chart_stacks_each_days_parts_and_labels_the_axis():
     assert failed.y + failed.height == pytest.approx(sent.y, abs=0.1)  # failed sits on sent
     assert sent.y + sent.height == pytest.approx(TOP + PLOT_HEIGHT, abs=0.1)
     assert first_stacked.title == "Mon 02 Nov: 1 sent, 1 failed"
-    ticked = [column.day.day for column in chart.columns if column.tick]
+    ticked = [int(column.day[-2:]) for column in chart.columns if column.tick]
     assert ticked == [1, 6, 11, 16, 21, 26, 30]  # every 5th day, and the last at the end
     assert chart.columns[-1].tick.anchor == "end"

@@ -4,7 +4,6 @@ position with Jinja filters cost more than the rest of the page)."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
 
 WIDTH, HEIGHT = 640, 170
 LEFT, RIGHT, TOP, BOTTOM = 34, 6, 8, 20
@@ -36,7 +35,7 @@ class Tick:
 
 @dataclass(frozen=True)
 class DayColumn:
-    day: date
+    day: str  # ISO date
     x: float
     title: str
     bars: list[Bar]
@@ -100,10 +99,8 @@ def daily_chart(chart_id: str, days: Sequence, parts: Sequence[Part], axis_max: 
             tick = Tick(WIDTH - RIGHT, day.day.strftime("%d %b"), "end")
         elif index % every == 0 and remaining >= every / 2:
             tick = Tick(round(x + bar_width / 2, 1), day.day.strftime("%d %b"), "middle")
-        title = f"{day.day.strftime('%a %d %b')}: " + ", ".join(
-            f"{value:,} {part.label}" for part, value in values
-        )
-        columns.append(DayColumn(day.day, x, title, bars, tick))
+        title = f"{day.label}: " + ", ".join(f"{value:,} {part.label}" for part, value in values)
+        columns.append(DayColumn(day.day.isoformat(), x, title, bars, tick))
     return DailyChart(chart_id, len(days), round(bar_width, 1), grid, columns)
 
 

@@ -24,7 +24,7 @@ from ied.followups.queries import due_state_count_columns, follow_up_filter
 from ied.installers.models import Installer
 from ied.installers.services import CycleUsage, usage_by_installer_name
 from ied.leads.models import LEAD_STATUSES, STATUS_LABELS, Lead
-from ied.leads.status_counts import lead_status_counts
+from ied.leads.status_counts import status_count_columns
 from ied.tallies.services import PeriodTallies, tallies_between
 from ied.timestamps import utcnow
 
@@ -80,11 +80,6 @@ class StatusCount:
     status: str
     label: str
     count: int
-
-
-def leads_by_status() -> list[StatusCount]:
-    counts = lead_status_counts()
-    return [StatusCount(status, STATUS_LABELS[status], counts[status]) for status in LEAD_STATUSES]
 
 
 @dataclass(frozen=True)
@@ -205,12 +200,19 @@ class FollowUpSummary:
 SUMMARY_DUE_STATES = ("overdue", "due_today", "upcoming")
 
 
+@dataclass(frozen=True)
+class NowCounts:
+    leads_by_status: list[StatusCount]
+    follow_ups: FollowUpSummary
+
+
 @cache
-def _follow_up_summary_statement() -> sa.Select:
+def _now_counts_statement() -> sa.Select:
     """Built once, its moments parameters (as the queue's counts)."""
     open_issues = sa.select(FollowUp.id).where(*follow_up_filter(issue="open"))
     pending = sa.select(ReturnRequest.id).where(ReturnRequest.status == "pending")
     return sa.select(
+        *status_count_columns(),
         *due_state_count_columns(
             sa.bindparam("now"), SUMMARY_DUE_STATES, end_of_today=sa.bindparam("end_of_today")
         ),
@@ -219,15 +221,22 @@ def _follow_up_summary_statement() -> sa.Select:
     )
 
 
-def follow_up_summary(now: datetime | None = None) -> FollowUpSummary:
-    """The open follow-ups by due state, open issues and pending returns: capped counts, each
-    over its own index, in one round trip."""
+def now_counts(now: datetime | None = None) -> NowCounts:
+    """Leads per status (the kept counters), the open follow-ups by due state, open issues
+    and pending returns (capped counts, each over its own index), in one round trip."""
     now = now or utcnow()
     _, end_of_today = day_bounds(business_today(now))
     row = db.session.execute(
-        _follow_up_summary_statement(), {"now": now, "end_of_today": end_of_today}
+        _now_counts_statement(), {"now": now, "end_of_today": end_of_today}
     ).one()
-    return FollowUpSummary(*(CappedCount(count) for count in row))
+    statuses, follow_ups = row[: len(LEAD_STATUSES)], row[len(LEAD_STATUSES) :]
+    return NowCounts(
+        leads_by_status=[
+            StatusCount(status, STATUS_LABELS[status], int(count))
+            for status, count in zip(LEAD_STATUSES, statuses, strict=True)
+        ],
+        follow_ups=FollowUpSummary(*(CappedCount(count) for count in follow_ups)),
+    )
 
 
 @dataclass(frozen=True)
@@ -269,9 +278,14 @@ def cap_use() -> list[CapUse]:
 # Over the period ----------------------------------------------------------------------------
 
 
+def day_label(day: date) -> str:
+    return day.strftime("%a %d %b")
+
+
 @dataclass(frozen=True)
 class DayCount:
     day: date
+    label: str  # Tue 01 Dec: made once for the chart and its table
     count: int
 
 
@@ -299,13 +313,17 @@ def _tally_of(tallies: PeriodTallies, day: date, name: str) -> int:
 
 def new_leads_per_day(period: Period, tallies: PeriodTallies) -> DailyCounts:
     return DailyCounts(
-        [DayCount(day, _tally_of(tallies, day, "leads_created")) for day in period.day_list]
+        [
+            DayCount(day, day_label(day), _tally_of(tallies, day, "leads_created"))
+            for day in period.day_list
+        ]
     )
 
 
 @dataclass(frozen=True)
 class DeliveryDay:
     day: date
+    label: str
     sent: int
     failed: int
 
@@ -346,6 +364,7 @@ def deliveries_per_day(period: Period, tallies: PeriodTallies) -> DeliveryDays:
         [
             DeliveryDay(
                 day,
+                day_label(day),
                 _tally_of(tallies, day, "attempts_sent"),
                 _tally_of(tallies, day, "attempts_failed"),
             )

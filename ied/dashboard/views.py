@@ -31,10 +31,10 @@ class ChartBar:
     href: str
 
 
-def _status_bars() -> list[ChartBar]:
+def _status_bars(counts: list[queries.StatusCount]) -> list[ChartBar]:
     return [
         ChartBar(row.status, row.label, row.count, url_for("leads.queue", tab=row.status))
-        for row in queries.leads_by_status()
+        for row in counts
     ]
 
 
@@ -117,15 +117,17 @@ def index():
         return page_or_block(PAGE, "period_panels", **_period_context(queries.installer_names()))
     cap_use = queries.cap_use()
     caps = _shortlist(cap_use)
-    follow_ups = queries.follow_up_summary()
+    now = utcnow()
+    counts = queries.now_counts(now)
+    follow_ups = counts.follow_ups
     return page_or_block(
         PAGE,
         "period_panels",
         **_period_context({row.installer_id: row.installer_name for row in cap_use}),
-        now=utcnow(),
-        status_bars=_status_bars(),
+        now=now,
+        status_bars=_status_bars(counts.leads_by_status),
         follow_up_bars=_follow_up_bars(follow_ups),
-        needs_action=queries.deliveries_needing_action(),
+        needs_action=queries.deliveries_needing_action(now),
         pending_returns=follow_ups.pending_returns,
         caps=caps,
         cap_chart=cap_chart(caps.rows),

@@ -28,6 +28,17 @@ _COUNTS = sa.select(LeadStatusCount.status, sa.func.sum(LeadStatusCount.lead_cou
 )
 
 
+def status_count_columns() -> list[sa.ScalarSelect]:
+    """Each lifecycle status's number of leads as a column, in lifecycle order: for a page
+    that reads them in a statement of its own."""
+    return [
+        sa.select(sa.func.coalesce(sa.func.sum(LeadStatusCount.lead_count), 0))
+        .where(LeadStatusCount.status == status)
+        .scalar_subquery()
+        for status in LEAD_STATUSES
+    ]
+
+
 def lead_status_counts() -> dict[str, int]:
     """Every lifecycle status with its number of leads, in lifecycle order."""
     counted = dict(db.session.execute(_COUNTS).all())
