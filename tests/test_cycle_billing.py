@@ -1,16 +1,17 @@
 """The maintained cycle counters: kept with every event and void, read by cap checks, repairable."""
 
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
 
-from ied.business_time import billing_cycle
+from ied.business_time import billing_cycle, billing_cycle_labels, business_today
 from ied.delivery import services as delivery
 from ied.extensions import db
 from ied.finance import services as finance
 from ied.finance.models import CycleBilling
-from ied.installers.services import cycle_usage
+from ied.installers.services import _cycle_parameters, cycle_usage, usage_by_installer_name
 from tests.support.billing import billed_delivery
 
 
@@ -161,3 +162,39 @@ def test_the_migration_counts_the_events_already_there(app, make_lead, make_inst
     installer = db.session.get(type(installer), installer_id)
     assert counter(installer) == (2, Decimal("60.00"), 1, Decimal("30.00"))
     assert finance.cycle_billing_drift() == []
+
+
+@pytest.mark.parametrize(
+    "today, today_day, this_month, last_month",
+    [(10, 10, "2026-03", "2026-02"), (28, 28, "2026-03", "2026-03"), (1, 1, "2026-01", "2025-12")],
+)
+def test_the_current_cycle_label_of_every_anchor_day_takes_three_parameters(
+    app, today, today_day, this_month, last_month
+):
+    month = 1 if today == 1 else 3
+    at = datetime(2026, month, today, 12, tzinfo=UTC)
+    labels = billing_cycle_labels(at)
+    parameters = _cycle_parameters(labels)
+    assert parameters == {
+        "cycle_today_day": today_day,
+        "cycle_label_this_month": this_month,
+        "cycle_label_last_month": last_month,
+    }
+    # The CASE the usage statement runs picks, for every anchor day, the label worked out
+    # for it in Python.
+    for anchor_day, label in labels.items():
+        picked = this_month if anchor_day <= parameters["cycle_today_day"] else last_month
+        assert picked == label, anchor_day
+
+
+def test_usage_reads_the_current_cycle_of_anchors_on_both_sides_of_today(
+    app, make_lead, make_installer, operator
+):
+    today = business_today().day
+    anchors = sorted({1, min(today, 28), min(today + 1, 28), 28})
+    installers = [make_installer(billing_anchor_day=day, cycle_cap=5) for day in anchors]
+    for installer in installers:
+        billed_delivery(make_lead, installer, operator)
+    usage = cycle_usage(installers)
+    assert [usage[installer.id].delivered for installer in installers] == [1] * len(anchors)
+    assert [usage.delivered for _, usage in usage_by_installer_name()] == [1] * len(anchors)
