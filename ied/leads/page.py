@@ -16,6 +16,7 @@ from ied.installers.services import eligibility_of
 from ied.leads.assessment import readable_answers
 from ied.leads.models import Lead
 from ied.leads.queries import (
+    QueuePage,
     delivery_problems,
     lead_by_reference,
     lead_for_page,
@@ -77,14 +78,14 @@ def queue_row_parts(
     from `lead` when the caller has it loaded."""
     lead = lead or lead_by_reference(reference)
     context = {
-        "lead": lead,
+        "page": QueuePage([lead], None),  # the rows block, for a page of this one lead
         "tab": tab,
         "order": "newest",
         "q": "",
         **queue_rows_context([lead], tab),
         **extra,
     }
-    row = render_block(QUEUE, "queue_row", oob=oob, **context)
+    row = render_block(QUEUE, "queue_rows", oob=oob, **context)
     if oob:  # a table row survives parsing outside its table only inside a template
         row = f"<template>{row}</template>"
     body = row + render_block(QUEUE, "tabs", counts=queue_counts()[0], oob=True, **context)
