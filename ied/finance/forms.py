@@ -6,6 +6,7 @@ from ied.finance.queries import EVENT_STATES, EventFilter
 from ied.finance.services import REASON_TEXT_LIMIT
 from ied.followups.forms import choices
 from ied.form_values import optional_int
+from ied.form_widgets import FastSelect
 from ied.input_limits import StorableText, id_or_none
 
 ALL_CYCLES = "all"
@@ -22,10 +23,13 @@ class FinanceFilterForm(FlaskForm):
     class Meta:
         csrf = False
 
-    cycle = SelectField("Cycle", validate_choice=False)
-    installer = SelectField("Installer", coerce=optional_int, validate_choice=False)
+    cycle = SelectField("Cycle", validate_choice=False, widget=FastSelect())
+    installer = SelectField(
+        "Installer", coerce=optional_int, validate_choice=False, widget=FastSelect()
+    )
     state = SelectField(
         "Status",
+        widget=FastSelect(),
         choices=choices([("", "Billed and voided"), *EVENT_STATES.items()]),
         filters=[lambda value: value if value in EVENT_STATES else None],
     )

@@ -19,6 +19,7 @@ from ied.followups.models import (
 from ied.followups.queries import DUE_STATES
 from ied.followups.services import Outcome, default_due_date
 from ied.form_values import optional_int
+from ied.form_widgets import FastSelect
 from ied.formatting import local_date
 from ied.input_limits import StorableText, id_or_none
 
@@ -105,9 +106,10 @@ class FollowUpFilterForm(FlaskForm):
         "Status",
         choices=choices([("", "Any status"), *FOLLOW_UP_STATUS_LABELS.items()]),
         filters=[lambda value: value if value in FOLLOW_UP_STATUS_LABELS else None],
+        widget=FastSelect(),
     )
     issue = BooleanField("Open issue only", false_values=("", "false", "0"))
-    installer = SelectField("Installer", coerce=optional_int)
+    installer = SelectField("Installer", coerce=optional_int, widget=FastSelect())
     q = SearchField("Search", filters=[lambda value: (value or "").strip()[:100] or None])
     after = HiddenField(filters=[id_or_none])
 
