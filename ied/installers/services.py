@@ -104,41 +104,34 @@ def _by_name_with_usage() -> sa.Select:
     return sa.select(Installer, *_USAGE_COLUMNS).order_by(Installer.company_name)
 
 
+def _columns_by_name_with_usage(*more) -> sa.Select:
+    """Installers by name with their usage, as plain columns (`installer`: a Bundle of what a
+    usage reads and a view names, and `more`) instead of entities."""
+    installer = Bundle(
+        "installer",
+        Installer.id,
+        Installer.company_name,
+        Installer.active,
+        Installer.billing_anchor_day,
+        Installer.cycle_cap,
+        *more,
+    )
+    return sa.select(installer, *_USAGE_COLUMNS).order_by(Installer.company_name)
+
+
 @cache
 def _names_by_name_with_usage() -> sa.Select:
     """The same with the columns a usage chart shows instead of the entity: 50 plain rows
     against 50 installers loaded with their areas and products."""
-    return sa.select(
-        Bundle(
-            "installer",
-            Installer.id,
-            Installer.company_name,
-            Installer.active,
-            Installer.billing_anchor_day,
-            Installer.cycle_cap,
-        ),
-        *_USAGE_COLUMNS,
-    ).order_by(Installer.company_name)
+    return _columns_by_name_with_usage()
 
 
 @cache
 def _fits_with_usage() -> sa.Select:
     """What matching and the routing views read of each installer (InstallerFit, the queue's
-    routing column, the assign dialog) as plain columns: loading 50 installers as entities
-    cost about as much again as their whole statement."""
-    return sa.select(
-        Bundle(
-            "installer",
-            Installer.id,
-            Installer.company_name,
-            Installer.active,
-            Installer.service_areas,
-            Installer.products,
-            Installer.billing_anchor_day,
-            Installer.cycle_cap,
-        ),
-        *_USAGE_COLUMNS,
-    ).order_by(Installer.company_name)
+    routing column, the assign dialog): the entities cost about as much again as the whole
+    statement."""
+    return _columns_by_name_with_usage(Installer.service_areas, Installer.products)
 
 
 def _with_usage(statement: sa.Select) -> list[tuple]:
