@@ -160,7 +160,15 @@ def _lead_insert(dialect: str) -> sa.Select:
     it, the possible duplicate (the newest lead of the window sharing the normalized email or
     phone; NULL parameters match nothing) and the row returned as a Lead."""
     table = Lead.__table__
-    new_lead = sa.select(_next_lead_id(dialect).label("id")).cte("new_lead")
+    if dialect == "postgresql":  # one nextval for the id and the reference
+        new_id = sa.select(
+            sa.select(_next_lead_id(dialect).label("id")).cte("new_lead").c.id
+        ).scalar_subquery()
+    else:
+        # No CTE: Python's sqlite3 opens a transaction only before a statement starting with
+        # INSERT, so `WITH ... INSERT` ran outside the caller's transaction (committed at once,
+        # whatever became of the rest). One writer at a time: both subqueries see the same max.
+        new_id = _next_lead_id(dialect)
     duplicate = (
         sa.select(Lead.id)
         .where(
@@ -176,10 +184,9 @@ def _lead_insert(dialect: str) -> sa.Select:
     )
     insert = (
         sa.insert(table)
-        .add_cte(new_lead)
         .values(
-            id=sa.select(new_lead.c.id).scalar_subquery(),
-            reference=sa.select(reference_sql(new_lead.c.id)).scalar_subquery(),
+            id=new_id,
+            reference=reference_sql(new_id),
             status="new",
             possible_duplicate_of_id=duplicate,
             **{name: sa.bindparam(name, type_=table.c[name].type) for name in _LEAD_INPUT_COLUMNS},
