@@ -39,22 +39,31 @@ def _add_months(year: int, month: int, months: int) -> tuple[int, int]:
     return index // 12, index % 12 + 1
 
 
+@dataclass(frozen=True)
+class CurrentCycles:
+    """Which monthly cycle is current for each anchor day (1-28), from one look at the clock:
+    an installer anchored on a day up to today's is in this month's cycle, one anchored later
+    still in last month's."""
+
+    today_day: int
+    this_month: str
+    last_month: str
+
+    def label(self, anchor_day: int) -> str:
+        return self.this_month if anchor_day <= self.today_day else self.last_month
+
+
+def current_cycles(at: datetime | None = None) -> CurrentCycles:
+    today = business_today(at)
+    year, month = _add_months(today.year, today.month, -1)
+    return CurrentCycles(
+        today.day, f"{today.year:04d}-{today.month:02d}", f"{year:04d}-{month:02d}"
+    )
+
+
 def billing_cycle(anchor_day: int, at: datetime | None = None) -> BillingCycle:
     """Monthly cycle starting on the installer's anchor day (1-28), labelled by its start month."""
-    return named_billing_cycle(anchor_day, _cycle_label(business_today(at), anchor_day))
-
-
-def billing_cycle_labels(at: datetime | None = None) -> dict[int, str]:
-    """The label of the current cycle for each anchor day (1-28), from one look at the clock."""
-    today = business_today(at)
-    return {day: _cycle_label(today, day) for day in range(1, 29)}
-
-
-def _cycle_label(today: date, anchor_day: int) -> str:
-    year, month = today.year, today.month
-    if today.day < anchor_day:
-        year, month = _add_months(year, month, -1)
-    return f"{year:04d}-{month:02d}"
+    return named_billing_cycle(anchor_day, current_cycles(at).label(anchor_day))
 
 
 def named_billing_cycle(anchor_day: int, label: str) -> BillingCycle:

@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from ied.business_time import billing_cycle, billing_cycle_labels, business_today
+from ied.business_time import billing_cycle, business_today, current_cycles
 from ied.delivery import services as delivery
 from ied.extensions import db
 from ied.finance import services as finance
@@ -165,26 +165,27 @@ def test_the_migration_counts_the_events_already_there(app, make_lead, make_inst
 
 
 @pytest.mark.parametrize(
-    "today, today_day, this_month, last_month",
-    [(10, 10, "2026-03", "2026-02"), (28, 28, "2026-03", "2026-03"), (1, 1, "2026-01", "2025-12")],
+    "at",
+    [
+        datetime(2026, 3, 10, 12, tzinfo=UTC),
+        datetime(2026, 3, 28, 12, tzinfo=UTC),
+        datetime(2026, 1, 1, 12, tzinfo=UTC),
+        datetime(2026, 10, 25, 0, 30, tzinfo=UTC),  # the night the clocks go back
+        datetime(2026, 2, 28, 23, 30, tzinfo=UTC),  # the last hour of February
+    ],
 )
-def test_the_current_cycle_label_of_every_anchor_day_takes_three_parameters(
-    app, today, today_day, this_month, last_month
-):
-    month = 1 if today == 1 else 3
-    at = datetime(2026, month, today, 12, tzinfo=UTC)
-    labels = billing_cycle_labels(at)
-    parameters = _cycle_parameters(labels)
-    assert parameters == {
-        "cycle_today_day": today_day,
-        "cycle_label_this_month": this_month,
-        "cycle_label_last_month": last_month,
+def test_every_anchor_days_current_cycle_holds_the_moment(app, at):
+    current = current_cycles(at)
+    for anchor_day in range(1, 29):
+        cycle = billing_cycle(anchor_day, at)
+        assert cycle.label == current.label(anchor_day)
+        assert cycle.starts_at <= at < cycle.ends_at, anchor_day
+    # What the usage statement's CASE is given.
+    assert _cycle_parameters(current) == {
+        "cycle_today_day": current.today_day,
+        "cycle_label_this_month": current.this_month,
+        "cycle_label_last_month": current.last_month,
     }
-    # The CASE the usage statement runs picks, for every anchor day, the label worked out
-    # for it in Python.
-    for anchor_day, label in labels.items():
-        picked = this_month if anchor_day <= parameters["cycle_today_day"] else last_month
-        assert picked == label, anchor_day
 
 
 def test_usage_reads_the_current_cycle_of_anchors_on_both_sides_of_today(

@@ -2,6 +2,7 @@ from flask_wtf import FlaskForm
 from wtforms import HiddenField, SelectField, TextAreaField
 from wtforms.validators import DataRequired
 
+from ied.business_time import CurrentCycles
 from ied.finance.queries import EVENT_STATES, EventFilter
 from ied.finance.services import REASON_TEXT_LIMIT
 from ied.followups.forms import choices
@@ -34,13 +35,15 @@ class FinanceFilterForm(FlaskForm):
         filters=[lambda value: value if value in EVENT_STATES else None],
     )
     after = HiddenField(filters=[id_or_none])
-    current_cycles: dict[int, str] = {}  # set by offer()
+    current: CurrentCycles | None = None  # set by offer(), as are the anchor days
+    anchor_days: dict[int, int] = {}
 
     def offer(
-        self, cycles: list[str], installers: list[tuple[int, str]], current: dict[int, str]
+        self, cycles: list[str], installers: list[tuple[int, str, int]], current: CurrentCycles
     ) -> None:
-        """`current`: each installer's current cycle label, by installer id."""
-        self.current_cycles = current
+        """`installers`: (id, company name, billing anchor day) of each, in name order."""
+        self.current = current
+        self.anchor_days = {installer_id: anchor for installer_id, _, anchor in installers}
         self.cycle.choices = choices(
             [
                 (CURRENT_CYCLES, "Current cycles"),
@@ -48,16 +51,22 @@ class FinanceFilterForm(FlaskForm):
                 *((cycle, cycle) for cycle in cycles),
             ]
         )
-        self.installer.choices = choices([("", "Every installer"), *installers])
+        self.installer.choices = choices(
+            [
+                ("", "Every installer"),
+                *((installer_id, name) for installer_id, name, _ in installers),
+            ]
+        )
         if self.cycle.data not in (*cycles, ALL_CYCLES):
             self.cycle.data = CURRENT_CYCLES
-        if self.installer.data not in {installer_id for installer_id, _ in installers}:
+        if self.installer.data not in self.anchor_days:
             self.installer.data = None
 
     def statement_cycle(self, installer_id: int) -> str | None:
         """The cycle whose statement a totals row links to (none for all cycles)."""
         if self.cycle.data == CURRENT_CYCLES:
-            return self.current_cycles.get(installer_id)
+            anchor_day = self.anchor_days.get(installer_id)
+            return None if anchor_day is None else self.current.label(anchor_day)
         return None if self.cycle.data == ALL_CYCLES else self.cycle.data
 
     def event_filter(self) -> EventFilter:
@@ -65,7 +74,7 @@ class FinanceFilterForm(FlaskForm):
         current = self.cycle.data == CURRENT_CYCLES
         return EventFilter(
             cycle=self.cycle.data if named else None,
-            current_cycles=tuple(sorted(self.current_cycles.items())) if current else None,
+            current=self.current if current else None,
             installer_id=self.installer.data,
             state=self.state.data,
         )

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import joinedload
 
 from ied.auth.models import User
-from ied.business_time import BillingCycle, named_billing_cycle
+from ied.business_time import BillingCycle, CurrentCycles, named_billing_cycle
 from ied.delivery.models import DeliveryEvent
 from ied.extensions import db
 from ied.finance.models import CycleBilling, ReturnRequest
@@ -25,23 +25,27 @@ class EventFilter:
     cycle: str | None = None
     installer_id: int | None = None
     state: str | None = None  # billed, voided, or either
-    # Each installer's own current cycle, (installer id, cycle label) pairs: cycles follow the
-    # installer's anchor day, so "this cycle" has a different label for different installers.
-    current_cycles: tuple[tuple[int, str], ...] | None = None
+    # Each installer's own current cycle: cycles follow the installer's anchor day, so "this
+    # cycle" is this month's label for some installers and last month's for the others.
+    current: CurrentCycles | None = None
 
     def cycle_condition(self, installer_id, billing_cycle):
         """The cycle part of the filter on a table's installer and cycle columns, or None."""
-        if self.current_cycles is not None:
-            # Grouped by label (at most two: this month's and last month's), each with its
-            # installers as one IN list: not an OR of a pair per installer.
-            installers_by_label: dict[str, list[int]] = {}
-            for installer, label in self.current_cycles:
-                installers_by_label.setdefault(label, []).append(installer)
+        if self.current is not None:
+            # Three parameters whatever the number of installers: each label with the
+            # installers anchored on its side of today, as a subquery.
+            def anchored(condition) -> sa.ColumnElement[bool]:
+                return installer_id.in_(sa.select(Installer.id).where(condition))
+
+            today_day = self.current.today_day
             return sa.or_(
-                sa.false(),
-                *(
-                    sa.and_(billing_cycle == label, installer_id.in_(installers))
-                    for label, installers in installers_by_label.items()
+                sa.and_(
+                    billing_cycle == self.current.this_month,
+                    anchored(Installer.billing_anchor_day <= today_day),
+                ),
+                sa.and_(
+                    billing_cycle == self.current.last_month,
+                    anchored(Installer.billing_anchor_day > today_day),
                 ),
             )
         return billing_cycle == self.cycle if self.cycle else None

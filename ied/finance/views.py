@@ -22,7 +22,7 @@ from flask import (
 from flask_login import current_user
 
 from ied.auth.access import role_required
-from ied.business_time import billing_cycle, billing_cycle_labels
+from ied.business_time import billing_cycle, current_cycles
 from ied.delivery.models import DeliveryEvent
 from ied.errors import DomainError
 from ied.extensions import db
@@ -57,12 +57,7 @@ def _filters() -> FinanceFilterForm:
         )
     ).all()
     filters.validate()
-    labels = billing_cycle_labels()
-    filters.offer(
-        queries.billing_cycles(),
-        [(installer_id, name) for installer_id, name, _ in rows],
-        {installer_id: labels[anchor] for installer_id, _, anchor in rows},
-    )
+    filters.offer(queries.billing_cycles(), [tuple(row) for row in rows], current_cycles())
     return filters
 
 

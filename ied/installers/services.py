@@ -11,7 +11,7 @@ from sqlalchemy.orm import Bundle
 
 from ied.activity.services import record_activity
 from ied.auth.models import User
-from ied.business_time import BillingCycle, billing_cycle_labels, named_billing_cycle
+from ied.business_time import BillingCycle, CurrentCycles, current_cycles, named_billing_cycle
 from ied.delivery.models import Assignment
 from ied.errors import DomainError
 from ied.extensions import db
@@ -68,24 +68,23 @@ _USAGE_COLUMNS = (
 )
 
 
-def _cycle_parameters(labels: dict[int, str]) -> dict[str, int | str]:
-    this_month = labels[1]  # every cycle anchored on the 1st has started this month
+def _cycle_parameters(current: CurrentCycles) -> dict[str, int | str]:
     return {
-        "cycle_today_day": max(day for day, label in labels.items() if label == this_month),
-        "cycle_label_this_month": this_month,
-        "cycle_label_last_month": labels[28],
+        "cycle_today_day": current.today_day,
+        "cycle_label_this_month": current.this_month,
+        "cycle_label_last_month": current.last_month,
     }
 
 
 class _Cycles(dict):
     """Current billing cycles by anchor day, each worked out once, when first asked for."""
 
-    def __init__(self, labels: dict[int, str]):
+    def __init__(self, current: CurrentCycles):
         super().__init__()
-        self.labels = labels
+        self.current = current
 
     def __missing__(self, anchor_day: int) -> BillingCycle:
-        cycle = self[anchor_day] = named_billing_cycle(anchor_day, self.labels[anchor_day])
+        cycle = self[anchor_day] = named_billing_cycle(anchor_day, self.current.label(anchor_day))
         return cycle
 
 
@@ -135,9 +134,9 @@ def _fits_with_usage() -> sa.Select:
 
 
 def _with_usage(statement: sa.Select) -> list[tuple]:
-    labels = billing_cycle_labels()
-    cycles = _Cycles(labels)
-    rows = db.session.execute(statement, _cycle_parameters(labels))
+    current = current_cycles()
+    cycles = _Cycles(current)
+    rows = db.session.execute(statement, _cycle_parameters(current))
     return [
         (installer, _usage(installer, cycles, billed, queued)) for installer, billed, queued in rows
     ]
@@ -162,15 +161,15 @@ def cycle_usage(installers: list[Installer]) -> dict[int, CycleUsage]:
     """These installers' cycle usage, in one statement."""
     if not installers:
         return {}
-    labels = billing_cycle_labels()
-    cycles = _Cycles(labels)
+    current = current_cycles()
+    cycles = _Cycles(current)
     counts = {
         installer_id: (billed, queued)
         for installer_id, billed, queued in db.session.execute(
             sa.select(Installer.id, *_USAGE_COLUMNS).where(
                 Installer.id.in_([installer.id for installer in installers])
             ),
-            _cycle_parameters(labels),
+            _cycle_parameters(current),
         )
     }
     return {
