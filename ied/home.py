@@ -5,7 +5,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ied.auth.access import public
 from ied.extensions import db
-from ied.followups.queries import follow_up_filter, follow_up_page
+from ied.followups.queries import follow_up_page
 from ied.leads.queries import ATTENTION, delivery_problems, queue_counts, queue_page
 from ied.queues import redis_connection
 from ied.timestamps import utcnow
@@ -32,9 +32,7 @@ def index():
         counts=counts,
         attention=attention,
         problems=delivery_problems([lead.id for lead in attention]),
-        due_today=follow_up_page(
-            follow_up_filter(due="due_today", now=now), now=now, page_size=TODAY_ITEMS
-        ),
+        due_today=follow_up_page("due_today", now=now, page_size=TODAY_ITEMS),
         follow_up_counts=follow_up_counts,
     )
 

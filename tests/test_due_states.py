@@ -7,7 +7,13 @@ import sqlalchemy as sa
 
 from ied.extensions import db
 from ied.followups.models import FollowUp
-from ied.followups.queries import days_overdue, due_state_counts, due_state_of, follow_up_filter
+from ied.followups.queries import (
+    days_overdue,
+    due_state_counts,
+    due_state_of,
+    follow_up_filter,
+    follow_up_page,
+)
 from ied.followups.services import due_at_end_of
 from tests.support.follow_ups import make_follow_up
 
@@ -109,3 +115,25 @@ def test_the_open_follow_up_conditions_repeat_the_partial_index_predicate(app):
         .compile(db.engine)
     )
     assert "status IN ('pending', 'in_progress')" in compiled
+
+
+def test_keyset_pages_walk_every_follow_up_once_in_due_order(app, due_at):
+    now = utc(2030, 1, 15, 10, 0)
+    made = due_at(*(utc(2030, 1, 10 + day, hour) for day in range(4) for hour in (9, 15)))
+    expected = [made[at] for at in sorted(made)]  # earliest due first
+    walked, after = [], None
+    while True:
+        page = follow_up_page(now=now, page_size=3, after=after)
+        walked += [row.follow_up.id for row in page.rows]
+        if page.next_after is None:
+            break
+        after = page.next_after
+    assert walked == expected
+    overdue = follow_up_page("overdue", now=now, page_size=2)
+    assert [row.follow_up.id for row in overdue.rows] == expected[:2]
+    second = follow_up_page("overdue", now=now, page_size=2, after=overdue.next_after)
+    assert [row.follow_up.id for row in second.rows] == expected[2:4]
+    assert {row.due_state for row in second.rows} == {"overdue"}
+    # The same statement, built once, answers for another moment: nothing is overdue yet.
+    assert follow_up_page("overdue", now=utc(2030, 1, 1), page_size=2).rows == []
+    assert due_state_counts(utc(2030, 1, 1))["upcoming"] == len(made)

@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 import sqlalchemy as sa
 from sqlalchemy.orm import aliased
@@ -51,9 +52,11 @@ def due_state_condition(due: str, now=None, end_of_today=None):
     raise KeyError(due)
 
 
-def due_state_of_row(now: datetime):
-    """The due state of each row as a SQL expression, so rows and filters always agree."""
-    _, end_of_today = day_bounds(business_today(now))
+def due_state_of_row(now, end_of_today=None):
+    """The due state of each row as a SQL expression, so rows and filters always agree (`now`
+    and `end_of_today` as for due_state_condition)."""
+    if end_of_today is None:
+        _, end_of_today = day_bounds(business_today(now))
     return sa.case(
         *((due_state_condition(due, now, end_of_today), due) for due in DUE_STATES[:-1]),
         else_="done",
@@ -121,10 +124,39 @@ def due_state_count_columns(
     ]
 
 
-def due_state_counts(now: datetime | None = None, extra_conditions=()) -> dict[str, CappedCount]:
-    """All four counts in one round trip."""
-    columns = due_state_count_columns(now or utcnow(), DUE_STATES, extra_conditions)
-    row = db.session.execute(sa.select(*columns)).one()
+# The list's statements are built once per set of filters (a search's text aside), their
+# moments, cursor and page size given when they run: building them took longer than running.
+_NOW, _END_OF_TODAY = sa.bindparam("now"), sa.bindparam("end_of_today")
+
+
+def _moments(now: datetime) -> dict:
+    _, end_of_today = day_bounds(business_today(now))
+    return {"now": now, "end_of_today": end_of_today}
+
+
+def _built_once(build):
+    """`build` remembered by its filters, except for a search (`q`): its text is anyone's."""
+    remembered = lru_cache(maxsize=256)(build)
+
+    def statement(*filters, q=None):
+        return build(*filters, q=q) if q else remembered(*filters)
+
+    return statement
+
+
+@_built_once
+def _counts_statement(status, issue, installer, q=None) -> sa.Select:
+    others = follow_up_filter(status=status, issue=issue, installer=installer, q=q)
+    return sa.select(*due_state_count_columns(_NOW, DUE_STATES, others, _END_OF_TODAY))
+
+
+def due_state_counts(
+    now: datetime | None = None, *, status=None, issue=None, installer=None, q=None
+) -> dict[str, CappedCount]:
+    """All four counts in one round trip, within the other filters (follow_up_filter's)."""
+    row = db.session.execute(
+        _counts_statement(status, issue, installer, q=q), _moments(now or utcnow())
+    ).one()
     return {due: CappedCount(row._mapping[due]) for due in DUE_STATES}
 
 
@@ -144,7 +176,7 @@ class FollowUpPage:
     next_after: int | None  # the id of the last row shown, when another page follows
 
 
-def _after(cursor_id: int, newest_first: bool):
+def _after(cursor_id, newest_first: bool):
     """Rows after the cursor row in (due_at, id) order: keyset pagination, no OFFSET."""
     cursor = aliased(FollowUp)
     cursor_due_at = sa.select(cursor.due_at).where(cursor.id == cursor_id).scalar_subquery()
@@ -159,26 +191,22 @@ def _after(cursor_id: int, newest_first: bool):
     )
 
 
-def follow_up_page(
-    conditions,
-    *,
-    after: int | None = None,
-    newest_first: bool = False,
-    now: datetime | None = None,
-    page_size: int | None = None,
-) -> FollowUpPage:
-    """Earliest due first (most urgent on top); finished ones read better newest first."""
-    now = now or utcnow()
-    page_size = page_size or PAGE_SIZE
+@_built_once
+def _page_statement(due, status, issue, installer, has_cursor, newest_first, q=None):
+    conditions = follow_up_filter(status=status, issue=issue, installer=installer, q=q)
+    if due in DUE_STATES:
+        conditions.append(due_state_condition(due, _NOW, _END_OF_TODAY))
+    if has_cursor:
+        conditions.append(_after(sa.bindparam("after_id"), newest_first))
     order = (
         (FollowUp.due_at.desc(), FollowUp.id.desc())
         if newest_first
         else (FollowUp.due_at, FollowUp.id)
     )
-    statement = (
+    return (
         sa.select(
             FollowUp,
-            due_state_of_row(now).label("due_state"),
+            due_state_of_row(_NOW, _END_OF_TODAY).label("due_state"),
             Lead.reference,
             Lead.customer_name,
             Installer.company_name,
@@ -187,11 +215,28 @@ def follow_up_page(
         .join(Installer, Installer.id == FollowUp.installer_id)
         .where(*conditions)
         .order_by(*order)
-        .limit(page_size + 1)
+        .limit(sa.bindparam("limit"))
     )
-    if after:
-        statement = statement.where(_after(after, newest_first))
-    rows = [FollowUpRow(*result) for result in db.session.execute(statement)]
+
+
+def follow_up_page(
+    due: str | None = None,
+    *,
+    status: str | None = None,
+    issue: str | None = None,
+    installer: int | None = None,
+    q: str | None = None,
+    after: int | None = None,
+    newest_first: bool = False,
+    now: datetime | None = None,
+    page_size: int | None = None,
+) -> FollowUpPage:
+    """The follow-ups in a due state (or all) within follow_up_filter's other filters:
+    earliest due first (most urgent on top); finished ones read better newest first."""
+    page_size = page_size or PAGE_SIZE
+    statement = _page_statement(due, status, issue, installer, after is not None, newest_first, q=q)
+    parameters = {**_moments(now or utcnow()), "limit": page_size + 1, "after_id": after}
+    rows = [FollowUpRow(*result) for result in db.session.execute(statement, parameters)]
     has_more = len(rows) > page_size
     rows = rows[:page_size]
     return FollowUpPage(rows, rows[-1].follow_up.id if has_more else None)

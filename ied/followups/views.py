@@ -27,7 +27,6 @@ from ied.followups.queries import (
     DUE_STATES,
     due_state_counts,
     due_state_of,
-    follow_up_filter,
     follow_up_page,
     overdue_label,
 )
@@ -69,17 +68,17 @@ def index():
     )
     filters.validate()
     now = utcnow()
-    other_filters = follow_up_filter(
-        status=filters.status.data,
-        issue="open" if filters.issue.data else None,
-        installer=filters.installer.data,
-        q=filters.q.data,
-        now=now,
-    )
+    others = {
+        "status": filters.status.data,
+        "issue": "open" if filters.issue.data else None,
+        "installer": filters.installer.data,
+        "q": filters.q.data,
+    }
     due = filters.due.data
-    conditions = other_filters + follow_up_filter(due=due, now=now)
-    page = follow_up_page(conditions, after=filters.after.data, newest_first=due == "done", now=now)
-    counts = due_state_counts(now, other_filters)
+    page = follow_up_page(
+        due, **others, after=filters.after.data, newest_first=due == "done", now=now
+    )
+    counts = due_state_counts(now, **others)
     return page_or_blocks(
         LIST_PAGE,
         ["results", "due_tabs"],
