@@ -307,7 +307,7 @@ def _deliver_all(rng: random.Random, number: int, assignments) -> None:
             db.session.expire(assignment)  # the open was counted in SQL
 
 
-def _eligible(lead: Lead) -> list[Installer]:
+def _eligible(lead: Lead) -> list:  # installer rows (id, company_name, ...)
     from ied.installers.services import installer_choices
 
     return [choice.installer for choice in installer_choices(lead) if choice.eligible]

@@ -6,12 +6,18 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from ied.business_time import billing_cycle, business_today, current_cycles
+from ied.business_time import CurrentCycles, billing_cycle, business_today
 from ied.delivery import services as delivery
 from ied.extensions import db
 from ied.finance import services as finance
 from ied.finance.models import CycleBilling
-from ied.installers.services import _cycle_parameters, cycle_usage, usage_by_installer_name
+from ied.installers.models import Installer
+from ied.installers.services import (
+    _CURRENT_LABEL,
+    _cycle_parameters,
+    cycle_usage,
+    usage_by_installer_name,
+)
 from tests.support.billing import billed_delivery
 
 
@@ -175,17 +181,27 @@ def test_the_migration_counts_the_events_already_there(app, make_lead, make_inst
     ],
 )
 def test_every_anchor_days_current_cycle_holds_the_moment(app, at):
-    current = current_cycles(at)
     for anchor_day in range(1, 29):
         cycle = billing_cycle(anchor_day, at)
-        assert cycle.label == current.label(anchor_day)
         assert cycle.starts_at <= at < cycle.ends_at, anchor_day
-    # What the usage statement's CASE is given.
-    assert _cycle_parameters(current) == {
-        "cycle_today_day": current.today_day,
-        "cycle_label_this_month": current.this_month,
-        "cycle_label_last_month": current.last_month,
-    }
+
+
+@pytest.mark.parametrize("today_day", [1, 10, 27, 28])
+def test_the_usage_statement_picks_each_anchor_days_label_as_python_does(
+    app, make_installer, today_day
+):
+    """The SQL CASE of the usage columns against CurrentCycles.label, on a pinned day."""
+    current = CurrentCycles(today_day, this_month="2026-03", last_month="2026-02")
+    anchors = range(1, 29)
+    installers = {make_installer(billing_anchor_day=day).id: day for day in anchors}
+    picked = dict(
+        db.session.execute(
+            sa.select(Installer.id, _CURRENT_LABEL).where(Installer.id.in_(installers)),
+            _cycle_parameters(current),
+        ).all()
+    )
+    assert picked == {id_: current.label(day) for id_, day in installers.items()}
+    assert set(picked.values()) == ({"2026-03"} if today_day == 28 else {"2026-03", "2026-02"})
 
 
 def test_usage_reads_the_current_cycle_of_anchors_on_both_sides_of_today(

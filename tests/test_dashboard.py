@@ -306,6 +306,12 @@ def test_the_installer_panels_show_the_first_twelve_and_all_on_request(
     ).get_data(as_text=True)
     assert len(table_rows(switched, "quality-table")) == 15
     assert 'href="/dashboard?period=90&amp;installers=all"' in switched
+    # The cap panel's foot, outside the swapped block, follows out of band with the new period.
+    assert '<div id="caps-foot" hx-swap-oob="true">' in switched
+    assert switched.count('href="/dashboard?period=7" data-installers-toggle') == 2
+    assert switched.count("All 15 installers") == 2
+    short = client.get("/dashboard?period=7", headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert short.count('href="/dashboard?period=7&amp;installers=all"') == 2
 
 
 def test_a_dashboard_with_few_installers_has_no_show_all_link(

@@ -11,7 +11,7 @@ from flask import Blueprint, request, url_for
 from ied.auth.access import role_required
 from ied.dashboard import queries
 from ied.dashboard.charts import Part, cap_chart, daily_chart
-from ied.htmx import is_htmx, page_or_block
+from ied.htmx import is_htmx, page_or_block, page_or_blocks
 from ied.timestamps import utcnow
 
 bp = Blueprint("dashboard", __name__)
@@ -114,7 +114,14 @@ def _period_context(installer_names: dict[int, str]) -> dict:
 @role_required("manager")
 def index():
     if is_htmx():
-        return page_or_block(PAGE, "period_panels", **_period_context(queries.installer_names()))
+        names = queries.installer_names()
+        # The cap panel's foot follows out of band: it counts installers, nothing more.
+        return page_or_blocks(
+            PAGE,
+            ["period_panels", "caps_foot"],
+            **_period_context(names),
+            caps=_shortlist(list(names.values())),
+        )
     cap_use = queries.cap_use()
     caps = _shortlist(cap_use)
     now = utcnow()

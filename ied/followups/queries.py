@@ -89,10 +89,13 @@ def follow_up_filter(
     installer: int | None = None,
     q: str | None = None,
     now: datetime | None = None,
+    end_of_today=None,
 ) -> list:
+    """The conditions of the follow-up filters given (`now` and `end_of_today` as for
+    due_state_condition)."""
     conditions = []
     if due in DUE_STATES:
-        conditions.append(due_state_condition(due, now))
+        conditions.append(due_state_condition(due, now, end_of_today))
     if status:
         conditions.append(FollowUp.status == status)
     if issue == "open":
@@ -193,9 +196,15 @@ def _after(cursor_id, newest_first: bool):
 
 @_built_once
 def _page_statement(due, status, issue, installer, has_cursor, newest_first, q=None):
-    conditions = follow_up_filter(status=status, issue=issue, installer=installer, q=q)
-    if due in DUE_STATES:
-        conditions.append(due_state_condition(due, _NOW, _END_OF_TODAY))
+    conditions = follow_up_filter(
+        due=due,
+        status=status,
+        issue=issue,
+        installer=installer,
+        q=q,
+        now=_NOW,
+        end_of_today=_END_OF_TODAY,
+    )
     if has_cursor:
         conditions.append(_after(sa.bindparam("after_id"), newest_first))
     order = (

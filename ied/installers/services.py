@@ -97,12 +97,6 @@ def _usage(installer: Installer, cycles: _Cycles, billed: int, queued: int) -> C
     )
 
 
-@cache
-def _by_name_with_usage() -> sa.Select:
-    """Built once: building it (the entity, two subqueries) cost more than running it."""
-    return sa.select(Installer, *_USAGE_COLUMNS).order_by(Installer.company_name)
-
-
 def _columns_by_name_with_usage(*more) -> sa.Select:
     """Installers by name with their usage, as plain columns (`installer`: a Bundle of what a
     usage reads and a view names, and `more`) instead of entities."""
@@ -143,13 +137,9 @@ def _with_usage(statement: sa.Select) -> list[tuple]:
 
 
 def installers_with_usage(*order_by) -> list[tuple[Installer, CycleUsage]]:
-    """Every installer with its cycle usage, in one statement; by company name unless
-    `order_by` says otherwise."""
-    return _with_usage(
-        sa.select(Installer, *_USAGE_COLUMNS).order_by(*order_by)
-        if order_by
-        else _by_name_with_usage()
-    )
+    """Every installer (the entity) with its cycle usage, in `order_by` order, in one
+    statement."""
+    return _with_usage(sa.select(Installer, *_USAGE_COLUMNS).order_by(*order_by))
 
 
 def usage_by_installer_name() -> list[tuple[sa.Row, CycleUsage]]:
@@ -201,7 +191,7 @@ def prefix_matches(prefix: str, postcode_normalized: str) -> bool:
 
 @dataclass(frozen=True)
 class InstallerChoice:
-    installer: Installer  # or the columns of it _fits_with_usage reads, from _fits_by_use
+    installer: Installer | sa.Row  # a Row: the columns _fits_with_usage reads (_fits_by_use)
     usage: CycleUsage
     reasons: tuple[str, ...]
     is_recommended: bool
@@ -223,7 +213,7 @@ class InstallerFit:
 
     __slots__ = ("installer", "id", "usage", "areas", "prefixes", "products", "reasons_by_fit")
 
-    def __init__(self, installer: Installer, usage: CycleUsage):
+    def __init__(self, installer: Installer | sa.Row, usage: CycleUsage):
         self.installer = installer
         self.id = installer.id
         self.usage = usage

@@ -40,7 +40,7 @@ _PHONE_LIKE = re.compile(r"^\+?[\d\s()-]{4,}$")
 MIN_NAME_SEARCH = 3
 
 
-# What a queue row shows and works out (routing, next action, cursor); the queue_row block of
+# What a queue row shows and works out (routing, next action, cursor); the queue_rows block of
 # leads/queue.html reads no other column (test_statement_counts would see one more load a row).
 QUEUE_ROW_COLUMNS = (
     Lead.reference,
