@@ -32,8 +32,15 @@ class Assignment(db.Model):
         one_of("status", ASSIGNMENT_STATUSES),
         Index("ix_assignments_status_created_at", "status", "created_at"),
         Index("ix_assignments_installer_id_status", "installer_id", "status"),
-        # The dashboard's per-installer quality: delivered and opened over a date range, read
-        # from the index alone.
+        # Queued deliveries by how long they have waited (needing action past the alert setting).
+        Index(
+            "ix_assignments_queued_at",
+            "queued_at",
+            postgresql_where=text("status = 'queued'"),
+            sqlite_where=text("status = 'queued'"),
+        ),
+        # Deliveries sent and opened per installer over a date range, read from the index alone:
+        # the daily tallies' recount (ied check-daily-tallies) since the dashboard reads them.
         Index(
             "ix_assignments_sent_at_installer_opened", "sent_at", "installer_id", "first_opened_at"
         ),
