@@ -1,9 +1,11 @@
 """What the finance pages read: events by cycle and installer (keyset pages, totals from the
 cycle counters), the CSV stream, return requests and the installer cycle statement."""
 
+from collections import namedtuple
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import cache
 
 import sqlalchemy as sa
 from sqlalchemy.orm import joinedload
@@ -81,11 +83,22 @@ class KeysetPage:
     next_after: int | None  # the id the next page starts after
 
 
+@cache
+def _plain_row(fields: tuple[str, ...]) -> type:
+    """A named tuple for rows of these columns: a template reads a dozen names a row, and a
+    SQLAlchemy Row resolves each through its key map (~0.8 µs, a named tuple ~0.05 µs)."""
+    return namedtuple("Row", fields)
+
+
 def _keyset_page(statement, *, entities: bool = True) -> KeysetPage:
     """At most PAGE_SIZE rows of an ordered statement (its entities, or its rows of columns),
     and where the next page starts."""
     result = db.session.execute(statement.limit(PAGE_SIZE + 1))
-    rows = list(result.scalars() if entities else result)
+    if entities:
+        rows = list(result.scalars())
+    else:
+        plain = _plain_row(tuple(result.keys()))
+        rows = [plain._make(row) for row in result]
     more = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]
     return KeysetPage(rows, rows[-1].id if more else None)
