@@ -299,3 +299,21 @@ def test_by_default_every_installer_shows_in_its_own_current_cycle(
     assert f"/finance/statements/{late.id}/{late_cycle}" in page
     chosen = client.get(f"/finance?cycle={late_cycle}").get_data(as_text=True)
     assert f'id="event-{events[1].id}"' in chosen and f'id="event-{events[0].id}"' not in chosen
+
+
+def test_event_pages_walk_every_event_once_newest_first(app, billing, monkeypatch):
+    alpha, beta, events = billing
+    monkeypatch.setattr(queries, "PAGE_SIZE", 3)
+    for filters, expected in (
+        (EventFilter(), [event.id for event in reversed(events)]),
+        (EventFilter(installer_id=alpha.id), [event.id for event in reversed(events[:3])]),
+        (EventFilter(state="billed"), [event.id for event in reversed(events[1:])]),
+    ):
+        walked, after = [], None
+        while True:
+            page = queries.event_page(filters, after)
+            walked += [row.id for row in page.rows]
+            if page.next_after is None:
+                break
+            after = page.next_after
+        assert walked == expected, filters

@@ -5,7 +5,7 @@ from collections import namedtuple
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
-from functools import cache
+from functools import cache, lru_cache
 
 import sqlalchemy as sa
 from sqlalchemy.orm import joinedload
@@ -90,10 +90,10 @@ def _plain_row(fields: tuple[str, ...]) -> type:
     return namedtuple("Row", fields)
 
 
-def _keyset_page(statement, *, entities: bool = True) -> KeysetPage:
+def _keyset_page(statement, *, entities: bool = True, parameters=None) -> KeysetPage:
     """At most PAGE_SIZE rows of an ordered statement (its entities, or its rows of columns),
     and where the next page starts."""
-    result = db.session.execute(statement.limit(PAGE_SIZE + 1))
+    result = db.session.execute(statement.limit(PAGE_SIZE + 1), parameters)
     if entities:
         rows = list(result.scalars())
     else:
@@ -119,8 +119,10 @@ EVENT_ROW_COLUMNS = (
 )
 
 
-def event_page(filters: EventFilter, after: int | None = None) -> KeysetPage:
-    """Newest first by id (events are created in time order), PAGE_SIZE at a time."""
+@lru_cache(maxsize=256)
+def _event_page_statement(filters: EventFilter, has_cursor: bool) -> sa.Select:
+    """Built once per set of filters, the cursor a parameter: building the joins and the
+    current cycles' subqueries took longer than running them."""
     statement = (
         sa.select(*EVENT_ROW_COLUMNS)
         .join(Installer, Installer.id == DeliveryEvent.installer_id)
@@ -129,9 +131,18 @@ def event_page(filters: EventFilter, after: int | None = None) -> KeysetPage:
         .where(*filters.conditions())
         .order_by(DeliveryEvent.id.desc())
     )
-    if after:
-        statement = statement.where(DeliveryEvent.id < after)
-    return _keyset_page(statement, entities=False)
+    if has_cursor:
+        statement = statement.where(DeliveryEvent.id < sa.bindparam("after_id"))
+    return statement
+
+
+def event_page(filters: EventFilter, after: int | None = None) -> KeysetPage:
+    """Newest first by id (events are created in time order), PAGE_SIZE at a time."""
+    return _keyset_page(
+        _event_page_statement(filters, bool(after)),
+        entities=False,
+        parameters={"after_id": after},
+    )
 
 
 @dataclass
@@ -150,16 +161,17 @@ class TotalsTable:
     total: Totals = field(default_factory=lambda: Totals(None, "Total"))
 
 
-def cycle_totals(filters: EventFilter) -> TotalsTable:
-    """Billed and voided per installer for the filtered cycle(s), read from the counters."""
+@lru_cache(maxsize=256)
+def _totals_statement(filters: EventFilter) -> sa.Select:
+    """Built once per set of filters (they are few: a cycle or the current ones, an
+    installer)."""
     conditions = []
     cycle = filters.cycle_condition(CycleBilling.installer_id, CycleBilling.billing_cycle)
     if cycle is not None:
         conditions.append(cycle)
     if filters.installer_id:
         conditions.append(CycleBilling.installer_id == filters.installer_id)
-    table = TotalsTable()
-    for row in db.session.execute(
+    return (
         sa.select(
             Installer.id,
             Installer.company_name,
@@ -172,7 +184,13 @@ def cycle_totals(filters: EventFilter) -> TotalsTable:
         .where(*conditions)
         .group_by(Installer.id, Installer.company_name)
         .order_by(Installer.company_name)
-    ):
+    )
+
+
+def cycle_totals(filters: EventFilter) -> TotalsTable:
+    """Billed and voided per installer for the filtered cycle(s), read from the counters."""
+    table = TotalsTable()
+    for row in db.session.execute(_totals_statement(filters)):
         totals = Totals(*row[:2], int(row[2]), _money(row[3]), int(row[4]), _money(row[5]))
         table.rows.append(totals)
         table.total.billed_count += totals.billed_count
