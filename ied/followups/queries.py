@@ -127,8 +127,9 @@ def due_state_count_columns(
     ]
 
 
-# The list's statements are built once per set of filters (a search's text aside), their
-# moments, cursor and page size given when they run: building them took longer than running.
+# The list's statements are built once per set of filters (the most recent few hundred sets
+# kept), their moments, cursor and page size given when they run: building them took longer
+# than running them.
 _NOW, _END_OF_TODAY = sa.bindparam("now"), sa.bindparam("end_of_today")
 
 
@@ -137,18 +138,8 @@ def _moments(now: datetime) -> dict:
     return {"now": now, "end_of_today": end_of_today}
 
 
-def _built_once(build):
-    """`build` remembered by its filters, except for a search (`q`): its text is anyone's."""
-    remembered = lru_cache(maxsize=256)(build)
-
-    def statement(*filters, q=None):
-        return build(*filters, q=q) if q else remembered(*filters)
-
-    return statement
-
-
-@_built_once
-def _counts_statement(status, issue, installer, q=None) -> sa.Select:
+@lru_cache(maxsize=256)
+def _counts_statement(status, issue, installer, q) -> sa.Select:
     others = follow_up_filter(status=status, issue=issue, installer=installer, q=q)
     return sa.select(*due_state_count_columns(_NOW, DUE_STATES, others, _END_OF_TODAY))
 
@@ -158,7 +149,7 @@ def due_state_counts(
 ) -> dict[str, CappedCount]:
     """All four counts in one round trip, within the other filters (follow_up_filter's)."""
     row = db.session.execute(
-        _counts_statement(status, issue, installer, q=q), _moments(now or utcnow())
+        _counts_statement(status, issue, installer, q), _moments(now or utcnow())
     ).one()
     return {due: CappedCount(row._mapping[due]) for due in DUE_STATES}
 
@@ -194,8 +185,8 @@ def _after(cursor_id, newest_first: bool):
     )
 
 
-@_built_once
-def _page_statement(due, status, issue, installer, has_cursor, newest_first, q=None):
+@lru_cache(maxsize=256)
+def _page_statement(due, status, issue, installer, q, has_cursor, newest_first):
     conditions = follow_up_filter(
         due=due,
         status=status,
@@ -243,7 +234,7 @@ def follow_up_page(
     """The follow-ups in a due state (or all) within follow_up_filter's other filters:
     earliest due first (most urgent on top); finished ones read better newest first."""
     page_size = page_size or PAGE_SIZE
-    statement = _page_statement(due, status, issue, installer, after is not None, newest_first, q=q)
+    statement = _page_statement(due, status, issue, installer, q, after is not None, newest_first)
     parameters = {**_moments(now or utcnow()), "limit": page_size + 1, "after_id": after}
     rows = [FollowUpRow(*result) for result in db.session.execute(statement, parameters)]
     has_more = len(rows) > page_size
