@@ -59,12 +59,11 @@ class Shortlist:
     total: int
     show_all: bool
     toggle_url: str
+    first_few: int = queries.INSTALLERS_SHOWN
 
     @property
     def is_cut(self) -> bool:
         return len(self.rows) < self.total
-
-    first_few: int = queries.INSTALLERS_SHOWN
 
     @property
     def can_shorten(self) -> bool:
