@@ -15,30 +15,50 @@ def upsert(table: sa.Table):
     return (postgresql if dialect == "postgresql" else sqlite).insert(table)
 
 
-@cache
-def _adding(table: sa.Table, columns: tuple[str, ...], keys: tuple[str, ...], rows: int):
-    """The statement text, built once per shape. SQLAlchemy does not cache the compiled form
-    of an insert().on_conflict_do_update() (no cache key), and compiling it again on every
-    intake and delivery cost more than running it; a text() is compiled once. Both dialects
-    read the same SQL."""
-    values = ", ".join(
-        "(" + ", ".join(f":{column}_{row}" for column in columns) + ")" for row in range(rows)
-    )
+def _adding_sql(table: sa.Table, columns: tuple[str, ...], keys: tuple[str, ...], rows: str) -> str:
+    """INSERT INTO table (columns) <rows> ON CONFLICT (keys) DO UPDATE adding the other columns;
+    `rows` is a VALUES list or a SELECT. Both dialects read it."""
     added = ", ".join(
         f"{column} = {table.name}.{column} + excluded.{column}"
         for column in columns
         if column not in keys
     )
-    return sa.text(
-        f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES {values} "
+    return (
+        f"INSERT INTO {table.name} ({', '.join(columns)}) {rows} "
         f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {added}"
-    ).bindparams(
+    )
+
+
+@cache
+def _adding(table: sa.Table, columns: tuple[str, ...], keys: tuple[str, ...], rows: int):
+    """The statement text, built once per shape. SQLAlchemy does not cache the compiled form
+    of an insert().on_conflict_do_update() (no cache key), and compiling it again on every
+    intake and delivery cost more than running it; a text() is compiled once."""
+    values = ", ".join(
+        "(" + ", ".join(f":{column}_{row}" for column in columns) + ")" for row in range(rows)
+    )
+    return sa.text(_adding_sql(table, columns, keys, f"VALUES {values}")).bindparams(
         *(
             sa.bindparam(f"{column}_{row}", type_=table.c[column].type)
             for row in range(rows)
             for column in columns
         )
     )
+
+
+def adding_from(
+    table: sa.Table,
+    keys: tuple[str, ...],
+    values: dict[str, str],
+    source: sa.CTE,
+    *binds: sa.BindParameter,
+) -> sa.CTE:
+    """A CTE adding one counter row per row of `source`, for PostgreSQL's data-modifying WITH:
+    `values` gives each column's SQL, over the source's columns and the `binds` (:name). Text,
+    so that the statement holding it keeps a cache key, as `_adding` does."""
+    rows = f"SELECT {', '.join(values.values())} FROM {source.name}"
+    text = sa.text(_adding_sql(table, tuple(values), keys, rows)).bindparams(*binds)
+    return text.columns().cte(f"adding_to_{table.name}")
 
 
 def add_to_counters(table: sa.Table, keys: tuple[str, ...], rows: list[dict]) -> None:

@@ -274,3 +274,31 @@ def test_fifty_identical_posts_at_once_create_one_lead(app, api_key, is_postgres
     db.session.expire_all()
     assert lead_count() == 1
     assert db.session.scalar(sa.select(sa.func.count()).select_from(LeadStatusChange)) == 1
+
+
+def test_on_postgresql_a_new_lead_is_one_statement_outside_a_transaction(
+    app, post, api_key, is_postgres
+):
+    """Its lead, history, counters, tally and activity row, committed by that one statement:
+    no BEGIN, no COMMIT round trip. The connection goes back to the pool transactional."""
+    if not is_postgres:
+        pytest.skip("SQLite writes the lead's records one statement at a time")
+    post(submission(external_id="web-warm"), key=api_key)  # the key is now remembered
+    seen = []
+
+    def record(connection, cursor, statement, *args) -> None:
+        dbapi_connection = connection.connection.dbapi_connection
+        seen.append((statement, dbapi_connection.autocommit, dbapi_connection))
+
+    sa.event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        response = post(
+            submission(external_id="web-one", email="ada@example.com", phone=None), key=api_key
+        )
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", record)
+    assert response.status_code == 201
+    assert [autocommit for _, autocommit, _ in seen] == [True], [s for s, _, _ in seen]
+    assert seen[0][2].autocommit is False  # reset when the request gave it back to the pool
+    lead = db.session.scalars(sa.select(Lead).filter_by(external_id="web-one")).one()
+    assert [change.to_status for change in lead.status_changes] == ["new"]

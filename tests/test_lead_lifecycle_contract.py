@@ -5,10 +5,18 @@ import itertools
 import pytest
 import sqlalchemy as sa
 
+from ied.activity.models import ActivityEntry
 from ied.delivery import services as delivery
 from ied.extensions import db
 from ied.leads import services as leads
-from ied.leads.models import LEAD_STATUSES, NEXT_LEAD_STATUS, Lead, LeadStatusChange
+from ied.leads.models import (
+    LEAD_STATUSES,
+    NEXT_LEAD_STATUS,
+    Lead,
+    LeadStatusChange,
+    LeadStatusCount,
+)
+from ied.tallies.models import DailyTally
 
 
 def history(lead: Lead) -> list[tuple[str | None, str]]:
@@ -161,3 +169,99 @@ def test_queue_cannot_jump_to_assigned_without_installers(app, make_lead, operat
     lead = make_lead("ready_to_route")
     with pytest.raises(leads.IllegalLeadTransition, match="only by assigning installers"):
         leads.advance(lead, "assigned", operator)
+
+
+def test_the_one_statement_of_postgresql_writes_what_the_statements_of_sqlite_write(
+    app, make_user, is_postgres, monkeypatch
+):
+    """create_lead on PostgreSQL writes the lead and its records in one statement; SQLite's
+    path writes them one at a time. Both run here, on the same database, and must leave the
+    same history row, counter and tally changes and activity row."""
+    if not is_postgres:
+        pytest.skip("the one-statement path is PostgreSQL's")
+    actor = make_user("operator")
+
+    def records(lead):
+        history = db.session.execute(
+            sa.select(
+                LeadStatusChange.from_status,
+                LeadStatusChange.to_status,
+                LeadStatusChange.changed_by_id,
+                LeadStatusChange.changed_at,
+                LeadStatusChange.note,
+            ).where(LeadStatusChange.lead_id == lead.id)
+        ).all()
+        activity = db.session.execute(
+            sa.select(
+                ActivityEntry.actor_id,
+                ActivityEntry.actor_label,
+                ActivityEntry.verb,
+                ActivityEntry.subject_type,
+                ActivityEntry.subject_id,
+                ActivityEntry.lead_id,
+                ActivityEntry.details,
+                ActivityEntry.created_at,
+            ).where(ActivityEntry.lead_id == lead.id)
+        ).all()
+        # The moment and ids differ between the two leads; say them relative to the lead.
+        return (
+            [(*row[:3], row.changed_at == lead.created_at, row.note) for row in history],
+            [
+                (
+                    *row[:4],
+                    row.subject_id == lead.id,
+                    row.lead_id == lead.id,
+                    row.details,
+                    abs(row.created_at - lead.created_at).total_seconds() < 1,
+                )
+                for row in activity
+            ],
+        )
+
+    def counters():
+        statuses = dict(
+            db.session.execute(
+                sa.select(LeadStatusCount.status, sa.func.sum(LeadStatusCount.lead_count)).group_by(
+                    LeadStatusCount.status
+                )
+            ).all()
+        )
+        created = db.session.scalar(sa.select(sa.func.sum(DailyTally.leads_created))) or 0
+        return statuses.get("new", 0), created
+
+    written = []
+    for path in ("one statement", "statements"):
+        if path == "statements":  # SQLite's path, on this database
+            monkeypatch.setattr(leads, "_insert_in_one_statement", leads._insert_by_statements)
+        before = counters()
+        lead = leads.create_lead(
+            leads.LeadInput(
+                customer_name="Ada Lovelace",
+                phone="07700 900111",
+                postcode="sw1a1aa",
+                product_interest="solar_pv",
+                selected_path="compare_quotes",
+            ),
+            source="phone-in",
+            external_id=path,
+            actor=actor,
+        )
+        db.session.commit()
+        after = counters()
+        written.append((records(lead), after[0] - before[0], after[1] - before[1]))
+    assert written[0] == written[1]
+    (history, activity), status_added, tally_added = written[0]
+    assert history == [(None, "new", actor.id, True, "Received from phone-in")]
+    assert activity == [
+        (
+            actor.id,
+            actor.email,
+            "lead.created",
+            "lead",
+            True,
+            True,
+            {"source": "phone-in", "status": "new"},
+            True,
+        )
+    ]
+    assert (status_added, tally_added) == (1, 1)

@@ -46,6 +46,7 @@ def _lead_body(lead: Lead) -> dict:
 @bp.post("/leads")
 @public
 def create_lead():
+    services.start_call()
     api_key = services.authenticate_api_key(bearer_key())
     if api_key is None:
         return _problem(

@@ -9,15 +9,15 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 
-from ied.activity.services import record_activity
+from ied.activity.services import activity_values, record_activity, recording_activity_from
 from ied.auth.models import User
 from ied.errors import DomainError
 from ied.extensions import db
 from ied.input_limits import column_length, is_id, text_errors
 from ied.leads.models import NEXT_LEAD_STATUS, PRODUCTS, SELECTED_PATHS, Lead, LeadStatusChange
-from ied.leads.status_counts import count_status_change
+from ied.leads.status_counts import count_status_change, counting_new_leads
 from ied.row_locks import lock_one
-from ied.tallies.services import add_to_tally
+from ied.tallies.services import add_to_tally, tally_day_of, tallying_from
 from ied.timestamps import utcnow
 
 REFERENCE_PREFIX = "IED-"
@@ -154,11 +154,11 @@ _LEAD_INPUT_COLUMNS = (
 
 
 @cache
-def _lead_insert(dialect: str) -> sa.Select:
-    """The new lead's one statement, built once per dialect (its parameters change, never its
-    shape, so SQLAlchemy compiles it once): the id from the sequence, the reference made from
-    it, the possible duplicate (the newest lead of the window sharing the normalized email or
-    phone; NULL parameters match nothing) and the row returned as a Lead."""
+def _lead_insert(dialect: str) -> sa.Insert:
+    """The new lead's INSERT, built once per dialect (its parameters change, never its shape,
+    so SQLAlchemy compiles it once): the id from the sequence, the reference made from it, the
+    possible duplicate (the newest lead of the window sharing the normalized email or phone;
+    NULL parameters match nothing), the row returned."""
     table = Lead.__table__
     if dialect == "postgresql":  # one nextval for the id and the reference
         new_id = sa.select(
@@ -182,7 +182,7 @@ def _lead_insert(dialect: str) -> sa.Select:
         .limit(1)
         .scalar_subquery()
     )
-    insert = (
+    return (
         sa.insert(table)
         .values(
             id=new_id,
@@ -193,7 +193,32 @@ def _lead_insert(dialect: str) -> sa.Select:
         )
         .returning(*table.c)
     )
-    return sa.select(Lead).from_statement(insert)
+
+
+@cache
+def _lead_with_its_records() -> sa.Select:
+    """PostgreSQL: the new lead and everything its arrival writes, in one statement (a
+    data-modifying WITH), so that intake is one round trip: the lead, its first history row,
+    the status counter, the daily tally and the activity row, as _insert_by_statements
+    writes them one statement at a time."""
+    created = _lead_insert("postgresql").cte("created")
+    history = sa.insert(LeadStatusChange.__table__).from_select(
+        ["lead_id", "from_status", "to_status", "changed_by_id", "changed_at", "note"],
+        sa.select(
+            created.c.id,
+            sa.null(),
+            created.c.status,
+            sa.bindparam("changed_by_id", type_=sa.Integer),
+            created.c.created_at,
+            sa.bindparam("note", type_=sa.Text),
+        ),
+    )
+    return sa.select(sa.orm.aliased(Lead, created)).add_cte(
+        history.cte("first_history"),
+        counting_new_leads(created),
+        tallying_from(created, leads_created=1),
+        recording_activity_from("lead.created", "lead", created),
+    )
 
 
 def create_lead(
@@ -201,9 +226,10 @@ def create_lead(
 ) -> Lead:
     """A fresh submission becomes `new`, with its first history row and a duplicate flag.
 
-    One INSERT takes the id, writes the reference made from it and the possible duplicate's
-    id, and returns the row. A source's external id that is taken (unique with the source)
-    raises IntegrityError from that INSERT, as any constraint does.
+    The INSERT takes the id, writes the reference made from it and the possible duplicate's
+    id, and returns the row; on PostgreSQL the lead's other records are written by the same
+    statement. A source's external id that is taken (unique with the source) raises
+    IntegrityError from that INSERT, as any constraint does.
     """
     errors = validate_lead_input(data)
     if errors:
@@ -233,29 +259,42 @@ def create_lead(
         "duplicate_email": email,
         "duplicate_phone": phone,
         "duplicate_since": now - window,
+        "changed_by_id": actor.id if actor else None,
+        "note": f"Received from {source}",
     }
+    activity = {
+        "actor": actor,
+        "actor_label": f"intake {source}",
+        "details": {"source": source, "status": "new"},
+    }
+    if db.session.get_bind().dialect.name == "postgresql":
+        return _insert_in_one_statement(row, activity)
+    return _insert_by_statements(row, activity)
+
+
+def _insert_in_one_statement(row: dict, activity: dict) -> Lead:
+    moment = row["created_at"]
+    values = {**row, **tally_day_of(moment), **activity_values(moment, **activity)}
+    return db.session.scalars(_lead_with_its_records(), values).one()
+
+
+def _insert_by_statements(row: dict, activity: dict) -> Lead:
     insert = _lead_insert(db.session.get_bind().dialect.name)
-    lead = db.session.scalars(insert, row).one()
+    lead = db.session.scalars(sa.select(Lead).from_statement(insert), row).one()
     db.session.execute(
         sa.insert(LeadStatusChange.__table__),
         {
             "lead_id": lead.id,
             "from_status": None,
-            "to_status": "new",
-            "changed_by_id": actor.id if actor else None,
-            "changed_at": now,
-            "note": f"Received from {source}",
+            "to_status": lead.status,
+            "changed_by_id": row["changed_by_id"],
+            "changed_at": lead.created_at,
+            "note": row["note"],
         },
     )
-    count_status_change(lead.id, None, "new")
+    count_status_change(lead.id, None, lead.status)
     add_to_tally(lead.created_at, shard_key=lead.id, leads_created=1)
-    record_activity(
-        "lead.created",
-        lead,
-        actor=actor,
-        actor_label=f"intake {source}",
-        details={"source": source, "status": "new"},
-    )
+    record_activity("lead.created", lead, **activity)
     return lead
 
 

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from ied.extensions import db
 from ied.leads.models import LEAD_STATUSES, Lead, LeadStatusCount
-from ied.upserts import add_to_counters
+from ied.upserts import add_to_counters, adding_from
 
 STATUS_COUNT_SHARDS = 16
 
@@ -21,6 +21,17 @@ def count_status_change(lead_id: int, from_status: str | None, to_status: str) -
     if from_status is not None:
         rows.append({"status": from_status, "shard": shard, "lead_count": -1})
     add_to_counters(LeadStatusCount.__table__, ("status", "shard"), rows)
+
+
+def counting_new_leads(created: sa.CTE) -> sa.CTE:
+    """count_status_change(id, None, status) for each lead `created` returns, inside the
+    statement that inserts them (PostgreSQL)."""
+    return adding_from(
+        LeadStatusCount.__table__,
+        ("status", "shard"),
+        {"status": "status", "shard": f"id % {STATUS_COUNT_SHARDS}", "lead_count": "1"},
+        created,
+    )
 
 
 _COUNTS = sa.select(LeadStatusCount.status, sa.func.sum(LeadStatusCount.lead_count)).group_by(

@@ -17,7 +17,7 @@ from ied.business_time import business_today, day_bounds
 from ied.extensions import db
 from ied.tallies.models import BUSINESS_WIDE, TALLIES, DailyTally
 from ied.timestamps import UTCDateTime
-from ied.upserts import add_to_counters
+from ied.upserts import add_to_counters, adding_from
 
 TALLY_SHARDS = 16
 RECOUNT_DAYS_PER_STATEMENT = 92
@@ -63,6 +63,25 @@ def add_to_tallies(rows: list[dict]) -> None:
             ("day", "installer_id", "shard"),
             [merged[key] for key in sorted(merged)],
         )
+
+
+def tallying_from(source: sa.CTE, **counts: int) -> sa.CTE:
+    """add_to_tally(moment, shard_key=id, **counts) for each row `source` returns, inside the
+    statement that writes them (PostgreSQL): business-wide, its day the parameter `tally_day`
+    (tally_day_of(moment) gives it)."""
+    values = {
+        "day": ":tally_day",
+        "installer_id": str(BUSINESS_WIDE),
+        "shard": f"id % {TALLY_SHARDS}",
+        **{name: str(int(counts.get(name, 0))) for name in TALLIES},
+    }
+    day = sa.bindparam("tally_day", type_=sa.Date)
+    return adding_from(DailyTally.__table__, ("day", "installer_id", "shard"), values, source, day)
+
+
+def tally_day_of(moment: datetime) -> dict[str, date]:
+    """The parameter of tallying_from's day."""
+    return {"tally_day": business_today(moment)}
 
 
 @dataclass

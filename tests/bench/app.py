@@ -2,6 +2,9 @@
 
 - `/bench/floor`: a trivial public endpoint of the same app (its hooks, headers and log line
   included), the framework floor every page is compared with;
+- `POST /bench/write-floor`: the least a write through the app's session can cost, one row
+  inserted into the bench's own table `bench_writes` by a statement that commits itself (the
+  pool's pre-ping and that INSERT: the intake API's round trips), the database write floor;
 - every answer carries `X-Bench-Statements` (how many SQL statements the request ran);
 - and `X-Bench-SQL-ms` (the time its statements took, seen from the app);
 - a request with `X-Bench-Capture: <name>` also writes its statements and their parameters to
@@ -19,7 +22,8 @@ from flask import g, has_request_context, request
 
 from ied import create_app
 from ied.auth.access import public
-from ied.extensions import db
+from ied.extensions import csrf, db
+from ied.intake.services import start_call
 
 app = create_app()
 CAPTURE_DIR = Path(os.environ.get("BENCH_CAPTURE_DIR", "/tmp"))
@@ -30,6 +34,20 @@ _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 @public
 def floor():
     return "ok"
+
+
+WRITE_FLOOR_TABLE = "bench_writes"
+_WRITE = sa.text(f"INSERT INTO {WRITE_FLOOR_TABLE} DEFAULT VALUES")
+
+
+@app.post("/bench/write-floor")
+@public
+@csrf.exempt
+def write_floor():
+    start_call()
+    db.session.execute(_WRITE)
+    db.session.commit()
+    return "ok", 201
 
 
 def _start_counting():

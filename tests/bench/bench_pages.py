@@ -466,6 +466,11 @@ def prepare_database(server: ThrowawayPostgres, name: str, leads: int, env: dict
         user_id = connection.execute(
             "SELECT id FROM users WHERE email = %s", (MANAGER,)
         ).fetchone()[0]
+        # The database write floor's table (tests/bench/app.py): the bench's own, not the app's.
+        connection.execute(
+            "CREATE TABLE bench_writes (id bigserial PRIMARY KEY, "
+            "written_at timestamptz NOT NULL DEFAULT now())"
+        )
     log(f"Loading {leads:,} leads into {name}")
     load(dsn, leads, user_id)
     # The counters, from the rows loaded behind the app's back, by the app's own repairs.
@@ -584,6 +589,7 @@ class Run:
     floor_p50: float = 0.0
     floor_p95: float = 0.0
     floor_rps: float = 0.0
+    write_floor_rps: float = 0.0
     intake_rps: float = 0.0
 
 
@@ -613,12 +619,15 @@ def run_size(
         run = Run(leads, pages, floor.p50, floor.p95)
         if full:
             seconds = args.rps_seconds
-            run.floor_rps = requests_per_second(
-                server.port,
-                lambda c: c.request("GET", "/bench/floor"),
-                seconds=seconds,
-                concurrency=4,
-                login=False,
+            run.floor_rps, run.write_floor_rps = (
+                requests_per_second(
+                    server.port,
+                    lambda c, method=method, path=path: c.request(method, path),
+                    seconds=seconds,
+                    concurrency=4,
+                    login=False,
+                )
+                for method, path in (("GET", "/bench/floor"), ("POST", "/bench/write-floor"))
             )
             intake = next(page for page in pages if page.label.startswith("intake"))
             counter = iter(range(10**9))
@@ -632,7 +641,10 @@ def run_size(
             run.intake_rps = requests_per_second(
                 server.port, post_lead, seconds=seconds, concurrency=4, login=False
             )
-            log(f"  framework floor {run.floor_rps:.0f} req/s; intake API {run.intake_rps:.0f}")
+            log(
+                f"  framework floor {run.floor_rps:.0f} req/s; database write floor "
+                f"{run.write_floor_rps:.0f}; intake API {run.intake_rps:.0f}"
+            )
         return run
     finally:
         watch.servers.remove(server)
@@ -760,8 +772,12 @@ def report(
         f"- commit: {commit()}, run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {seconds:.0f} s",
         f"- framework floor (trivial endpoint, same app and gunicorn): p50 {large.floor_p50:.1f} "
         f"ms, p95 {large.floor_p95:.1f} ms, {large.floor_rps:.0f} req/s with 4 clients",
+        f"- database write floor (one row inserted by a statement committing itself, same app "
+        f"and gunicorn): {large.write_floor_rps:.0f} req/s with 4 clients = "
+        f"{large.write_floor_rps / large.floor_rps:.0%} of the framework floor",
         f"- intake API: {large.intake_rps:.0f} req/s = {intake_share:.0%} of the framework floor "
-        f"(target ≥ {INTAKE_SHARE_OF_FLOOR:.0%})",
+        f"(target ≥ {INTAKE_SHARE_OF_FLOOR:.0%}), "
+        f"{large.intake_rps / large.write_floor_rps:.0%} of the database write floor",
         f"- queue floor: {queue_rps:.0f} no-op RQ jobs/s with 2 `ied worker` processes",
         "- delivery: "
         + (
