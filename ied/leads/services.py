@@ -8,6 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
+from sqlalchemy.orm import aliased
 
 from ied.activity.services import activity_values, record_activity, recording_activity_from
 from ied.auth.models import User
@@ -213,7 +214,7 @@ def _lead_with_its_records() -> sa.Select:
             sa.bindparam("note", type_=sa.Text),
         ),
     )
-    return sa.select(sa.orm.aliased(Lead, created)).add_cte(
+    return sa.select(aliased(Lead, created)).add_cte(
         history.cte("first_history"),
         counting_new_leads(created),
         tallying_from(created, leads_created=1),
