@@ -5,9 +5,11 @@ The run, all on this machine and torn down at the end whatever happens:
 1. a throwaway PostgreSQL cluster and redis-server; two databases, bulk-loaded with server-side
    SQL (tests/bench/load.py): 10,000 leads, and --leads (1,000,000; --quick: 100,000);
 2. for each database, the app under gunicorn (2 sync workers, as in production, IED_ENV=production,
-   CSRF on) serving tests/bench/app.py; a manager logs in over HTTP; each page and fragment is
-   requested --runs times (≥ 200) one after another after warm-ups: p50, p95, its SQL statement
-   count (X-Bench-Statements), and one request's statements captured to time alone;
+   CSRF on) serving tests/bench/app.py; a manager logs in over HTTP to each; each page and
+   fragment is requested --runs times (≥ 200) at each size after warm-ups, one request at a
+   time, alternating between the sizes (so that both see the machine as it is that minute):
+   p50, p95, its SQL statement count (X-Bench-Statements), and one request's statements
+   captured to time alone;
 3. the floors, in the same run: the framework floor (a trivial endpoint of the same app and
    gunicorn), the database floor (each page's captured statements replayed through psycopg, no
    app), the queue floor (no-op RQ jobs through two `ied worker --burst` processes), and the
@@ -393,29 +395,54 @@ def pages_for(facts: dict, client: Client, extra: dict) -> list[Page]:
     return pages
 
 
-def measure(client: Client, page: Page, runs: int, capture_dir: Path, tag: str) -> None:
-    warmups = 3
-    counts = []
-    for i in range(warmups + runs + 1):
-        path, body, headers = page.build(i)
-        capture = i == warmups
-        if capture:
-            headers = {**headers, "X-Bench-Capture": tag}
-        answer = client.request(page.method, path, body, headers)
-        if answer.status >= 400:
-            raise SystemExit(f"{page.label}: {path} answered {answer.status}\n{answer.body[:500]}")
-        if page.expect and page.expect not in answer.body:
-            raise SystemExit(f"{page.label}: {path} does not show {page.expect}")
-        counts.append(int(answer.headers.get("X-Bench-Statements", 0)))
-        if page.after:
-            page.after(answer)
-        if capture:
-            page.captured = pickle.loads((capture_dir / f"{tag}.pickle").read_bytes())
-        elif i > warmups:
-            page.timings.append(answer.ms)
-            page.sql_in_app.append(float(answer.headers.get("X-Bench-SQL-ms", 0)))
-    # The usual request's count (the intake API's first post also stamps its key's last use).
-    page.statements = sorted(counts)[len(counts) // 2]
+@dataclass
+class Size:
+    """One database under its own gunicorn, with a signed-in client and its pages."""
+
+    leads: int
+    dsn: str
+    server: Gunicorn
+    client: Client
+    pages: list[Page]
+    capture_dir: Path
+    counts: dict[str, list[int]] = field(default_factory=dict)
+
+
+WARMUPS = 3
+
+
+def measure(sizes: list[Size], index: int, runs: int) -> None:
+    """The index-th page of every size, their requests alternating (10k, 1M, 10k, ...), so
+    that both sizes see the machine as it is that minute: growth is a ratio of the two."""
+    tag = f"page{index}"
+    for i in range(WARMUPS + runs + 1):
+        for size in sizes:
+            _request(size, size.pages[index], i, tag)
+    for size in sizes:
+        page = size.pages[index]
+        # The usual request's count (the intake API's first post also stamps its key's use).
+        counts = size.counts.pop(tag)
+        page.statements = sorted(counts)[len(counts) // 2]
+
+
+def _request(size: Size, page: Page, i: int, tag: str) -> None:
+    path, body, headers = page.build(i)
+    capture = i == WARMUPS
+    if capture:
+        headers = {**headers, "X-Bench-Capture": tag}
+    answer = size.client.request(page.method, path, body, headers)
+    if answer.status >= 400:
+        raise SystemExit(f"{page.label}: {path} answered {answer.status}\n{answer.body[:500]}")
+    if page.expect and page.expect not in answer.body:
+        raise SystemExit(f"{page.label}: {path} does not show {page.expect}")
+    size.counts.setdefault(tag, []).append(int(answer.headers.get("X-Bench-Statements", 0)))
+    if page.after:
+        page.after(answer)
+    if capture:
+        page.captured = pickle.loads((size.capture_dir / f"{tag}.pickle").read_bytes())
+    elif i > WARMUPS:
+        page.timings.append(answer.ms)
+        page.sql_in_app.append(float(answer.headers.get("X-Bench-SQL-ms", 0)))
 
 
 def database_floor(dsn: str, page: Page, runs: int) -> None:
@@ -593,62 +620,82 @@ class Run:
     intake_rps: float = 0.0
 
 
-def run_size(
-    dsn: str, leads: int, env: dict, args, workdir: Path, watch: RssWatch, full: bool
-) -> Run:
-    capture_dir = workdir / f"capture-{leads}-{'large' if full else 'small'}"
+def open_size(dsn: str, leads: int, env: dict, workdir: Path, watch: RssWatch) -> Size:
+    capture_dir = workdir / f"capture-{leads}"
     capture_dir.mkdir()
     web_env = {**env, "DATABASE_URL": dsn, "BENCH_CAPTURE_DIR": str(capture_dir)}
     facts = sample(dsn)
     extras = app_extras(dsn, web_env, facts["sent_assignment"])
-    server = Gunicorn(web_env, workers=2, log_path=workdir / f"gunicorn-{leads}-{full}.log")
+    server = Gunicorn(web_env, workers=2, log_path=workdir / f"gunicorn-{leads}.log")
     watch.servers.append(server)
+    client = Client(server.port)
+    client.login(MANAGER, PASSWORD)
+    floor = get("framework floor (trivial endpoint)", "/bench/floor")
+    return Size(leads, dsn, server, client, [floor, *pages_for(facts, client, extras)], capture_dir)
+
+
+def run_sizes(
+    small_dsn: str, large_dsn: str, leads: int, env: dict, args, workdir: Path, watch: RssWatch
+) -> tuple[Run, Run]:
+    """Every page at both sizes, interleaved; then, on the large one, requests per second."""
+    sizes = []
     try:
-        client = Client(server.port)
-        client.login(MANAGER, PASSWORD)
-        pages = pages_for(facts, client, extras)
-        floor = get("framework floor (trivial endpoint)", "/bench/floor")
-        log(f"\nTiming at {leads:,} leads: {len(pages)} pages, {args.runs} requests each")
-        for index, page in enumerate([floor, *pages]):
-            measure(client, page, args.runs, capture_dir, f"page{index}")
-            database_floor(dsn, page, args.db_runs)
-            log(
-                f"  {page.label:<36} p50 {page.p50:6.1f}  p95 {page.p95:6.1f} ms  "
-                f"{page.statements} statements  SQL alone {page.db_p50:5.1f} ms"
-            )
-        run = Run(leads, pages, floor.p50, floor.p95)
-        if full:
-            seconds = args.rps_seconds
-            run.floor_rps, run.write_floor_rps = (
-                requests_per_second(
-                    server.port,
-                    lambda c, method=method, path=path: c.request(method, path),
-                    seconds=seconds,
-                    concurrency=4,
-                    login=False,
+        sizes.append(open_size(small_dsn, SMALL_LEADS, env, workdir, watch))
+        sizes.append(open_size(large_dsn, leads, env, workdir, watch))
+        log(
+            f"\nTiming at {SMALL_LEADS:,} and {leads:,} leads, requests alternating: "
+            f"{len(sizes[0].pages) - 1} pages, {args.runs} requests each"
+        )
+        for index in range(len(sizes[0].pages)):
+            measure(sizes, index, args.runs)
+            for size in sizes:
+                page = size.pages[index]
+                database_floor(size.dsn, page, args.db_runs)
+                log(
+                    f"  {size.leads // 1000:>5}k {page.label:<36} p50 {page.p50:6.1f}  "
+                    f"p95 {page.p95:6.1f} ms  {page.statements} statements  "
+                    f"SQL alone {page.db_p50:5.1f} ms"
                 )
-                for method, path in (("GET", "/bench/floor"), ("POST", "/bench/write-floor"))
-            )
-            intake = next(page for page in pages if page.label.startswith("intake"))
-            counter = iter(range(10**9))
-
-            def post_lead(c: Client) -> None:
-                path, body, headers = intake.build(next(counter) + 10**6)
-                answer = c.request("POST", path, body, headers)
-                if answer.status not in (200, 201):
-                    raise SystemExit(f"intake answered {answer.status}: {answer.body[:300]}")
-
-            run.intake_rps = requests_per_second(
-                server.port, post_lead, seconds=seconds, concurrency=4, login=False
-            )
-            log(
-                f"  framework floor {run.floor_rps:.0f} req/s; database write floor "
-                f"{run.write_floor_rps:.0f}; intake API {run.intake_rps:.0f}"
-            )
-        return run
+        small, large = (
+            Run(size.leads, size.pages[1:], size.pages[0].p50, size.pages[0].p95) for size in sizes
+        )
+        requests_per_second_of(sizes[1], large, args.rps_seconds)
+        return small, large
     finally:
-        watch.servers.remove(server)
-        server.stop()
+        for size in sizes:
+            watch.servers.remove(size.server)
+            size.server.stop()
+
+
+def requests_per_second_of(size: Size, run: Run, seconds: float) -> None:
+    """The framework floor, the database write floor and the intake API with 4 clients."""
+    port = size.server.port
+    run.floor_rps, run.write_floor_rps = (
+        requests_per_second(
+            port,
+            lambda c, method=method, path=path: c.request(method, path),
+            seconds=seconds,
+            concurrency=4,
+            login=False,
+        )
+        for method, path in (("GET", "/bench/floor"), ("POST", "/bench/write-floor"))
+    )
+    intake = next(page for page in size.pages if page.label.startswith("intake"))
+    counter = iter(range(10**9))
+
+    def post_lead(c: Client) -> None:
+        path, body, headers = intake.build(next(counter) + 10**6)
+        answer = c.request("POST", path, body, headers)
+        if answer.status not in (200, 201):
+            raise SystemExit(f"intake answered {answer.status}: {answer.body[:300]}")
+
+    run.intake_rps = requests_per_second(
+        port, post_lead, seconds=seconds, concurrency=4, login=False
+    )
+    log(
+        f"  framework floor {run.floor_rps:.0f} req/s; database write floor "
+        f"{run.write_floor_rps:.0f}; intake API {run.intake_rps:.0f}"
+    )
 
 
 def two_instances(dsn: str, env: dict, workdir: Path, watch: RssWatch, seconds: float) -> dict:
@@ -765,7 +812,8 @@ def report(
         missed.append(f"delivery at {delivery_rate:.0f} emails/s")
     lines = [
         f"- leads: {large.leads:,} (growth measured from {small.leads:,}); "
-        f"{args.runs} requests per page, one after another, after 3 warm-ups",
+        f"{args.runs} requests per page at each size, one at a time, alternating between the "
+        f"sizes, after {WARMUPS} warm-ups",
         f"- machine: {os.cpu_count()} cores; load average before the run {load_before[0]:.1f} "
         f"(1 min), {load_before[1]:.1f} (5 min): work beside the bench on the same cores makes "
         "single figures noisy (compare ratios and statement counts first)",
@@ -857,8 +905,7 @@ def main() -> int:
         large_dsn = prepare_database(postgres, "bench_large", args.leads, env)
         log(f"Loaded in {time.perf_counter() - started:.0f} s since start")
 
-        small = run_size(small_dsn, SMALL_LEADS, env, args, workdir, watch, full=False)
-        large = run_size(large_dsn, args.leads, env, args, workdir, watch, full=True)
+        small, large = run_sizes(small_dsn, large_dsn, args.leads, env, args, workdir, watch)
         log("\nTwo instances behind one proxy")
         scale = two_instances(large_dsn, env, workdir, watch, args.rps_seconds)
         log("\nQueue floor: no-op RQ jobs through two workers")
