@@ -202,6 +202,23 @@ class Gunicorn:
         self.log_file.close()
 
 
+def cpu_times() -> list[int]:
+    """The machine's CPU time so far by kind (user, nice, system, idle, iowait, irq, softirq,
+    steal, ...), from /proc/stat; empty where there is none."""
+    try:
+        return [int(part) for part in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    except OSError:
+        return []
+
+
+def stolen_share(before: list[int], after: list[int]) -> float | None:
+    """The share of CPU time the host took from this virtual machine between two readings."""
+    if len(before) < 8 or len(after) < 8:
+        return None
+    spent = [b - a for a, b in zip(before, after, strict=True)]
+    return spent[7] / sum(spent[:8]) if sum(spent[:8]) else None
+
+
 def rss_mb(pid: int) -> float:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -800,6 +817,7 @@ def report(
     seconds: float,
     plans: list[str],
     load_before: tuple[float, ...],
+    stolen: float | None,
 ) -> tuple[str, bool]:
     rows, missed = table(small, large)
     intake_share = large.intake_rps / large.floor_rps if large.floor_rps else 0
@@ -815,8 +833,14 @@ def report(
         f"{args.runs} requests per page at each size, one at a time, alternating between the "
         f"sizes, after {WARMUPS} warm-ups",
         f"- machine: {os.cpu_count()} cores; load average before the run {load_before[0]:.1f} "
-        f"(1 min), {load_before[1]:.1f} (5 min): work beside the bench on the same cores makes "
-        "single figures noisy (compare ratios and statement counts first)",
+        f"(1 min), {load_before[1]:.1f} (5 min)"
+        + (
+            f"; CPU time taken by the host while pages were timed {stolen:.0%}"
+            if stolen is not None
+            else ""
+        )
+        + ": work beside the bench on the same cores makes single figures noisy (compare "
+        "ratios and statement counts first)",
         f"- commit: {commit()}, run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {seconds:.0f} s",
         f"- framework floor (trivial endpoint, same app and gunicorn): p50 {large.floor_p50:.1f} "
         f"ms, p95 {large.floor_p95:.1f} ms, {large.floor_rps:.0f} req/s with 4 clients",
@@ -905,7 +929,9 @@ def main() -> int:
         large_dsn = prepare_database(postgres, "bench_large", args.leads, env)
         log(f"Loaded in {time.perf_counter() - started:.0f} s since start")
 
+        times_before = cpu_times()
         small, large = run_sizes(small_dsn, large_dsn, args.leads, env, args, workdir, watch)
+        stolen = stolen_share(times_before, cpu_times())
         log("\nTwo instances behind one proxy")
         scale = two_instances(large_dsn, env, workdir, watch, args.rps_seconds)
         log("\nQueue floor: no-op RQ jobs through two workers")
@@ -935,6 +961,7 @@ def main() -> int:
             time.perf_counter() - started,
             plans,
             load_before,
+            stolen,
         )
         log("\n" + text)
         if not (args.quick or args.no_write):
