@@ -15,14 +15,18 @@ def upsert(table: sa.Table):
     return (postgresql if dialect == "postgresql" else sqlite).insert(table)
 
 
-def _adding_sql(table: sa.Table, columns: tuple[str, ...], keys: tuple[str, ...], rows: str) -> str:
-    """INSERT INTO table (columns) <rows> ON CONFLICT (keys) DO UPDATE adding the other columns;
-    `rows` is a VALUES list or a SELECT. Both dialects read it."""
-    added = ", ".join(
-        f"{column} = {table.name}.{column} + excluded.{column}"
-        for column in columns
-        if column not in keys
-    )
+def _adding_sql(
+    table: sa.Table,
+    columns: tuple[str, ...],
+    keys: tuple[str, ...],
+    rows: str,
+    added: tuple[str, ...] | None = None,
+) -> str:
+    """INSERT INTO table (columns) <rows> ON CONFLICT (keys) DO UPDATE adding the `added`
+    columns (all but the keys when not given); `rows` is a VALUES list or a SELECT. Both
+    dialects read it."""
+    added = tuple(column for column in columns if column not in keys) if added is None else added
+    added = ", ".join(f"{column} = {table.name}.{column} + excluded.{column}" for column in added)
     return (
         f"INSERT INTO {table.name} ({', '.join(columns)}) {rows} "
         f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {added}"
@@ -55,9 +59,11 @@ def adding_from(
 ) -> sa.CTE:
     """A CTE adding one counter row per row of `source`, for PostgreSQL's data-modifying WITH:
     `values` gives each column's SQL, over the source's columns and the `binds` (:name). Text,
-    so that the statement holding it keeps a cache key, as `_adding` does."""
+    so that the statement holding it keeps a cache key, as `_adding` does. A column whose SQL
+    is "0" is written on a new row and left out of the update (adding 0 changes nothing)."""
     rows = f"SELECT {', '.join(values.values())} FROM {source.name}"
-    text = sa.text(_adding_sql(table, tuple(values), keys, rows)).bindparams(*binds)
+    added = tuple(column for column, sql in values.items() if column not in keys and sql != "0")
+    text = sa.text(_adding_sql(table, tuple(values), keys, rows, added)).bindparams(*binds)
     return text.columns().cte(f"adding_to_{table.name}")
 
 

@@ -9,6 +9,7 @@ import pytest
 import sqlalchemy as sa
 from openapi_core import OpenAPI
 from openapi_core.contrib.werkzeug import WerkzeugOpenAPIRequest, WerkzeugOpenAPIResponse
+from psycopg import _queries as psycopg_queries
 from werkzeug.test import EnvironBuilder
 
 from ied.extensions import db
@@ -280,15 +281,19 @@ def test_on_postgresql_a_new_lead_is_one_statement_outside_a_transaction(
     app, post, api_key, is_postgres
 ):
     """Its lead, history, counters, tally and activity row, committed by that one statement:
-    no BEGIN, no COMMIT round trip. The connection goes back to the pool transactional."""
+    no BEGIN, no COMMIT round trip. The connection goes back to the pool transactional. The
+    statement is short enough for psycopg to keep its conversion to PostgreSQL's placeholders
+    (a longer one is converted again on every call)."""
     if not is_postgres:
         pytest.skip("SQLite writes the lead's records one statement at a time")
     post(submission(external_id="web-warm"), key=api_key)  # the key is now remembered
     seen = []
+    sizes = []
 
-    def record(connection, cursor, statement, *args) -> None:
+    def record(connection, cursor, statement, parameters, *args) -> None:
         dbapi_connection = connection.connection.dbapi_connection
         seen.append((statement, dbapi_connection.autocommit, dbapi_connection))
+        sizes.append((len(statement.encode()), len(parameters)))
 
     sa.event.listen(db.engine, "before_cursor_execute", record)
     try:
@@ -300,5 +305,8 @@ def test_on_postgresql_a_new_lead_is_one_statement_outside_a_transaction(
     assert response.status_code == 201
     assert [autocommit for _, autocommit, _ in seen] == [True], [s for s, _, _ in seen]
     assert seen[0][2].autocommit is False  # reset when the request gave it back to the pool
+    [(length, parameters)] = sizes
+    assert length <= psycopg_queries.MAX_CACHED_STATEMENT_LENGTH
+    assert parameters <= psycopg_queries.MAX_CACHED_STATEMENT_PARAMS
     lead = db.session.scalars(sa.select(Lead).filter_by(external_id="web-one")).one()
     assert [change.to_status for change in lead.status_changes] == ["new"]

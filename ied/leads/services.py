@@ -8,7 +8,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
-from sqlalchemy.orm import aliased
 
 from ied.activity.services import activity_values, record_activity, recording_activity_from
 from ied.auth.models import User
@@ -154,12 +153,20 @@ _LEAD_INPUT_COLUMNS = (
 )
 
 
+# What the new lead's INSERT returns: what the records written with it and the callers of
+# create_lead read (its other columns load when read). Returning them all made the intake
+# statement longer than psycopg keeps converted to PostgreSQL's placeholders (4 kB,
+# psycopg._queries.MAX_CACHED_STATEMENT_LENGTH): each call converted it again, 15% of the
+# Python function calls an intake call makes.
+NEW_LEAD_RETURNS = ("id", "reference", "status", "possible_duplicate_of_id", "created_at")
+
+
 @cache
 def _lead_insert(dialect: str) -> sa.Insert:
     """The new lead's INSERT, built once per dialect (its parameters change, never its shape,
     so SQLAlchemy compiles it once): the id from the sequence, the reference made from it, the
     possible duplicate (the newest lead of the window sharing the normalized email or phone;
-    NULL parameters match nothing), the row returned."""
+    NULL parameters match nothing), NEW_LEAD_RETURNS returned."""
     table = Lead.__table__
     if dialect == "postgresql":  # one nextval for the id and the reference
         new_id = sa.select(
@@ -192,12 +199,12 @@ def _lead_insert(dialect: str) -> sa.Insert:
             possible_duplicate_of_id=duplicate,
             **{name: sa.bindparam(name, type_=table.c[name].type) for name in _LEAD_INPUT_COLUMNS},
         )
-        .returning(*table.c)
+        .returning(*(table.c[name] for name in NEW_LEAD_RETURNS))
     )
 
 
 @cache
-def _lead_with_its_records() -> sa.Select:
+def _lead_with_its_records():
     """PostgreSQL: the new lead and everything its arrival writes, in one statement (a
     data-modifying WITH), so that intake is one round trip: the lead, its first history row,
     the status counter, the daily tally and the activity row, as _insert_by_statements
@@ -214,12 +221,13 @@ def _lead_with_its_records() -> sa.Select:
             sa.bindparam("note", type_=sa.Text),
         ),
     )
-    return sa.select(aliased(Lead, created)).add_cte(
+    statement = sa.select(*created.c).add_cte(
         history.cte("first_history"),
         counting_new_leads(created),
         tallying_from(created, leads_created=1),
         recording_activity_from("lead.created", "lead", created),
     )
+    return sa.select(Lead).from_statement(statement)
 
 
 def create_lead(
