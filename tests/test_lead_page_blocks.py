@@ -28,7 +28,7 @@ def test_a_transition_from_the_lead_page_swaps_its_head_and_history_with_the_not
     assert 'data-status="reviewing"' in body and "Approve for routing" in body
     assert '<section class="card" id="status-history" hx-swap-oob="true"' in body
     assert "Called to confirm</td>" in body
-    assert '<div id="assign-slot" hx-swap-oob="true"' in body
+    assert "assign-slot" not in body  # the assign dialog is fetched when it is opened
     change = db.session.scalars(
         db.select(LeadStatusChange).where(LeadStatusChange.to_status == "reviewing")
     ).one()
@@ -99,7 +99,7 @@ def test_the_assign_dialog_over_htmx_is_the_dialog_alone(client, login_as, make_
     assert re.search(r'<dialog id="assign-dialog"[^>]*\bopen\b', body)
 
 
-def test_resend_answers_its_block_and_the_dialog_out_of_band(
+def test_resend_answers_its_block_and_the_dialog_opened_after_counts_it_live(
     client, login_as, make_lead, make_installer, operator
 ):
     login_as("operator")
@@ -107,10 +107,31 @@ def test_resend_answers_its_block_and_the_dialog_out_of_band(
     (assignment,) = delivery.assign_installers(lead, [make_installer().id], operator)
     delivery.record_delivery_failure(assignment.id, "550 5.1.1 Mailbox unavailable")
     db.session.commit()
+    dialog_url = f"/leads/{lead.reference}/assign?place=lead"
     body = client.post(f"/assignments/{assignment.id}/resend", headers=HTMX).get_data(as_text=True)
     assert body.lstrip().startswith('<section class="card" id="assignments-panel"')
-    assert '<div id="assign-slot" hx-swap-oob="true"' in body
-    assert "1 already live." in body
+    assert "assign-slot" not in body  # the dialog is not on the page until it is opened
+    assert "1 already live." in client.get(dialog_url, headers=HTMX).get_data(as_text=True)
+
+
+def test_the_lead_page_fetches_its_assign_dialog_when_it_is_opened(
+    client, login_as, make_lead, make_installer
+):
+    """Not rendered with the page (every installer's choice), fetched by the button; over the
+    lead page (place=lead) the dialog's form answers with the lead's body, not the queue's."""
+    login_as("operator")
+    installer = make_installer()
+    lead = make_lead("ready_to_route", selected_path="recommended_installer")
+    html = client.get(f"/leads/{lead.reference}").get_data(as_text=True)
+    assert '<dialog id="assign-dialog"' not in html and installer.company_name not in html
+    button = re.search(r'<a class="button primary" href="[^"]*"\s+hx-get="([^"]+)"', html)
+    assert button.group(1) == f"/leads/{lead.reference}/assign?place=lead"
+    dialog = client.get(button.group(1), headers=HTMX).get_data(as_text=True)
+    assert re.search(r'<dialog id="assign-dialog"[^>]*\bopen\b', dialog)
+    assert 'hx-target="#lead-body"' in dialog and 'name="over_queue"' not in dialog
+    assert installer.company_name in dialog
+    over_queue = client.get(f"/leads/{lead.reference}/assign?tab=ready_to_route", headers=HTMX)
+    assert 'hx-target="#assign-slot"' in over_queue.get_data(as_text=True)
 
 
 def test_no_template_polls_on_load_or_asks_the_database():

@@ -34,11 +34,16 @@ class AssignOptions:
     ticked: frozenset[int]
 
 
+def is_assignable(lead: Lead) -> bool:
+    """Whether installers can be assigned to the lead now (its page offers the dialog)."""
+    return lead.status in ASSIGNABLE_LEAD_STATUSES
+
+
 def assign_options(lead: Lead, chosen: Iterable[int] | None = None) -> AssignOptions:
     """`chosen` keeps what the operator ticked (a refused form shown again); without it the
     obvious choice is ticked: on a one-installer path the recommended one (else the only
     eligible one), on compare_quotes every eligible one when they all fit in the free places."""
-    assignable = lead.status in ASSIGNABLE_LEAD_STATUSES
+    assignable = is_assignable(lead)
     choices = installer_choices(lead) if assignable else []
     eligible = [choice for choice in choices if choice.eligible]
     limit = max_installers(lead)

@@ -36,9 +36,9 @@ INSTALLER_LINK_HEADERS = {
 }
 
 
-# What resending or withdrawing changes on the lead page: the deliveries block, and the assign
-# dialog (live installers and cap use move with it) and the activity timeline out of band.
-ASSIGNMENT_PARTS = ["deliveries", "assign_dialog", "activity"]
+# What resending or withdrawing changes on the lead page: the deliveries block, and the activity
+# timeline out of band (the assign dialog is fetched when opened, with the live count then).
+ASSIGNMENT_PARTS = ["deliveries", "activity"]
 
 
 def _act_on_assignment(assignment_id: int, action, done_message: str):

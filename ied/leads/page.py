@@ -8,7 +8,7 @@ from flask import abort, current_app, url_for
 
 from ied.activity.queries import lead_timeline
 from ied.auth.access import url_if_allowed
-from ied.delivery.queries import assign_options, lead_deliveries
+from ied.delivery.queries import assign_options, is_assignable, lead_deliveries
 from ied.followups.forms import create_follow_up_form
 from ied.followups.queries import lead_follow_up_panel
 from ied.htmx import page_or_blocks, render_block
@@ -123,15 +123,24 @@ def lead_or_404(reference: str) -> Lead:
 
 
 def lead_page_context(
-    lead: Lead, *, chosen=None, follow_up_form=None, follow_up_installer: int | None = None, **extra
+    lead: Lead,
+    *,
+    chosen=None,
+    assign_open: bool = False,
+    follow_up_form=None,
+    follow_up_installer: int | None = None,
+    **extra,
 ) -> dict:
+    """The assign dialog's options are worked out only when it is shown open (every installer's
+    choice: a quarter of the page's time); the page's button fetches it when pressed."""
     follow_up_panel = lead_follow_up_panel(lead)
     if follow_up_form is None and follow_up_panel.sent:
         follow_up_form = create_follow_up_form(follow_up_panel.sent, follow_up_installer)
     return {
         "lead": lead,
         "answers": readable_answers(lead.assessment),
-        "assign": assign_options(lead, chosen),
+        "assignable": is_assignable(lead),
+        "assign": assign_options(lead, chosen) if assign_open else None,
         "installers_url": url_if_allowed("installers.index"),
         "deliveries": lead_deliveries(lead),
         "follow_up_panel": follow_up_panel,

@@ -96,7 +96,7 @@ def queue():
 
 
 # Parts of the lead page a lead transition changes: its head first (the request's target).
-TRANSITION_PARTS = ["lead_head", "assign_dialog", "history", "activity"]
+TRANSITION_PARTS = ["lead_head", "history", "activity"]
 
 
 @bp.post("/leads/<reference>/advance")
@@ -197,14 +197,14 @@ def _tab_or_none(value: str | None) -> str | None:
 @bp.get("/leads/<reference>/assign")
 @role_required("operator")
 def assign_dialog(reference: str):
-    """The assign dialog, open: for htmx just the dialog over the page that asked (the queue),
-    else the lead page with it open."""
+    """The assign dialog, open: for htmx just the dialog over the page that asked (the queue,
+    or the lead page: `place=lead`), else the lead page with it open."""
     lead = lead_or_404(reference)
     return lead_page_parts(
         lead,
         ["assign_dialog"],
         assign_open=True,
-        over_queue=is_htmx(),
+        over_queue=is_htmx() and request.args.get("place") != "lead",
         back_tab=_tab_or_none(request.args.get("tab")),
     )
 

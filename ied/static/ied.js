@@ -43,9 +43,6 @@
     });
   }
   document.addEventListener("click", function (event) {
-    var opener = event.target.closest("[data-opens-dialog]");
-    var dialog = opener && document.getElementById(opener.dataset.opensDialog);
-    if (dialog) { event.preventDefault(); dialog.showModal(); return; }
     var closer = event.target.closest("[data-closes-dialog]");
     if (closer && closer.closest("dialog")) { event.preventDefault(); closer.closest("dialog").close(); }
   });
