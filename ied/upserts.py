@@ -23,13 +23,14 @@ def _adding_sql(
     added: tuple[str, ...] | None = None,
 ) -> str:
     """INSERT INTO table (columns) <rows> ON CONFLICT (keys) DO UPDATE adding the `added`
-    columns (all but the keys when not given); `rows` is a VALUES list or a SELECT. Both
-    dialects read it."""
+    columns (all but the keys when not given; nothing to add: DO NOTHING); `rows` is a VALUES
+    list or a SELECT. Both dialects read it."""
     added = tuple(column for column in columns if column not in keys) if added is None else added
-    added = ", ".join(f"{column} = {table.name}.{column} + excluded.{column}" for column in added)
+    update = ", ".join(f"{column} = {table.name}.{column} + excluded.{column}" for column in added)
+    action = f"DO UPDATE SET {update}" if update else "DO NOTHING"
     return (
         f"INSERT INTO {table.name} ({', '.join(columns)}) {rows} "
-        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {added}"
+        f"ON CONFLICT ({', '.join(keys)}) {action}"
     )
 
 

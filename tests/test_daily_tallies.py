@@ -22,7 +22,9 @@ from ied.tallies.services import (
     kept_tallies,
     rebuild_tallies,
     tallies_between,
+    tally_day_of,
     tally_drift,
+    tallying_from,
 )
 from ied.timestamps import utcnow
 from tests.support.follow_ups import deliver
@@ -122,6 +124,30 @@ def test_a_rolled_back_intake_leaves_the_tallies_alone(app, make_lead):
     today = business_today()
     assert tallies_between(today, today).per_day[today]["leads_created"] == 1
     assert tally_drift() == []
+
+
+def test_a_tally_adding_nothing_inside_a_statement_writes_a_row_once_and_changes_nothing(
+    app, make_lead, is_postgres
+):
+    """tallying_from with no counts: its upsert has nothing to add on conflict (DO NOTHING, not
+    an empty DO UPDATE SET), so running it twice is valid and leaves every tally as it was."""
+    if not is_postgres:
+        pytest.skip("a data-modifying WITH is PostgreSQL's")
+    make_lead()
+    today = business_today()
+    before = tallies_between(today, today).per_day[today]
+    source = sa.select(sa.literal(3).label("id")).cte("source")
+    statement = sa.select(sa.literal(1)).add_cte(source, tallying_from(source))
+    for _ in range(2):
+        db.session.execute(statement, tally_day_of(utcnow()))
+    db.session.commit()
+    assert tallies_between(today, today).per_day[today] == before
+    assert (
+        db.session.scalar(
+            sa.select(sa.func.count()).where(DailyTally.day == today, DailyTally.shard == 3)
+        )
+        == 1
+    )
 
 
 def test_an_event_counts_on_its_business_day_across_midnight_and_the_clock_change(app, make_lead):

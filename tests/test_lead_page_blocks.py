@@ -134,6 +134,25 @@ def test_the_lead_page_fetches_its_assign_dialog_when_it_is_opened(
     assert 'hx-target="#assign-slot"' in over_queue.get_data(as_text=True)
 
 
+def test_the_lead_pages_assign_dialog_keeps_the_tab_and_says_when_the_lead_moved_on(
+    client, login_as, make_lead, make_installer, operator
+):
+    login_as("operator")
+    lead = make_lead("ready_to_route", selected_path="compare_quotes")
+    delivery.assign_installers(lead, [make_installer().id], operator)
+    db.session.commit()
+    html = client.get(f"/leads/{lead.reference}?tab=assigned").get_data(as_text=True)
+    url = re.search(r'hx-get="(/leads/[^"]+/assign[^"]*)"', html).group(1).replace("&amp;", "&")
+    assert url == f"/leads/{lead.reference}/assign?tab=assigned&place=lead"
+    dialog = client.get(url, headers=HTMX).get_data(as_text=True)
+    assert '<input type="hidden" name="tab" value="assigned">' in dialog
+    new = make_lead("new")  # a page left open while the lead was not (or no longer) assignable
+    stale = client.get(f"/leads/{new.reference}/assign?place=lead", headers=HTMX)
+    body = stale.get_data(as_text=True)
+    assert re.search(r'<dialog id="assign-dialog"[^>]*\bopen\b', body)
+    assert f"{new.reference} cannot be assigned now" in body and "It is new now." in body
+
+
 def test_no_template_polls_on_load_or_asks_the_database():
     for template in TEMPLATES.rglob("*.html"):
         text = template.read_text()

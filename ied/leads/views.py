@@ -103,8 +103,8 @@ TRANSITION_PARTS = ["lead_head", "history", "activity"]
 @role_required("operator")
 def advance(reference: str):
     """One-click transitions, with an optional note: from a queue row (the row swaps, the tab
-    counts follow out of band), from the lead page (its head, dialog, history and activity
-    swap), or a plain form post and a redirect."""
+    counts follow out of band), from the lead page (its head, history and activity swap), or a
+    plain form post and a redirect."""
     lead = queries.lead_by_reference(reference, lock=True) or abort(404)
     on_lead_page = request.form.get("place") == "lead"
     tab = _choice(request.form.get("tab"), queries.QUEUE_TABS)
