@@ -1,0 +1,42 @@
+"""Dates in the business time zone: the pages' own formatting writes what strftime would."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from ied.business_time import business_zone
+from ied.formatting import local_date, local_datetime
+
+FORMATS = [
+    "%d %b %Y %H:%M",  # the default
+    "%d %b %Y",
+    "%d %b %H:%M",
+    "%d %b %H:%M:%S",
+    "%d %b %Y %H:%M:%S",
+    "%H:%M",
+    "{%d} at %H",  # braces are text
+]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_every_format_the_pages_use_reads_as_strftime_across_a_year(app, fmt):
+    zone = "Europe/London"
+    app.config["BUSINESS_TIMEZONE"] = zone
+    # Every 7 h 13 min 17 s through a year: all months, both daylight-saving changes.
+    moment = datetime(2026, 1, 1, tzinfo=UTC)
+    with app.test_request_context():
+        while moment.year == 2026:
+            expected = moment.astimezone(business_zone()).strftime(fmt)
+            assert local_datetime(moment, fmt) == expected
+            moment += timedelta(hours=7, minutes=13, seconds=17)
+
+
+def test_the_instant_shows_in_the_business_zone_and_other_directives_still_work(app):
+    app.config["BUSINESS_TIMEZONE"] = "Europe/London"
+    summer = datetime(2026, 7, 4, 23, 30, 5, tzinfo=UTC)  # 00:30 on the 5th in London
+    with app.test_request_context():
+        assert local_datetime(summer) == "05 Jul 2026 00:30"
+        assert local_date(summer) == "05 Jul 2026"
+        assert local_datetime(summer, "%A %d %B %Y") == "Sunday 05 July 2026"  # by strftime
+        assert local_datetime(summer, "%H:%M 100%%") == "00:30 100%"
+        assert local_datetime(None) == "—"
