@@ -9,7 +9,13 @@ import sqlalchemy as sa
 from ied.delivery import services as delivery
 from ied.delivery.services import queued_alert_delay
 from ied.extensions import db
-from ied.installers.services import LIFTABLE, eligibility_of, installer_choices
+from ied.installers.models import Installer
+from ied.installers.services import (
+    LIFTABLE,
+    eligibility_of,
+    exclusion_reasons,
+    installer_choices,
+)
 from ied.leads.models import Lead
 from ied.timestamps import utcnow
 from tests.support.follow_ups import end_of_today, make_follow_up
@@ -245,6 +251,35 @@ def test_the_queue_and_the_assign_dialog_agree_on_who_can_take_each_lead(make_le
         else:
             assert routing.recommended.installer.id == recommended.installer.id
             assert routing.recommended.reasons == recommended.reasons
+        # What the dialog offers (installers read as columns, their areas parsed once per
+        # text) is what assigning checks (the installer's record, exclusion_reasons).
+        for choice in choices:
+            installer = db.session.get(Installer, choice.installer.id)
+            assert choice.reasons == exclusion_reasons(installer, lead, choice.usage)
+
+
+def test_the_routing_column_follows_an_installer_s_areas_and_products_at_once(
+    client, login_as, make_lead, make_installer
+):
+    installer = make_installer(service_areas=["M"], products=["heat_pump"])
+    lead = make_lead("ready_to_route", postcode="SW1A 1AA", product_interest="solar_pv")
+    login_as("operator")
+
+    def routing() -> str:
+        row = row_of(client.get("/leads?tab=ready_to_route").get_data(as_text=True), lead)
+        return re.search(r'data-eligible="(\d*)"', row).group(1)
+
+    assert routing() == "0"
+    for areas, products, eligible in [
+        (["SW1A"], ["heat_pump"], "0"),  # covers it, does not offer it
+        (["SW1A"], ["heat_pump", "solar_pv"], "1"),
+        (["london"], ["solar_pv"], "1"),  # a region covering SW
+        (["scotland"], ["solar_pv"], "0"),
+        (["SW"], ["solar_pv"], "1"),
+    ]:
+        installer.service_areas, installer.products = areas, products
+        db.session.commit()
+        assert routing() == eligible, (areas, products)
 
 
 def test_a_search_shows_the_delivery_problems_of_the_assigned_rows_that_have_them(

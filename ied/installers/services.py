@@ -1,9 +1,10 @@
 """Installer matching and cycle usage: who may receive a lead, and why the others may not."""
 
+import json
 import re
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from functools import cache
+from functools import cache, lru_cache
 
 import sqlalchemy as sa
 from email_validator import EmailNotValidError, validate_email
@@ -97,9 +98,11 @@ def _usage(installer: Installer, cycles: _Cycles, billed: int, queued: int) -> C
     )
 
 
-def _columns_by_name_with_usage(*more) -> sa.Select:
+@cache
+def _names_by_name_with_usage() -> sa.Select:
     """Installers by name with their usage, as plain columns (`installer`: a Bundle of what a
-    usage reads and a view names, and `more`) instead of entities."""
+    usage reads and a usage chart names) instead of entities: 50 plain rows against 50
+    installers loaded with their areas and products."""
     installer = Bundle(
         "installer",
         Installer.id,
@@ -107,24 +110,26 @@ def _columns_by_name_with_usage(*more) -> sa.Select:
         Installer.active,
         Installer.billing_anchor_day,
         Installer.cycle_cap,
-        *more,
     )
     return sa.select(installer, *_USAGE_COLUMNS).order_by(Installer.company_name)
 
 
 @cache
-def _names_by_name_with_usage() -> sa.Select:
-    """The same with the columns a usage chart shows instead of the entity: 50 plain rows
-    against 50 installers loaded with their areas and products."""
-    return _columns_by_name_with_usage()
-
-
-@cache
 def _fits_with_usage() -> sa.Select:
     """What matching and the routing views read of each installer (InstallerFit, the queue's
-    routing column, the assign dialog): the entities cost about as much again as the whole
-    statement."""
-    return _columns_by_name_with_usage(Installer.service_areas, Installer.products)
+    routing column, the assign dialog), as plain columns: the entities cost about as much again
+    as the whole statement, and a Bundle of the columns a fifth of matching. The areas and
+    products come as their JSON text, parsed once per distinct text (_scope_from_json)."""
+    return sa.select(
+        Installer.id,
+        Installer.company_name,
+        Installer.active,
+        Installer.billing_anchor_day,
+        Installer.cycle_cap,
+        sa.cast(Installer.service_areas, sa.Text).label("service_areas"),
+        sa.cast(Installer.products, sa.Text).label("products"),
+        *_USAGE_COLUMNS,
+    ).order_by(Installer.company_name)
 
 
 def _with_usage(statement: sa.Select) -> list[tuple]:
@@ -206,6 +211,33 @@ class InstallerChoice:
 PAUSED, CAP_REACHED = LIFTABLE = ("paused", "cap reached")
 
 
+Scope = tuple[frozenset[str], tuple[str, ...], frozenset[str]]
+
+
+def _scope(service_areas: list[str] | None, products: list[str] | None) -> Scope:
+    """What matching reads of an installer's service areas and products: the postcode areas
+    its regions cover, its own postcode prefixes, its products."""
+    areas: set[str] = set()
+    prefixes = []
+    for service_area in service_areas or []:
+        region = REGIONS.get(service_area.strip().lower().replace(" ", "_").replace("-", "_"))
+        if region is None:
+            prefixes.append(service_area)
+        else:
+            areas.update(region)
+    return frozenset(areas), tuple(prefixes), frozenset(products or [])
+
+
+@lru_cache(maxsize=1024)
+def _scope_from_json(service_areas: str | None, products: str | None) -> Scope:
+    """_scope from the columns' JSON text, worked out once per distinct text: the queue's
+    routing column reads every installer on every page, and they seldom change."""
+    return _scope(
+        json.loads(service_areas) if service_areas else None,
+        json.loads(products) if products else None,
+    )
+
+
 class InstallerFit:
     """One installer's standing for matching, read once from the installer and its cycle
     usage into plain values (a page matches 50 leads against every installer): the reasons it
@@ -213,21 +245,16 @@ class InstallerFit:
 
     __slots__ = ("installer", "id", "usage", "areas", "prefixes", "products", "reasons_by_fit")
 
-    def __init__(self, installer: Installer | sa.Row, usage: CycleUsage):
+    def __init__(
+        self, installer: Installer | sa.Row, usage: CycleUsage, scope: Scope | None = None
+    ):
+        """`scope`: _scope of its areas and products, when the caller has it already."""
         self.installer = installer
         self.id = installer.id
         self.usage = usage
-        areas: set[str] = set()
-        prefixes = []
-        for service_area in installer.service_areas or []:
-            region = REGIONS.get(service_area.strip().lower().replace(" ", "_").replace("-", "_"))
-            if region is None:
-                prefixes.append(service_area)
-            else:
-                areas.update(region)
-        self.areas = frozenset(areas)
-        self.prefixes = tuple(prefixes)
-        self.products = frozenset(installer.products or [])
+        self.areas, self.prefixes, self.products = scope or _scope(
+            installer.service_areas, installer.products
+        )
         paused = () if installer.active else (PAUSED,)
         full = (CAP_REACHED,) if usage.is_full else ()
         area = ("outside area",)
@@ -285,7 +312,14 @@ def installer_choices(lead: Lead) -> list[InstallerChoice]:
 
 def _fits_by_use() -> list[InstallerFit]:
     """Every installer's fit, least used share of its cap first, then by name."""
-    fits = [InstallerFit(installer, usage) for installer, usage in _with_usage(_fits_with_usage())]
+    current = current_cycles()
+    cycles = _Cycles(current)
+    fits = []
+    for row in db.session.execute(_fits_with_usage(), _cycle_parameters(current)):
+        _, _, _, anchor_day, cap, service_areas, products, billed, queued = row
+        usage = CycleUsage(cycle=cycles[anchor_day], delivered=billed, queued=queued, cap=cap)
+        # The row is what a view shows of the installer (its company_name), read when shown.
+        fits.append(InstallerFit(row, usage, _scope_from_json(service_areas, products)))
     return sorted(
         fits,
         key=lambda fit: (
