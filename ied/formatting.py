@@ -9,20 +9,8 @@ from flask import Flask
 
 from ied.business_time import business_zone
 
-MONTH_ABBREVIATIONS = (
-    "Jan",
-    "Feb",
-    "Mar",
-    "Apr",
-    "May",
-    "Jun",
-    "Jul",
-    "Aug",
-    "Sep",
-    "Oct",
-    "Nov",
-    "Dec",
-)
+# %b in the C locale, whatever the process locale.
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 # The strftime directives the pages use, as str.format fields of (local datetime, month name):
 # strftime cost about 4 us a call, the main part of a date cell, and a list shows a hundred.
 _FIELDS = {
@@ -56,7 +44,7 @@ def local_datetime(value: datetime | None, fmt: str = "%d %b %Y %H:%M") -> str:
     template = _format_template(fmt)
     if template is None:
         return local.strftime(fmt)
-    return template.format(local, MONTH_ABBREVIATIONS[local.month - 1])
+    return template.format(local, _MONTHS[local.month - 1])
 
 
 def local_date(value: datetime | None) -> str:
