@@ -89,7 +89,7 @@ class _Cycles(dict):
         return cycle
 
 
-def _usage(installer: Installer, cycles: _Cycles, billed: int, queued: int) -> CycleUsage:
+def _usage(installer: Installer | sa.Row, cycles: _Cycles, billed: int, queued: int) -> CycleUsage:
     return CycleUsage(
         cycle=cycles[installer.billing_anchor_day],
         delivered=billed,
@@ -214,13 +214,18 @@ PAUSED, CAP_REACHED = LIFTABLE = ("paused", "cap reached")
 Scope = tuple[frozenset[str], tuple[str, ...], frozenset[str]]
 
 
+def _region_key(area: str) -> str:
+    """A service area as REGIONS keys it: South East, south-east -> south_east."""
+    return area.strip().lower().replace(" ", "_").replace("-", "_")
+
+
 def _scope(service_areas: list[str] | None, products: list[str] | None) -> Scope:
     """What matching reads of an installer's service areas and products: the postcode areas
     its regions cover, its own postcode prefixes, its products."""
     areas: set[str] = set()
     prefixes = []
     for service_area in service_areas or []:
-        region = REGIONS.get(service_area.strip().lower().replace(" ", "_").replace("-", "_"))
+        region = REGIONS.get(_region_key(service_area))
         if region is None:
             prefixes.append(service_area)
         else:
@@ -316,9 +321,9 @@ def _fits_by_use() -> list[InstallerFit]:
     cycles = _Cycles(current)
     fits = []
     for row in db.session.execute(_fits_with_usage(), _cycle_parameters(current)):
-        _, _, _, anchor_day, cap, service_areas, products, billed, queued = row
-        usage = CycleUsage(cycle=cycles[anchor_day], delivered=billed, queued=queued, cap=cap)
+        *_, service_areas, products, billed, queued = row
         # The row is what a view shows of the installer (its company_name), read when shown.
+        usage = _usage(row, cycles, billed, queued)
         fits.append(InstallerFit(row, usage, _scope_from_json(service_areas, products)))
     return sorted(
         fits,
@@ -452,7 +457,7 @@ class InstallerValidationError(DomainError):
 
 def normalize_service_area(area: str) -> str:
     """Regions by their key (south_east), postcode prefixes upper-case without spaces (SW1A)."""
-    key = area.strip().lower().replace(" ", "_").replace("-", "_")
+    key = _region_key(area)
     return key if key in REGIONS else area.replace(" ", "").upper()
 
 
