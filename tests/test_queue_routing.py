@@ -137,6 +137,11 @@ def test_needs_attention_says_why_with_the_fix_in_the_row(
     assert "Paused Co is paused." in row
     assert row.count(">Resend</button>") == 1  # not to the paused one
     assert row.count(">Withdraw</button>") == 2 and "Assign another" in row
+    assert row.count('data-problem="failed"') == 2
+    assert f'formaction="/assignments/{first.id}/resend"' in row
+    for assignment, installer in ((first, good), (second, paused)):
+        assert f'formaction="/assignments/{assignment.id}/withdraw"' in row
+        assert f"Withdraw this lead from {installer.company_name}? Its link" in row
 
     resent = client.post(
         f"/assignments/{first.id}/resend", data={"tab": "attention"}, headers=HTMX

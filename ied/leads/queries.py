@@ -6,12 +6,13 @@ from datetime import datetime
 from functools import cache, lru_cache
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import joinedload, load_only
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ied.business_time import business_today, day_bounds
 from ied.capped_counts import CappedCount, capped_count
-from ied.delivery.models import Assignment, DeliveryEvent
+from ied.delivery.models import ASSIGNMENT_TRANSITIONS, Assignment, DeliveryEvent
 from ied.delivery.queries import delivery_needs_action_kinds, queued_alert_cutoff
 from ied.extensions import db
 from ied.followups.models import FollowUp
@@ -67,32 +68,40 @@ class QueuePage:
 class DeliveryProblem:
     """Why a lead needs attention, and what fixes it: resend, withdraw (and assign another)."""
 
-    assignment: Assignment
+    assignment_id: int
+    status: str
+    installer_name: str
     why: str
     can_resend: bool
     can_withdraw: bool
 
 
 @cache
-def _delivery_problems_statement() -> sa.Select:
+def _delivery_problems_statement(dialect: str) -> sa.Select:
     """Built once (the leads and the queued cutoff are parameters): building it cost more
-    than running it."""
+    than running it. Plain rows, not entities: loading 40 assignments with their installers
+    as entities took 3 ms of CPU, the same columns as rows 0.8. On PostgreSQL the page's
+    leads are one array parameter: an expanding IN writes a new statement text for each
+    number of leads and renders its 50 parameters on every call (0.8 ms more)."""
+    lead_ids = (
+        Assignment.lead_id == sa.any_(sa.bindparam("lead_ids", type_=postgresql.ARRAY(sa.Integer)))
+        if dialect == "postgresql"
+        else Assignment.lead_id.in_(sa.bindparam("lead_ids", expanding=True))
+    )
     return (
-        sa.select(Assignment)
-        .where(
-            Assignment.lead_id.in_(sa.bindparam("lead_ids", expanding=True)),
-            sa.or_(*delivery_needs_action_kinds(queued_before=sa.bindparam("queued_before"))),
+        sa.select(
+            Assignment.id,
+            Assignment.lead_id,
+            Assignment.status,
+            Assignment.queued_at,
+            Assignment.last_error,
+            Installer.company_name,
+            Installer.active,
         )
-        .options(
-            # What a problem says and offers, of the assignment and its installer.
-            load_only(
-                Assignment.lead_id,
-                Assignment.installer_id,
-                Assignment.status,
-                Assignment.queued_at,
-                Assignment.last_error,
-            ),
-            joinedload(Assignment.installer).load_only(Installer.company_name, Installer.active),
+        .join(Assignment.installer)
+        .where(
+            lead_ids,
+            sa.or_(*delivery_needs_action_kinds(queued_before=sa.bindparam("queued_before"))),
         )
         .order_by(Assignment.id)
     )
@@ -104,27 +113,29 @@ def delivery_problems(lead_ids: list[int]) -> dict[int, list[DeliveryProblem]]:
         return {}
     problems: dict[int, list[DeliveryProblem]] = {}
     now = utcnow()
-    for assignment in db.session.scalars(
-        _delivery_problems_statement(),
-        {"lead_ids": lead_ids, "queued_before": queued_alert_cutoff(now)},
+    statement = _delivery_problems_statement(db.session.get_bind().dialect.name)
+    for row in db.session.execute(
+        statement, {"lead_ids": lead_ids, "queued_before": queued_alert_cutoff(now)}
     ):
-        installer = assignment.installer
-        name = installer.company_name
-        if assignment.status == "failed":
-            why = f"Delivery to {name} failed: {assignment.last_error or 'no reply recorded'}"
+        name = row.company_name
+        if row.status == "failed":
+            why = f"Delivery to {name} failed: {row.last_error or 'no reply recorded'}"
         else:
-            minutes = int((now - assignment.queued_at).total_seconds() // 60)
+            minutes = int((now - row.queued_at).total_seconds() // 60)
             why = f"Delivery to {name} queued for {minutes} min"
-            if assignment.last_error:
-                why += f" (last try: {assignment.last_error})"
-        if not installer.active:
+            if row.last_error:
+                why += f" (last try: {row.last_error})"
+        if not row.active:
             why += f". {name} is paused"
-        problems.setdefault(assignment.lead_id, []).append(
+        allowed_next = ASSIGNMENT_TRANSITIONS[row.status]
+        problems.setdefault(row.lead_id, []).append(
             DeliveryProblem(
-                assignment=assignment,
+                assignment_id=row.id,
+                status=row.status,
+                installer_name=name,
                 why=why + ".",
-                can_resend="queued" in assignment.allowed_next and installer.active,
-                can_withdraw="withdrawn" in assignment.allowed_next,
+                can_resend="queued" in allowed_next and row.active,
+                can_withdraw="withdrawn" in allowed_next,
             )
         )
     return problems
