@@ -12,3 +12,10 @@ def post_worker_init(worker):
     middle of some request: about 400 ms at once, measured on the lead page, a request's whole
     budget many times over; with it the slowest of 300 requests went from 413 to 129 ms."""
     gc.freeze()
+
+
+# gunicorn 25.1+ opens a control socket for `gunicornc` by default, in $HOME/.gunicorn: the
+# image's user owns nothing there, and every gunicorn on one host (make bench runs four) would
+# share that one path. The process supervisor (compose, systemd, a Procfile runner) starts,
+# stops and scales the web processes instead.
+control_socket_disable = True
