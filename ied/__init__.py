@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from flask import Flask, render_template
+from flask import Flask, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -85,6 +85,16 @@ def keeps_files_in_instance_folder(config) -> bool:
     )
 
 
+def _session_cookie_kept_from_plain_http(app: Flask) -> bool:
+    """A Secure session cookie (production) that a request over plain http came without: the
+    browser dropped it, and the form's CSRF token with it (docs/deploy.md, the TLS proxy)."""
+    return (
+        app.config["SESSION_COOKIE_SECURE"]
+        and not request.is_secure
+        and app.config["SESSION_COOKIE_NAME"] not in request.cookies
+    )
+
+
 def _trust_the_proxy(app: Flask) -> None:
     """Behind N proxies, take the client address (and scheme) from their X-Forwarded headers."""
     x_for, x_proto = app.config["PROXY_FIX_X_FOR"], app.config["PROXY_FIX_X_PROTO"]
@@ -95,6 +105,14 @@ def _trust_the_proxy(app: Flask) -> None:
 def _register_error_pages(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(error):
+        if _session_cookie_kept_from_plain_http(app):
+            return render_template(
+                "error.html",
+                title="This address needs HTTPS",
+                message="Your browser keeps the sign-in cookie only over HTTPS, so this form "
+                "cannot be sent from a plain http:// address. Open the back office at its "
+                "https:// address.",
+            ), 400
         return render_template(
             "error.html",
             title="Form expired",

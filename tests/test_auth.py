@@ -78,6 +78,33 @@ def test_csrf_is_required_when_enabled(make_app, make_user):
         assert "Form expired" in response.get_data(as_text=True)
 
 
+def test_a_production_form_sent_over_plain_http_says_it_needs_https(make_app, make_user):
+    """A browser does not keep the Secure session cookie a plain-http page sets (the test
+    client does: here it is left out), and with it goes the form's CSRF token."""
+    app = make_app(
+        IED_ENV="production",
+        SECRET_KEY="a-long-random-production-secret-key-0123",
+        WTF_CSRF_ENABLED=True,
+    )
+    user = make_user()
+    for base_url, keeps_the_cookie, title in (
+        ("http://back.office", False, "This address needs HTTPS"),
+        ("https://back.office", True, "Form expired"),  # a token that is not the session's
+        ("http://back.office", True, "Form expired"),  # a proxy not yet trusted for the scheme
+    ):
+        client = app.test_client()
+        if keeps_the_cookie:
+            client.get("/login", base_url=base_url)
+        response = client.post(
+            "/login",
+            data={"email": user.email, "password": TEST_PASSWORD, "csrf_token": "stale"},
+            base_url=base_url,
+            headers={"Referer": f"{base_url}/login"},
+        )
+        assert response.status_code == 400
+        assert title in response.get_data(as_text=True), (base_url, keeps_the_cookie)
+
+
 @pytest.mark.parametrize(
     ("role", "may"),
     [
