@@ -40,3 +40,18 @@ def test_the_instant_shows_in_the_business_zone_and_other_directives_still_work(
         assert local_datetime(summer, "%A %d %B %Y") == "Sunday 05 July 2026"  # by strftime
         assert local_datetime(summer, "%H:%M 100%%") == "00:30 100%"
         assert local_datetime(None) == "—"
+
+
+@pytest.mark.parametrize(
+    ("zone", "shown"), [("Europe/London", "05 Jul 00:30"), ("UTC", "04 Jul 23:30")]
+)
+def test_the_template_filters_follow_the_app_s_business_zone(app, zone, shown):
+    app.config["BUSINESS_TIMEZONE"] = zone
+    summer = datetime(2026, 7, 4, 23, 30, 5, tzinfo=UTC)
+    template = app.jinja_env.from_string(
+        "{{ moment|local_datetime('%d %b %H:%M') }} / {{ moment|local_date }}"
+        " / {{ none|local_date }}"
+    )
+    with app.test_request_context():
+        day = shown[:2]
+        assert template.render(moment=summer, none=None) == f"{shown} / {day} Jul 2026 / —"
