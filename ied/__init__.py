@@ -85,7 +85,7 @@ def keeps_files_in_instance_folder(config) -> bool:
     )
 
 
-def _session_cookie_kept_from_plain_http(app: Flask) -> bool:
+def _session_cookie_dropped_over_plain_http(app: Flask) -> bool:
     """A Secure session cookie (production) that a request over plain http came without: the
     browser dropped it, and the form's CSRF token with it (docs/deploy.md, the TLS proxy)."""
     return (
@@ -105,19 +105,16 @@ def _trust_the_proxy(app: Flask) -> None:
 def _register_error_pages(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(error):
-        if _session_cookie_kept_from_plain_http(app):
-            return render_template(
-                "error.html",
-                title="This address needs HTTPS",
-                message="Your browser keeps the sign-in cookie only over HTTPS, so this form "
-                "cannot be sent from a plain http:// address. Open the back office at its "
-                "https:// address.",
-            ), 400
-        return render_template(
-            "error.html",
-            title="Form expired",
-            message="The form expired or was sent from elsewhere. Reload the page and try again.",
-        ), 400
+        if _session_cookie_dropped_over_plain_http(app):
+            title = "This address needs HTTPS"
+            message = (
+                "Your browser keeps the sign-in cookie only over HTTPS, so this form cannot be "
+                "sent from a plain http:// address. Open the back office at its https:// address."
+            )
+        else:
+            title = "Form expired"
+            message = "The form expired or was sent from elsewhere. Reload the page and try again."
+        return render_template("error.html", title=title, message=message), 400
 
     @app.errorhandler(403)
     def forbidden(error):

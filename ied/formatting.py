@@ -68,12 +68,12 @@ def local_date(value: datetime | None, zone: ZoneInfo | None = None) -> str:
 # cost 2.8 us of a 10 us date cell.
 @pass_environment
 def _local_datetime_filter(environment, value: datetime | None, fmt: str = DEFAULT_FORMAT):
-    return local_datetime(value, fmt, ZoneInfo(environment.app.config["BUSINESS_TIMEZONE"]))
+    return local_datetime(value, fmt, business_zone(environment.app))
 
 
 @pass_environment
 def _local_date_filter(environment, value: datetime | None):
-    return local_date(value, ZoneInfo(environment.app.config["BUSINESS_TIMEZONE"]))
+    return local_date(value, business_zone(environment.app))
 
 
 def thousands(value: int) -> str:
