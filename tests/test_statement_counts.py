@@ -178,7 +178,7 @@ def test_an_intake_call_stays_within_the_budget_even_when_it_looks_its_key_up(
     headers = {"Authorization": f"Bearer {raw_key}"}
     # The first is new; the second shares its email, the third their phone (possible duplicates,
     # each answered with the newest such lead's reference).
-    duplicates = []
+    duplicates, counts = [], []
     for number, email in enumerate(["pat@example.com", "pat@example.com", "sam@example.com"]):
         body = {
             "external_id": f"web-{number}",
@@ -202,4 +202,8 @@ def test_an_intake_call_stays_within_the_budget_even_when_it_looks_its_key_up(
         assert response.status_code == 201, response.text
         assert len(statements) <= MAX_STATEMENTS, "\n\n".join(statements)
         duplicates.append(response.json["possible_duplicate_of"])
+        counts.append(len(statements))
     assert duplicates[0] is None and None not in duplicates[1:]
+    # The duplicate's reference comes in the new lead's row: no statement of its own. (The
+    # first call also stamps the key's first use.)
+    assert counts[1] == counts[2] == 2, counts

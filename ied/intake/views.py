@@ -7,7 +7,6 @@ from flask import Blueprint, jsonify, request
 from ied.auth.access import public
 from ied.extensions import csrf, db
 from ied.intake import services
-from ied.leads.models import Lead
 from ied.leads.services import LeadValidationError
 
 bp = Blueprint("intake", __name__, url_prefix="/api/v1")
@@ -31,16 +30,6 @@ def _refuse_constant(name: str):
 def bearer_key() -> str:
     scheme, _, key = request.headers.get("Authorization", "").partition(" ")
     return key.strip() if scheme.lower() == "bearer" else ""
-
-
-def _lead_body(lead: Lead) -> dict:
-    return {
-        "reference": lead.reference,
-        "status": lead.status,
-        "possible_duplicate_of": (
-            lead.possible_duplicate_of.reference if lead.possible_duplicate_of else None
-        ),
-    }
 
 
 @bp.post("/leads")
@@ -76,6 +65,5 @@ def create_lead():
         db.session.rollback()
         return _problem(422, "The lead has errors; nothing was saved.", error.errors)
     services.record_key_use(api_key)
-    body = _lead_body(lead)  # before the commit expires the lead: no reload to answer
     db.session.commit()
-    return jsonify(body), 201 if created else 200
+    return jsonify(lead._asdict()), 201 if created else 200
