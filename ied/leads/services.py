@@ -246,13 +246,14 @@ class LeadSummary(NamedTuple):
 
 
 def duplicate_reference(duplicate_id: sa.ColumnElement[int]) -> sa.Label:
-    """The reference of the lead `duplicate_id` names, as a scalar subquery of one row."""
+    """The reference of the lead `duplicate_id` names, as a scalar subquery of one row (its
+    label is not the relationship's name: the new lead's statement is also read as entities)."""
     duplicate = aliased(Lead)
     return (
         sa.select(duplicate.reference)
         .where(duplicate.id == duplicate_id)
         .scalar_subquery()
-        .label("possible_duplicate_of")
+        .label("possible_duplicate_reference")
     )
 
 
@@ -279,7 +280,7 @@ def add_lead(data: LeadInput, *, source: str, external_id: str | None = None) ->
     if db.session.get_bind().dialect.name == "postgresql":
         values = _one_statement_values(row, activity)
         created = db.session.execute(_lead_with_its_records(), values).one()
-        return LeadSummary(created.reference, created.status, created.possible_duplicate_of)
+        return LeadSummary(created.reference, created.status, created.possible_duplicate_reference)
     lead = _insert_by_statements(row, activity)
     duplicate = lead.possible_duplicate_of
     return LeadSummary(lead.reference, lead.status, duplicate.reference if duplicate else None)
