@@ -7,8 +7,9 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from ied import input_limits
-from ied.config import check_production_safety, settings_from_environment
+from ied.config import check_production_safety, engine_options, settings_from_environment
 from ied.extensions import csrf, db, login_manager, migrate
+from ied.pooled_connections import replace_connections_closed_by_the_server
 from ied.row_locks import configure_sqlite
 from ied.structured_logs import configure_logging
 
@@ -20,6 +21,9 @@ def create_app(config: dict | None = None) -> Flask:
     input_limits.init_app(app)  # before any route: `<int:...>` ids stop at PostgreSQL's integer
     app.config.update(settings_from_environment(app.instance_path))
     app.config.update(config or {})
+    app.config.setdefault(
+        "SQLALCHEMY_ENGINE_OPTIONS", engine_options(app.config["SQLALCHEMY_DATABASE_URI"])
+    )
     check_production_safety(app.config)
     configure_logging(app)
     if keeps_files_in_instance_folder(app.config):
@@ -29,6 +33,7 @@ def create_app(config: dict | None = None) -> Flask:
     db.init_app(app)
     with app.app_context():
         configure_sqlite(db.engine)
+        replace_connections_closed_by_the_server(db.engine)
     migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True)
     login_manager.init_app(app)
     csrf.init_app(app)

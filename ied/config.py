@@ -58,7 +58,6 @@ def settings_from_environment(instance_path: str) -> dict:
         "FOLLOW_UP_DIGEST_HOUR": int(env("FOLLOW_UP_DIGEST_HOUR", "8")),
         "MAIL_CATCHER_ENABLED": _bool(env("MAIL_CATCHER_ENABLED"), False),
         "MAIL_CATCHER_DIR": env("MAIL_CATCHER_DIR", str(instance / "caught-mail")),
-        "SQLALCHEMY_ENGINE_OPTIONS": _engine_options(env, database_url),
         "LOG_FORMAT": env("LOG_FORMAT", "json" if production else "text"),
         "LOG_LEVEL": env("LOG_LEVEL", "INFO").upper(),
         "MAX_CONTENT_LENGTH": 1024 * 1024,
@@ -88,12 +87,14 @@ def settings_from_environment(instance_path: str) -> dict:
     }
 
 
-def _engine_options(env, database_url: str) -> dict:
-    """The connection pool of each process (docs/deploy.md sizes it per process kind)."""
+def engine_options(database_url: str) -> dict:
+    """The connection pool of each process (docs/deploy.md sizes it per process kind), for the
+    database the app finally uses (a test's or a command's override of the URL included)."""
     if database_url.startswith("sqlite"):
         return {"pool_pre_ping": True}
+    env = os.environ.get
+    # No pool_pre_ping: ied.pooled_connections checks a connection without a round trip.
     return {
-        "pool_pre_ping": True,
         "pool_size": int(env("DB_POOL_SIZE", "5")),
         "max_overflow": int(env("DB_MAX_OVERFLOW", "5")),
         "pool_timeout": float(env("DB_POOL_TIMEOUT", "10")),

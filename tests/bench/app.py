@@ -3,8 +3,8 @@
 - `/bench/floor`: a trivial public endpoint of the same app (its hooks, headers and log line
   included), the framework floor every page is compared with;
 - `POST /bench/write-floor`: the least a write through the app's session can cost, one row
-  inserted into the bench's own table `bench_writes` by a statement that commits itself (the
-  pool's pre-ping and that INSERT: the intake API's round trips), the database write floor;
+  inserted into the bench's own table `bench_writes` by a statement that commits itself (that
+  INSERT: the intake API's one round trip), the database write floor;
 - every answer carries `X-Bench-Statements` (how many SQL statements the request ran);
 - and `X-Bench-SQL-ms` (the time its statements took, seen from the app);
 - a request with `X-Bench-Capture: <name>` also writes its statements and their parameters to
