@@ -221,3 +221,23 @@ def test_a_batch_cut_off_by_its_job_timeout_records_what_the_server_accepted(
     assert count(DeliveryEvent) == 2
     assert count(Assignment, Assignment.status == "queued") == 3
     assert cycle_billing_drift() == [] and tally_drift() == []
+
+
+def test_an_email_that_cannot_be_written_fails_its_own_delivery_and_the_batch_goes_out(
+    app, smtp_server, make_lead, make_installer, operator
+):
+    """An installer stored with an address SMTP cannot carry without SMTPUTF8 (one the form
+    accepted before it refused them): its delivery fails at once, audited, instead of the
+    batch job crashing before any email of the batch went out, again at every retry of it."""
+    unwritable = make_installer(delivery_email="jörg@installers.test")
+    plain = make_installer()
+    bad, good = queue_leads(make_lead, [unwritable, plain], operator, 1)
+    assert deliver_due_assignments() == "failed 1, sent 1"
+    db.session.expire_all()
+    assert [m["To"] for m in smtp_server.messages] == [plain.delivery_email]
+    assert (good.status, bad.status) == ("sent", "failed")
+    (audit,) = bad.audits
+    assert audit.status == "failed" and audit.finished_at is not None
+    assert "jörg@installers.test" in bad.last_error
+    assert count(DeliveryEvent) == 1
+    assert tally_drift() == [] and cycle_billing_drift() == []

@@ -225,7 +225,25 @@ def _close_expired_attempts(assignment: Assignment, now: datetime) -> bool:
 class OpenedAttempt:
     audit_id: int
     assignment_id: int
-    message: PreparedEmail
+    message: PreparedEmail | None
+    unwritable: str | None = None  # why the email could not be written (message is None)
+
+
+def _opened(audit_id: int, assignment: Assignment, message_id: str) -> OpenedAttempt:
+    """The attempt with its email, or with why the email cannot be written: an address SMTP
+    cannot carry without SMTPUTF8 (a non-ASCII one) fails this delivery alone, at once, never
+    the batch around it."""
+    try:
+        return OpenedAttempt(audit_id, assignment.id, installer_email(assignment, message_id))
+    except UnicodeEncodeError as error:
+        recipient = assignment.installer.delivery_email
+        return OpenedAttempt(
+            audit_id,
+            assignment.id,
+            None,
+            f"the email to {recipient} cannot be written ({error.reason}): "
+            "give the installer an address in plain ASCII",
+        )
 
 
 def _open_attempts(assignment_ids: list[int]) -> list[OpenedAttempt]:
@@ -246,11 +264,7 @@ def _open_attempts(assignment_ids: list[int]) -> list[OpenedAttempt]:
         db.session.commit()  # what closing abandoned attempts wrote, if anything
         return []
     opened = [
-        OpenedAttempt(
-            attempt.id,
-            attempt.assignment.id,
-            installer_email(attempt.assignment, attempt.message_id),
-        )
+        _opened(attempt.id, attempt.assignment, attempt.message_id)
         for attempt in services.begin_attempts(
             ready, job_id=_current_job_id(), lease_seconds=lease_seconds()
         )
@@ -279,7 +293,11 @@ def _deliver(opened: list[OpenedAttempt], deadline: float) -> list[str]:
     try:
         for number, attempt in enumerate(opened):
             on_time = number == 0 or time.monotonic() < deadline
-            results.append((attempt, send_prepared(attempt.message) if on_time else None, utcnow()))
+            if attempt.message is None:
+                outcome = SmtpOutcome(False, True, error=attempt.unwritable)
+            else:
+                outcome = send_prepared(attempt.message) if on_time else None
+            results.append((attempt, outcome, utcnow()))
     except BaseException:
         # Interrupted mid-batch (the job's timeout, a signal, a bug): the emails the server
         # already accepted are recorded now, or the sweeper would take their attempts for
