@@ -54,6 +54,9 @@ def test_an_empty_cap_means_no_cap(client, login_as):
     [
         ({"company_name": ""}, "company_name", "Company name is required."),
         ({"delivery_email": "nope"}, "delivery_email", "Give the email address"),
+        # Valid addresses, but only over SMTPUTF8, which delivery does not use.
+        ({"delivery_email": "jörg@sunny.example"}, "delivery_email", "plain ASCII"),
+        ({"delivery_email": "leads@müller.example"}, "delivery_email", "xn--mller-kva.example"),
         (
             {"service_areas": "atlantis"},
             "service_areas",

@@ -468,9 +468,17 @@ def validate_installer_input(data: InstallerInput) -> dict[str, str]:
     if not data.contact_name.strip():
         errors["contact_name"] = "Contact name is required."
     try:
-        validate_email(data.delivery_email or "", check_deliverability=False)
+        address = validate_email(data.delivery_email or "", check_deliverability=False)
     except EmailNotValidError:
         errors["delivery_email"] = "Give the email address leads are delivered to."
+    else:
+        if not data.delivery_email.isascii():
+            # Deliveries go out without SMTPUTF8: an address must be ASCII to be sent to.
+            errors["delivery_email"] = "Give the address in plain ASCII" + (
+                f" ({address.ascii_email}): a delivery cannot be sent to it as written."
+                if address.ascii_email
+                else ": a delivery cannot be sent to it as written."
+            )
     if not data.service_areas:
         errors["service_areas"] = "Give at least one region or postcode prefix."
     else:
