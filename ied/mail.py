@@ -169,6 +169,10 @@ def send_prepared(email: PreparedEmail) -> SmtpOutcome:
         return SmtpOutcome(False, False, error=f"connection refused: {error}")
     except (smtplib.SMTPException, OSError) as error:
         return SmtpOutcome(False, False, error=f"{type(error).__name__}: {error}")
+    except UnicodeEncodeError as error:
+        # smtplib writes commands in ASCII: a non-ASCII address needs SMTPUTF8, not used here.
+        addresses = ", ".join(recipients)
+        return SmtpOutcome(False, True, error=f"not an ASCII address ({error.reason}): {addresses}")
     finally:
         # A refused message, a broken conversation or a job stopped in the middle of one
         # leaves the session in doubt: the next message starts on a fresh connection.

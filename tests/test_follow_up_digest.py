@@ -126,3 +126,16 @@ def test_a_claim_left_by_a_worker_that_died_mid_send_is_taken_up_again(
     assert [m["To"] for m in smtp_server.messages] == [manager.email]
     digest = db.session.scalars(sa.select(FollowUpDigest)).one()
     assert digest.status == "sent"
+
+
+def test_an_address_smtp_cannot_carry_fails_its_digest_alone(
+    app, smtp_server, make_user, make_lead, make_installer, operator
+):
+    """A manager whose email is not ASCII (accounts only need an @): smtplib refuses to write
+    it without SMTPUTF8; that digest fails and is given back, the others still go out."""
+    make_user("manager", email="zoë@ied.test")  # first in the loop
+    manager = make_user("manager")
+    make_due(make_lead, make_installer, operator, overdue=timedelta(days=-1))
+    assert send_overdue_digest_if_due(MORNING) == 1
+    assert [m["To"] for m in smtp_server.messages] == [manager.email]
+    assert db.session.scalars(sa.select(FollowUpDigest.status)).all() == ["sent"]
