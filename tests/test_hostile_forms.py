@@ -11,6 +11,7 @@ from html.parser import HTMLParser
 import pytest
 from werkzeug.datastructures import MultiDict
 
+from ied.extensions import db
 from tests.test_access_matrix import make_url_values, url_for_rule
 
 HOSTILE = ["a\x00b", "x" * 5000]
@@ -126,3 +127,25 @@ def test_every_form_field_refuses_hostile_text_without_a_5xx(
                         assert all(v in page_text for v in kept), (action, name, "input lost")
     assert broken == [], "\n".join(map(repr, broken))
     assert len(tried) > 20
+
+
+@pytest.mark.parametrize("action", ["advance", "assign"])
+def test_a_transition_note_holding_nul_is_refused_not_a_5xx(
+    app, client, login_as, make_lead, make_installer, action
+):
+    """The transition forms send their status in the pressed button, which the walk above does
+    not press: their note field never reached the service there."""
+    login_as("operator")
+    installer = make_installer()
+    lead = make_lead("new" if action == "advance" else "ready_to_route")
+    data = {"to_status": "reviewing"} if action == "advance" else {"installer_ids": installer.id}
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    response = client.post(
+        f"/leads/{lead.reference}/{action}",
+        data={**data, "note": "a\x00b"},
+        headers={"HX-Request": "true"},
+    )
+    assert response.status_code == 409
+    assert "control character" in response.get_data(as_text=True)
+    db.session.expire_all()
+    assert lead.status == ("new" if action == "advance" else "ready_to_route")

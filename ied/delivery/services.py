@@ -86,6 +86,7 @@ def assign_installers(
     Row locks on the lead and on each installer make concurrent assignments queue up, so
     neither a path limit nor an installer's cycle cap can be overrun by two requests at once.
     """
+    note = clean_note(note)
     lead = lock_one(Lead, lead.id)
     if lead.status not in ASSIGNABLE_LEAD_STATUSES:
         raise AssignmentRefused(
@@ -154,7 +155,7 @@ def assign_installers(
         )
     if lead.status == "ready_to_route":
         names = ", ".join(installer.company_name for installer in installers)
-        note = " · ".join(filter(None, [f"Assigned to {names}", clean_note(note)]))
+        note = " · ".join(filter(None, [f"Assigned to {names}", note]))
         change_status(lead, "assigned", actor, note=note)
     db.session.flush()
     refresh_delivery_attention(lead)

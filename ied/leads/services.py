@@ -14,7 +14,7 @@ from ied.activity.services import activity_values, record_activity, recording_ac
 from ied.auth.models import User
 from ied.errors import DomainError
 from ied.extensions import db
-from ied.input_limits import column_length, is_id, text_errors
+from ied.input_limits import column_length, is_id, text_errors, text_problem
 from ied.leads.models import NEXT_LEAD_STATUS, PRODUCTS, SELECTED_PATHS, Lead, LeadStatusChange
 from ied.leads.status_counts import count_status_change, counting_new_leads
 from ied.row_locks import lock_one
@@ -411,6 +411,17 @@ def advance(lead: Lead, to_status: str, actor: User | None, note: str | None = N
     return change_status(lock_one(Lead, lead.id), to_status, actor, clean_note(note))
 
 
+NOTE_LIMIT = 500
+
+
+class NoteRefused(DomainError):
+    pass
+
+
 def clean_note(note: str | None) -> str | None:
-    """An operator's note on a transition: trimmed, empty means none."""
-    return (note or "").strip() or None
+    """An operator's note on a transition: trimmed, empty means none; refused (by field) when
+    it cannot be stored, e.g. holds NUL, which PostgreSQL text cannot."""
+    note = (note or "").strip() or None
+    if note is not None and (problem := text_problem(note, NOTE_LIMIT)):
+        raise NoteRefused(f"Note: {problem}", field="note")
+    return note
