@@ -1,5 +1,6 @@
 """Calendar questions answered in the business time zone (days, billing cycles)."""
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
@@ -66,6 +67,16 @@ def current_cycles(at: datetime | None = None) -> CurrentCycles:
 def billing_cycle(anchor_day: int, at: datetime | None = None) -> BillingCycle:
     """Monthly cycle starting on the installer's anchor day (1-28), labelled by its start month."""
     return named_billing_cycle(anchor_day, current_cycles(at).label(anchor_day))
+
+
+_CYCLE_LABEL = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
+
+
+def is_cycle_label(label: str) -> bool:
+    """A `YYYY-MM` label whose cycle starts and ends in the calendar: year 1 to 9999, and a
+    month after it (so not 9999-12)."""
+    match = _CYCLE_LABEL.fullmatch(label)
+    return match is not None and (1, 1) <= (int(match[1]), int(match[2])) < (9999, 12)
 
 
 def named_billing_cycle(anchor_day: int, label: str) -> BillingCycle:

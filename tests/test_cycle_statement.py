@@ -95,6 +95,12 @@ def test_statement_page_and_csv(client, login_as, month):
     assert current.headers["Location"].endswith(f"/finance/statements/{installer.id}/{label}")
     assert client.get(f"/finance/statements/{installer.id}/2026-13").status_code == 404
     assert client.get(f"/finance/statements/999/{label}").status_code == 404
+    # Labels of the right shape whose cycle has no start or no end in the calendar.
+    for impossible in ("0000-01", "9999-12"):
+        for tail in ("", "/statement.csv"):
+            url = f"/finance/statements/{installer.id}/{impossible}{tail}"
+            assert client.get(url).status_code == 404, url
+    assert client.get(f"/finance/statements/{installer.id}/9999-11").status_code == 200
 
     response = client.get(f"/finance/statements/{installer.id}/{label}/statement.csv")
     rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))

@@ -3,7 +3,6 @@ export, installer returns awaiting a decision, and each installer's cycle statem
 
 import csv
 import io
-import re
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
 
@@ -22,7 +21,7 @@ from flask import (
 from flask_login import current_user
 
 from ied.auth.access import role_required
-from ied.business_time import billing_cycle, current_cycles
+from ied.business_time import billing_cycle, current_cycles, is_cycle_label
 from ied.delivery.models import DeliveryEvent
 from ied.errors import DomainError
 from ied.extensions import db
@@ -41,7 +40,6 @@ EVENTS_PAGE = "finance/index.html"
 RETURNS_PAGE = "finance/returns.html"
 VOID_PAGE = "finance/void.html"
 STATEMENT_PAGE = "finance/statement.html"
-CYCLE_LABEL = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 
 @bp.app_context_processor
@@ -221,7 +219,7 @@ def decide_return(request_id: int):
 
 def _statement(installer_id: int, cycle: str) -> queries.CycleStatement:
     installer = db.session.get(Installer, installer_id) or abort(404)
-    if not CYCLE_LABEL.match(cycle):
+    if not is_cycle_label(cycle):
         abort(404)
     return queries.cycle_statement(installer, cycle)
 
