@@ -96,6 +96,13 @@ def test_a_delivered_lead_can_create_one_primary_follow_up_record(
     assert missing_date.status_code == 422
     assert "Give a due date." in missing_date.get_data(as_text=True)
     assert "Check the install" in missing_date.get_data(as_text=True)  # input kept
+    # A typed year the calendar ends at (no end of that business day: a 500 before), or one
+    # two thousand years back (an instantly overdue follow-up, saved before).
+    assert create(client, lead, good.id, "not a date").status_code == 422
+    for far in ("9999-12-31", "0202-05-01"):
+        response = create(client, lead, good.id, far, HTMX)
+        assert response.status_code == 422, far
+        assert "within 10 years of today" in response.get_data(as_text=True)
     failed_installer = create(client, lead, bad.id, "2030-01-15", HTMX)
     assert failed_installer.status_code == 422
     assert count(FollowUp) == 0

@@ -9,8 +9,9 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, InputRequired, Optional
+from wtforms.validators import DataRequired, InputRequired, Optional, ValidationError
 
+from ied.business_time import business_today
 from ied.followups.models import (
     CONTACT_OUTCOME_LABELS,
     FOLLOW_UP_STATUS_LABELS,
@@ -35,12 +36,23 @@ def _optional_choice(value: str | None) -> str | None:
     return value or None
 
 
+# A due date typed this many years from today either way is a typo (9999 for 2029, 0202 for
+# 2026); the last days of the calendar have no end of their business day to be due at.
+DUE_DATE_YEARS = 10
+
+
 class CreateFollowUpForm(FlaskForm):
     installer_id = SelectField(
         "Installer", coerce=optional_int, validators=[InputRequired("Choose an installer.")]
     )
     due_date = DateField("Due date", validators=[InputRequired("Give a due date.")])
     notes = TextAreaField("Why follow up (optional)", validators=[NOTE_TEXT])
+
+    def validate_due_date(self, field) -> None:
+        if field.data is None:  # not a date: the field already says so
+            return
+        if abs(field.data.year - business_today().year) > DUE_DATE_YEARS:
+            raise ValidationError(f"Give a due date within {DUE_DATE_YEARS} years of today.")
 
 
 def create_follow_up_form(sent, installer_id: int | None = None) -> CreateFollowUpForm:
