@@ -270,3 +270,23 @@ def test_over_the_return_limit_the_signed_page_says_why(
     page = response.get_data(as_text=True)
     assert "may return up to 10%" in page and 'role="alert"' in page
     assert finance.pending_returns_count() == 0
+
+
+def test_a_return_explained_at_full_length_can_be_approved_with_a_full_remark(
+    secure_app, delivered, make_user
+):
+    """The installer may explain in up to 1,000 characters and the manager remark as much;
+    the credit's void reason quotes both, so approving it must not trip the void reason's own
+    limit (the manager could neither approve it nor do anything but reject it)."""
+    manager = make_user("manager")
+    explanation = "The customer moved house before we called. " * 22  # 968 characters
+    request = finance.request_return(delivered.id, "other", explanation)
+    db.session.commit()
+    remark = "Checked with the customer. " * 37  # 999 characters
+    finance.decide_return(request.id, manager, approve=True, remark=remark)
+    db.session.commit()
+    db.session.refresh(delivered)
+    assert delivered.voided_at is not None
+    assert delivered.void_reason.startswith("Return approved: Other: The customer moved")
+    assert request.status == "approved"
+    assert finance.cycle_billing_drift() == []

@@ -98,6 +98,13 @@ def void_delivery_event(event_id: int, actor: User | None, reason: str) -> Deliv
         raise VoidRefused("Give the reason for voiding this delivery.", field="reason")
     if len(reason) > REASON_TEXT_LIMIT:
         raise VoidRefused(f"Keep the reason under {REASON_TEXT_LIMIT} characters.", field="reason")
+    return _void(event_id, actor, reason)
+
+
+def _void(event_id: int, actor: User | None, reason: str) -> DeliveryEvent:
+    """void_delivery_event once the reason is known good: a manager's typed one is checked
+    there; an approved return's quotes the request and the remark, each already checked, and
+    may be longer than either (the column is text)."""
     event = lock_one(DeliveryEvent, event_id)
     if event.voided_at is not None:
         who = f" by {event.voided_by.email}" if event.voided_by else ""
@@ -340,7 +347,7 @@ def decide_return(
     event = lock_one(DeliveryEvent, request.delivery_event_id)
     if approve and not event.is_voided:  # a manager may have voided it meanwhile: one credit
         detail = f" ({remark})" if remark else ""
-        void_delivery_event(event.id, actor, f"Return approved: {request.reason_label}{detail}")
+        _void(event.id, actor, f"Return approved: {request.reason_label}{detail}")
     record_activity(
         "return_request.decided",
         request,
