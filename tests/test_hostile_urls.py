@@ -155,3 +155,26 @@ def test_hostile_url_variables_and_query_strings_never_answer_5xx(
         assert response.status_code < 500, (method, url[:200], response.status_code)
 
     visit()
+
+
+# Cursors of the right shape naming no position a row can have: an id past PostgreSQL's
+# integer (bigint overflow on the activity log), a moment that has no UTC instant (year 1 at
+# +14:00, year 9999 at -14:00: OverflowError binding it). Each page reads them as no cursor.
+IMPOSSIBLE_CURSORS = [
+    "2024-01-01T00:00:00+00:00~" + "9" * 30,
+    f"2024-01-01T00:00:00+00:00~{MAX_ID + 1}",
+    "2024-01-01T00:00:00+00:00~0",
+    "0001-01-01T00:00:00+14:00~5",
+    "9999-12-31T23:59:59-14:00~5",
+]
+
+
+@pytest.mark.parametrize("cursor", IMPOSSIBLE_CURSORS)
+@pytest.mark.parametrize("page", ["/leads", "/leads?tab=attention", "/activity"])
+def test_a_keyset_cursor_no_row_can_have_is_the_first_page_not_a_5xx(
+    app, admin_client, make_lead, page, cursor
+):
+    make_lead()
+    separator = "&" if "?" in page else "?"
+    response = admin_client.get(f"{page}{separator}{urlencode({'after': cursor})}")
+    assert response.status_code == 200, (page, cursor, response.status_code)
