@@ -12,8 +12,10 @@ import ssl
 import threading
 from dataclasses import dataclass
 from email import policy
+from email.errors import HeaderParseError
+from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import formatdate, parseaddr
+from email.utils import formatdate, getaddresses, parseaddr
 
 from flask import current_app
 
@@ -132,6 +134,17 @@ def _transaction(smtp: smtplib.SMTP, kept: bool, config, recipients, data: bytes
     return SmtpOutcome(True, False, code, _decode(reply))
 
 
+def is_one_plain_address(text: str) -> bool:
+    """One `local@domain` address in ASCII, as SMTP without SMTPUTF8 carries it: no name, no
+    list, no quoting (`a@x.test, b@y.test` is two people)."""
+    if not text.isascii() or '"' in text:
+        return False
+    try:
+        return Address(addr_spec=text).addr_spec == text
+    except (ValueError, IndexError, HeaderParseError):  # what the parser raises on bad input
+        return False
+
+
 def send_message(message: EmailMessage) -> SmtpOutcome:
     """One SMTP transaction for one message; never raises for SMTP or network trouble."""
     config = current_app.config
@@ -139,7 +152,7 @@ def send_message(message: EmailMessage) -> SmtpOutcome:
         message["From"] = config["MAIL_FROM"]
     if "Date" not in message:
         message["Date"] = formatdate(localtime=False)
-    recipients = tuple(address.strip() for address in message["To"].split(","))
+    recipients = tuple(address for _, address in getaddresses([message["To"]]))
     return send_prepared(PreparedEmail(recipients, message.as_bytes(policy=policy.SMTP)))
 
 

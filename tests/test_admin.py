@@ -43,6 +43,21 @@ def test_a_bad_user_is_refused_inline(client, login_as):
     assert "at least 12 characters" in html and 'value="x@ied.test"' in html
 
 
+@pytest.mark.parametrize(
+    "email", ["a@ied.test, b@other.test", "Zoe <zoe@ied.test>", "zoë@ied.test", '"a,b"@ied.test']
+)
+def test_a_user_email_is_one_plain_address(client, login_as, email):
+    """The digest is mailed to a manager's address: a list or a name there would send it to
+    someone else too, and a non-ASCII one could not be sent."""
+    login_as("admin")
+    response = client.post(
+        "/admin/users", data={"email": email, "role": "manager", "password": "a-long-password"}
+    )
+    assert response.status_code == 422
+    assert "Give one email address" in response.get_data(as_text=True)
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(User)) == 1  # the admin
+
+
 def test_change_role_and_deactivate(client, login_as, make_user):
     login_as("admin")
     user = make_user("operator")

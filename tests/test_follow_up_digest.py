@@ -95,6 +95,22 @@ def test_a_failed_send_is_retried_by_the_next_run(
     assert db.session.scalars(sa.select(FollowUpDigest.status)).one() == "sent"
 
 
+def test_a_refused_digest_is_not_retried_that_day(
+    app, smtp_server, make_user, make_lead, make_installer, operator
+):
+    """A permanent refusal would come back every minute all day; it is kept for the day."""
+    make_user("manager")
+    make_due(make_lead, make_installer, operator, overdue=timedelta(days=-1))
+    smtp_server.answer("550 5.1.1 no such mailbox")
+    assert send_overdue_digest_if_due(MORNING) == 0
+    digest = db.session.scalars(sa.select(FollowUpDigest)).one()
+    assert (digest.status, digest.smtp_reply) == ("failed", "550 5.1.1 no such mailbox")
+
+    assert send_overdue_digest_if_due(MORNING + timedelta(minutes=1)) == 0
+    assert len(smtp_server.messages) == 1  # the refused one only
+    assert send_overdue_digest_if_due(MORNING + timedelta(days=1)) == 1  # tomorrow's is sent
+
+
 def test_several_workers_at_once_send_each_manager_one_digest(
     app, smtp_server, make_user, make_lead, make_installer, operator, run_in_threads
 ):
@@ -131,11 +147,15 @@ def test_a_claim_left_by_a_worker_that_died_mid_send_is_taken_up_again(
 def test_an_address_smtp_cannot_carry_fails_its_digest_alone(
     app, smtp_server, make_user, make_lead, make_installer, operator
 ):
-    """A manager whose email is not ASCII (accounts only need an @): smtplib refuses to write
-    it without SMTPUTF8; that digest fails and is given back, the others still go out."""
-    make_user("manager", email="zoë@ied.test")  # first in the loop
+    """A manager whose email is not ASCII (an account made before addresses were checked as
+    one plain address): smtplib refuses to write it without SMTPUTF8; that digest fails and is
+    given back, the others still go out."""
+    zoe = make_user("manager")  # first in the loop
+    zoe.email = "zoë@ied.test"
+    db.session.commit()
     manager = make_user("manager")
     make_due(make_lead, make_installer, operator, overdue=timedelta(days=-1))
     assert send_overdue_digest_if_due(MORNING) == 1
     assert [m["To"] for m in smtp_server.messages] == [manager.email]
-    assert db.session.scalars(sa.select(FollowUpDigest.status)).all() == ["sent"]
+    statuses = db.session.execute(sa.select(FollowUpDigest.user_id, FollowUpDigest.status))
+    assert dict(statuses.all()) == {zoe.id: "failed", manager.id: "sent"}

@@ -5,6 +5,7 @@ from ied.auth.models import ROLES, User
 from ied.auth.passwords import hash_password, needs_rehash, password_problem, spend_a_check
 from ied.errors import DomainError
 from ied.extensions import db
+from ied.mail import is_one_plain_address
 
 
 class UserRefused(DomainError):
@@ -48,8 +49,8 @@ def _set_password(user: User, password: str, field: str = "password") -> None:
 
 def create_user(email: str, role: str, password: str, actor: User | None = None) -> User:
     email = normalize_email(email)
-    if "@" not in email:
-        raise UserRefused("Give a valid email address.", field="email")
+    if not is_one_plain_address(email):
+        raise UserRefused("Give one email address, like name@example.com.", field="email")
     if role not in ROLES:
         raise UserRefused(f"Role must be one of: {', '.join(ROLES)}.", field="role")
     if find_user(email) is not None:

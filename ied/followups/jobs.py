@@ -71,10 +71,17 @@ def _release_abandoned_claims(business_date, now: datetime) -> None:
     db.session.commit()
 
 
-def _claim(business_date, user_id: int, count: int, status: str) -> FollowUpDigest | None:
-    """Insert this manager's row for the day; another worker that got there first wins."""
+def _claim(
+    business_date, user_id: int, count: int, status: str, now: datetime
+) -> FollowUpDigest | None:
+    """Insert this manager's row for the day; another worker that got there first wins. The
+    claim is dated by the run's clock, the one _release_abandoned_claims measures it with."""
     digest = FollowUpDigest(
-        business_date=business_date, user_id=user_id, status=status, follow_up_count=count
+        business_date=business_date,
+        user_id=user_id,
+        status=status,
+        follow_up_count=count,
+        claimed_at=now,
     )
     db.session.add(digest)
     try:
@@ -104,7 +111,7 @@ def send_overdue_digest_if_due(now: datetime | None = None) -> int:
     total = overdue_total + due_today_total
     if total == 0:
         for user_id, _ in recipients:
-            _claim(business_date, user_id, 0, "skipped")
+            _claim(business_date, user_id, 0, "skipped", now)
         return 0
     subject = (
         f"Follow-ups {business_date:%a %d %b}: {overdue_total} overdue, {due_today_total} due today"
@@ -121,7 +128,7 @@ def send_overdue_digest_if_due(now: datetime | None = None) -> int:
     )
     sent = 0
     for user_id, email in recipients:
-        digest = _claim(business_date, user_id, total, "sending")
+        digest = _claim(business_date, user_id, total, "sending", now)
         if digest is None:
             continue
         message = EmailMessage()
@@ -132,6 +139,10 @@ def send_overdue_digest_if_due(now: datetime | None = None) -> int:
         if outcome.accepted:
             digest.status, digest.sent_at, digest.smtp_reply = "sent", utcnow(), outcome.summary
             sent += 1
+        elif outcome.permanent:
+            # Retrying will not help today: the row stays, so no run resends it until tomorrow.
+            log.warning("Follow-up digest to %s refused: %s", email, outcome.summary)
+            digest.status, digest.smtp_reply = "failed", outcome.summary
         else:
             # Give the claim back so the next scheduled run (a minute later) tries again.
             log.warning("Follow-up digest to %s not sent: %s", email, outcome.summary)

@@ -126,14 +126,15 @@ class ContactAttempt(db.Model):
     contacted_by: Mapped["User | None"] = relationship()
 
 
-DIGEST_STATUSES = ("sending", "sent", "skipped")
+DIGEST_STATUSES = ("sending", "sent", "skipped", "failed")
 
 
 class FollowUpDigest(db.Model):
     """One manager's overdue digest for one business day: the unique pair makes sending once-only.
 
-    A worker claims the row before sending ("sending"); a failed send deletes the claim so the
-    next scheduled run tries again, a day with nothing due is recorded as "skipped".
+    A worker claims the row before sending ("sending"); a transient failure deletes the claim so
+    the next scheduled run tries again, a permanent one (5xx, an address SMTP cannot carry)
+    keeps the day's row as "failed", a day with nothing due is recorded as "skipped".
     """
 
     __tablename__ = "follow_up_digests"
