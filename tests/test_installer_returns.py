@@ -194,6 +194,30 @@ def test_rejection_needs_a_remark_and_leaves_the_event_billed(secure_app, delive
     assert 'data-return-state="rejected"' in page and "We reached them on 2 Dec" in page
 
 
+def test_a_return_whose_delivery_was_voided_meanwhile_can_only_be_approved(
+    secure_app, delivered, make_user
+):
+    """Voided on the void page while the return waited: rejecting it would tell the installer
+    the delivery stays billed when it was credited."""
+    manager = make_user("manager")
+    request = finance.request_return(delivered.id, "duplicate", None)
+    db.session.commit()
+    finance.void_delivery_event(delivered.id, manager, "Duplicate of IED-000001")
+    db.session.commit()
+    with pytest.raises(finance.ReturnRefused, match="already voided .* approve the return"):
+        finance.decide_return(request.id, manager, approve=False, remark="Not a duplicate")
+    db.session.rollback()
+    assert db.session.get(ReturnRequest, request.id).status == "pending"
+
+    finance.decide_return(request.id, manager, approve=True, remark=None)
+    db.session.commit()
+    db.session.refresh(delivered)
+    assert delivered.void_reason == "Duplicate of IED-000001"  # one credit, the first reason
+    page = details_page(secure_app.test_client(), delivered)
+    assert 'data-return-state="approved"' in page
+    assert finance.cycle_billing_drift() == []
+
+
 def test_the_return_limit_is_a_share_of_the_cycles_deliveries(
     app, make_installer, make_lead, operator
 ):

@@ -340,11 +340,19 @@ def decide_return(
             f"This return was already {request.status}{who} on "
             f"{local_datetime(request.decided_at)}; a decision is final."
         )
+    event = lock_one(DeliveryEvent, request.delivery_event_id)
+    if not approve and event.is_voided:
+        # Voided on the void page meanwhile: the installer has had the credit, and a rejection
+        # would tell them the delivery stays billed.
+        who = f" by {event.voided_by.email}" if event.voided_by else ""
+        raise ReturnRefused(
+            f"This delivery was already voided{who} on {local_datetime(event.voided_at)}: "
+            "approve the return to close it (the credit is not given twice)."
+        )
     request.status = "approved" if approve else "rejected"
     request.decided_at = utcnow()
     request.decided_by_id = actor.id if actor else None
     request.remark = remark
-    event = lock_one(DeliveryEvent, request.delivery_event_id)
     if approve and not event.is_voided:  # a manager may have voided it meanwhile: one credit
         detail = f" ({remark})" if remark else ""
         _void(event.id, actor, f"Return approved: {request.reason_label}{detail}")
