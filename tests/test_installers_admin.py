@@ -7,6 +7,7 @@ import sqlalchemy as sa
 
 from ied.extensions import db
 from ied.installers.models import Installer
+from tests.support.billing import billed_delivery
 
 VALID = {
     "company_name": "Sunny Roofs",
@@ -95,6 +96,30 @@ def test_editing_keeps_what_is_not_changed(client, login_as, make_installer):
     assert response.status_code == 303
     db.session.refresh(installer)
     assert installer.company_name == "New Name" and installer.cycle_cap is None
+
+
+def test_the_billing_day_stays_once_a_delivery_is_billed(
+    client, login_as, make_installer, make_lead, operator
+):
+    """Billed deliveries keep the label of the cycle they fell in: moving the anchor day would
+    count November's deliveries in a cycle that starts on 28 November."""
+    login_as("manager")
+    installer = make_installer(billing_anchor_day=1)
+    url = f"/installers/{installer.id}/edit"
+    changed = {**VALID, "company_name": "Renamed Roofs", "billing_anchor_day": "28"}
+    assert client.post(url, data=changed).status_code == 303  # nothing billed yet: it may move
+    db.session.refresh(installer)
+    assert installer.billing_anchor_day == 28
+    billed_delivery(make_lead, installer, operator)
+
+    response = client.post(url, data={**changed, "billing_anchor_day": "1"})
+
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    assert "Stays 28: this installer has billed deliveries" in html and 'value="1"' in html
+    db.session.refresh(installer)
+    assert installer.billing_anchor_day == 28
+    assert client.post(url, data={**changed, "company_name": "Sunny Again"}).status_code == 303
 
 
 def test_pause_and_activate(client, login_as, make_installer):

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Bundle
 from ied.activity.services import record_activity
 from ied.auth.models import User
 from ied.business_time import BillingCycle, CurrentCycles, current_cycles, named_billing_cycle
-from ied.delivery.models import Assignment
+from ied.delivery.models import Assignment, DeliveryEvent
 from ied.errors import DomainError
 from ied.extensions import db
 from ied.finance.models import CycleBilling
@@ -555,7 +555,19 @@ def create_installer(data: InstallerInput, actor: User | None) -> Installer:
 
 
 def update_installer(installer: Installer, data: InstallerInput, actor: User | None) -> Installer:
-    """A new delivery address revokes the links mailed to the old one."""
+    """A new delivery address revokes the links mailed to the old one. The billing anchor day
+    is kept once a delivery has been billed: each billed delivery carries the label of the cycle
+    it fell in, and cap use and statements read a cycle by its label, so moving the day would
+    count one cycle's deliveries in another."""
+    if data.billing_anchor_day != installer.billing_anchor_day and db.session.scalar(
+        sa.select(sa.exists().where(DeliveryEvent.installer_id == installer.id))
+    ):
+        raise InstallerValidationError(
+            {
+                "billing_anchor_day": f"Stays {installer.billing_anchor_day}: this installer has "
+                "billed deliveries, whose cycles are counted from that day."
+            }
+        )
     before = {name: getattr(installer, name) for name in INSTALLER_FIELDS}
     _apply(installer, data)
     changed = [name for name in INSTALLER_FIELDS if getattr(installer, name) != before[name]]
