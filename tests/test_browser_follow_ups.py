@@ -110,3 +110,34 @@ def test_an_operator_works_a_follow_up_to_closed_with_issue_then_resolves_it(
     page.screenshot(path="/tmp/ied-follow-up-closed.png", full_page=True)
     # The refused close answered 409 on purpose; Chromium logs every 4xx. Nothing else failed.
     assert [e for e in page.console_errors if "409 (CONFLICT)" not in e] == []
+
+
+def test_a_tab_clicked_straight_after_a_search_shows_that_tab_not_the_search_alone(
+    browser_page, browser_login, live_server, make_lead, make_installer, operator
+):
+    """Leaving the search box for a tab fires its `change` (the form's request) just before the
+    tab's own request; the form's answer must not win and leave the tab's table unswapped."""
+    now = datetime.now(UTC)
+    for due_at in (now - timedelta(days=3), now + timedelta(days=4)):
+        make_follow_up(make_lead, make_installer, operator, due_at, customer_name="Grace Khan")
+    make_follow_up(make_lead, make_installer, operator, now + timedelta(days=5))
+    browser_login("manager")
+    page = browser_page
+    page.goto(f"{live_server.url}/follow-ups")
+    page.click("#q")
+    page.keyboard.type("Khan")
+    page.wait_for_function(
+        "() => document.querySelectorAll('#follow-up-results tbody tr').length == 2"
+    )
+
+    page.click("#due-tabs a[data-due=overdue]")
+    page.wait_for_url(f"{live_server.url}/follow-ups?due=overdue&q=Khan")
+    page.wait_for_selector("#due-tabs a[data-due=overdue][aria-current=page]")
+    page.wait_for_load_state("networkidle")
+    assert row_states(page) == ["overdue"]
+
+    page.check("#issue")  # the other filters still ask as soon as they change
+    page.wait_for_selector("#follow-up-results .empty")
+    page.fill("#q", "")  # as the search box's clear button does
+    page.wait_for_url(lambda url: "q=&" in url)
+    assert page.console_errors == []
