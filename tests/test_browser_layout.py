@@ -1,7 +1,9 @@
 """At 1280 px the admin tables fit their card: no column (their row actions last) is pushed out
-of sight behind a horizontal scroll."""
+of sight behind a horizontal scroll; at 1024 px the top bar fits the screen."""
 
 from decimal import Decimal
+
+import pytest
 
 
 def overflow(page) -> int:
@@ -69,3 +71,27 @@ def test_the_ready_to_route_tab_fits_at_1280_px_with_compact_rows(
     assert box["x"] + box["width"] <= viewport["width"]
     assert row.get_by_role("link", name="Open installers").is_visible()
     assert row.bounding_box()["height"] <= 120
+
+
+@pytest.mark.parametrize("role", ["operator", "manager", "admin"])
+def test_the_top_bar_fits_1024_px_on_one_line_for_every_role(
+    browser_page, browser_login, live_server, role
+):
+    """An admin's eight links, the brand and who is signed in: no label broken over two lines,
+    nothing pushed off the right edge (Sign out used to be half out of sight)."""
+    browser_page.set_viewport_size({"width": 1024, "height": 700})
+    user = browser_login(role)
+    page = browser_page
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 1024
+    assert page.evaluate("() => document.querySelector('.topbar').offsetHeight") <= 48
+    sign_out = page.get_by_role("button", name="Sign out").bounding_box()
+    assert sign_out["x"] + sign_out["width"] <= 1024
+    line = page.evaluate(
+        "() => parseFloat(getComputedStyle(document.querySelector('.topbar nav a')).lineHeight)"
+    )
+    heights = page.eval_on_selector_all(
+        ".topbar nav a, .topbar .brand, .whoami a, .whoami button",
+        "els => els.map(e => e.getBoundingClientRect().height)",
+    )
+    assert all(height < 2 * line for height in heights)
+    assert page.get_attribute(".whoami .role", "title") == user.email
