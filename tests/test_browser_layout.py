@@ -95,3 +95,40 @@ def test_the_top_bar_fits_1024_px_on_one_line_for_every_role(
     )
     assert all(height < 2 * line for height in heights)
     assert page.get_attribute(".whoami .role", "title") == user.email
+
+
+def test_a_follow_up_with_its_contact_log_fits_1024_px(
+    browser_page, browser_login, live_server, make_lead, make_installer, operator
+):
+    """The contact log's table used to push its column (and the page) past the window, and a
+    long email ran out of the summary card."""
+    from datetime import UTC, datetime, timedelta
+
+    from ied.extensions import db
+    from ied.followups import services as followups
+    from tests.support.follow_ups import make_follow_up
+
+    follow_up = make_follow_up(
+        make_lead,
+        make_installer,
+        operator,
+        datetime.now(UTC) + timedelta(days=2),
+        email="maximilian.fitzgerald-montgomery@a-very-long-domain-name.example.co.uk",
+    )
+    followups.log_contact_attempt(follow_up, "left_message", operator, "Voicemail, ring back")
+    followups.log_contact_attempt(follow_up, "reached_customer", operator, "Spoke to them")
+    db.session.commit()
+    browser_page.set_viewport_size({"width": 1024, "height": 800})
+    browser_login("operator")
+    page = browser_page
+    page.goto(f"{live_server.url}/follow-ups/{follow_up.id}")
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 1024
+    for card in ("#follow-up-summary", "#follow-up-attempts"):
+        box = page.locator(card).bounding_box()
+        assert box["x"] + box["width"] <= 1024
+    summary = page.locator("#follow-up-summary").bounding_box()
+    email = page.locator("#follow-up-summary a[href^=mailto]").bounding_box()
+    assert email["x"] + email["width"] <= summary["x"] + summary["width"]
+    assert page.locator("#follow-up-attempts th:has-text('Note')").is_visible()
+    log = page.locator("#follow-up-attempts .table-wrap")
+    assert log.evaluate("e => e.scrollWidth <= e.clientWidth")  # every column in sight
