@@ -55,6 +55,7 @@ def test_installer_asks_for_a_return_and_the_manager_approves_it_in_finance(
     row = page.locator("#return-requests tbody tr").first
     assert "Customer unreachable" in row.inner_text()
     row.locator("textarea[name=remark]").fill("Number disconnected")
+    page.once("dialog", lambda dialog: dialog.accept())  # decisions are final: it asks first
     row.locator("button[value=approve]").click()
     page.wait_for_url(f"{live_server.url}/finance/returns")
     assert "approved: its delivery is voided" in page.inner_text(".flashes")
@@ -90,3 +91,38 @@ def test_installer_asks_for_a_return_and_the_manager_approves_it_in_finance(
     page.wait_for_selector(".field.has-error")
     assert prompts and prompts[0].startswith(f"Void delivery event {event.id + 1}")
     page.screenshot(path="/tmp/ied-finance-void.png", full_page=True)
+
+
+@pytest.mark.parametrize("decision", ["approve", "reject"])
+def test_a_return_decision_asks_first_and_cancelling_it_decides_nothing(
+    browser_page, browser_login, live_server, make_lead, make_installer, operator, decision
+):
+    """Approving credits the installer and rejecting keeps the bill; both are final, so each
+    button names what it does before it does it, like voiding."""
+    from ied.finance import services as finance
+
+    solar = make_installer(company_name="Bright Solar", price_per_lead=Decimal("35.00"))
+    event = billed_delivery(make_lead, solar, operator)
+    finance.request_return(event.id, "customer_unreachable", None)
+    db.session.commit()
+    browser_login("manager")
+    page = browser_page
+    page.goto(f"{live_server.url}/finance/returns")
+    row = page.locator("#return-requests tbody tr").first
+    row.locator("textarea[name=remark]").fill("Number disconnected")
+    prompts = []
+    page.once("dialog", lambda dialog: (prompts.append(dialog.message), dialog.dismiss()))
+    row.locator(f"button[value={decision}]").click()
+    page.wait_for_timeout(300)
+    assert prompts and event.lead.reference in prompts[0] and "Bright Solar" in prompts[0]
+    assert ("£35.00" in prompts[0]) is (decision == "approve")
+    assert page.url == f"{live_server.url}/finance/returns"
+    assert row.get_attribute("data-return-status") == "pending"
+    assert row.locator("textarea[name=remark]").input_value() == "Number disconnected"
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    row.locator(f"button[value={decision}]").click()
+    page.wait_for_selector(".flashes")
+    verb = "approved" if decision == "approve" else "rejected"
+    assert f"Return of {event.lead.reference} {verb}" in page.inner_text(".flashes")
+    assert page.console_errors == []

@@ -16,8 +16,10 @@
     box.textContent = text;
   }
   // Forms that undo much ask first (data-confirm): the strict CSP allows no inline handlers.
+  // A form whose buttons do different things puts the question on each button instead.
   document.addEventListener("submit", function (event) {
-    var message = event.target.getAttribute("data-confirm");
+    var button = event.submitter;
+    var message = (button && button.getAttribute("data-confirm")) || event.target.getAttribute("data-confirm");
     if (message && !window.confirm(message)) {
       event.preventDefault();
     }
