@@ -132,3 +132,36 @@ def test_a_follow_up_with_its_contact_log_fits_1024_px(
     assert page.locator("#follow-up-attempts th:has-text('Note')").is_visible()
     log = page.locator("#follow-up-attempts .table-wrap")
     assert log.evaluate("e => e.scrollWidth <= e.clientWidth")  # every column in sight
+
+
+BADGE_CONTRAST = """() => [...document.querySelectorAll('.badge')].map(badge => {
+  const rgb = c => c.match(/\\d+(\\.\\d+)?/g).slice(0, 3).map(Number);
+  const lum = c => { const [r, g, b] = rgb(c).map(v => { v /= 255;
+    return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
+  const style = getComputedStyle(badge);
+  const [a, b] = [lum(style.color), lum(style.backgroundColor)];
+  return [badge.className, (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05)];
+})"""
+
+
+def test_every_status_badge_is_readable_small_text(
+    browser_page, browser_login, live_server, make_lead, make_installer, operator
+):
+    """Badges are 12 px text: WCAG AA asks 4.5:1 of their colour on their background (the
+    amber of Ready to route, Pending, Queued and due today gave 4.39:1)."""
+    from datetime import UTC, datetime, timedelta
+
+    from tests.support.follow_ups import end_of_today, make_follow_up
+
+    for status in ("new", "reviewing", "ready_to_route"):
+        make_lead(status)
+    make_follow_up(make_lead, make_installer, operator, end_of_today())
+    make_follow_up(make_lead, make_installer, operator, datetime.now(UTC) - timedelta(days=2))
+    browser_login("manager")
+    page = browser_page
+    for path in ("/dashboard", "/follow-ups"):
+        page.goto(f"{live_server.url}{path}")
+        badges = page.evaluate(BADGE_CONTRAST)
+        assert badges
+        assert [(name, round(ratio, 2)) for name, ratio in badges if ratio < 4.5] == []
