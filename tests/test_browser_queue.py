@@ -223,3 +223,44 @@ def test_a_lead_nobody_can_take_says_so_in_the_queue(
     page.wait_for_selector(f"#lead-{failing.reference} button:has-text('Resend')", state="detached")
     assert "failed: 550" not in page.inner_text(f"#lead-{failing.reference}")
     assert page.console_errors == []
+
+
+def focused_row_id(page) -> str | None:
+    return page.evaluate(
+        "() => document.activeElement.closest('tr') && document.activeElement.closest('tr').id"
+    )
+
+
+def test_escape_out_of_the_assign_dialog_puts_focus_back_on_the_lead(
+    browser_page, browser_login, live_server, make_installer, make_lead
+):
+    """Closing the dialog (Escape or Cancel) used to leave focus on <body>: the next Tab started
+    again from the skip link at the top of the page instead of the lead just looked at."""
+    page = browser_page
+    make_installer()
+    first, second = (make_lead("ready_to_route") for _ in range(2))  # rows: second, first
+    browser_login("operator")
+    page.goto(f"{live_server.url}/leads?tab=ready_to_route")
+    page.wait_for_load_state("load")
+    page.keyboard.press("j")
+    page.keyboard.press("j")
+    page.keyboard.press("a")
+    page.wait_for_selector("#assign-dialog:modal")
+    page.keyboard.press("Escape")
+    page.wait_for_selector("#assign-dialog:modal", state="detached")
+    assert focused_row_id(page) == f"lead-{first.reference}"
+
+    page.keyboard.press("a")
+    page.wait_for_selector("#assign-dialog:modal")
+    page.click("#assign-dialog >> text=Cancel")
+    page.wait_for_selector("#assign-dialog:modal", state="detached")
+    assert focused_row_id(page) == f"lead-{first.reference}"
+
+    # On the lead page, back on the button that opened it.
+    page.goto(f"{live_server.url}/leads/{second.reference}")
+    page.click("text=Assign installers")
+    page.wait_for_selector("#assign-dialog:modal")
+    page.keyboard.press("Escape")
+    page.wait_for_selector("#assign-dialog:modal", state="detached")
+    assert page.evaluate("() => document.activeElement.textContent.trim()") == "Assign installers"
+    assert page.console_errors == []

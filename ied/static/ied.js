@@ -38,10 +38,20 @@
     showProblem("The server could not be reached. Check the connection and try again.");
   });
 
-  // Dialogs: a server-rendered `open` dialog (the no-JS form) becomes a real modal here.
+  // Dialogs: a server-rendered `open` dialog (the no-JS form) becomes a real modal here. It
+  // remembers what last had focus outside dialogs (the queue row's link, the lead page's
+  // button: by the time it is promoted its own button may have taken focus) to give it back.
+  var dialogOpeners = new WeakMap();
+  var focusedOutsideDialogs = null;
+  document.addEventListener("focusin", function (event) {
+    if (!event.target.closest("dialog")) { focusedOutsideDialogs = event.target; }
+  });
   function promoteOpenDialogs(root) {
     root.querySelectorAll("dialog[data-modal][open]").forEach(function (dialog) {
-      if (!dialog.matches(":modal")) { dialog.close(); dialog.showModal(); }
+      if (!dialog.matches(":modal")) {
+        if (focusedOutsideDialogs) { dialogOpeners.set(dialog, focusedOutsideDialogs); }
+        dialog.close(); dialog.showModal();
+      }
     });
   }
   document.addEventListener("click", function (event) {
@@ -142,6 +152,19 @@
       if (action) { event.preventDefault(); action.click(); }
     }
   });
+
+  // Closed (Escape, Cancel, after assigning) with focus nowhere: back to where it was opened
+  // from, or, when that was swapped away, the queue's current row; the next Tab goes on there
+  // rather than from the top of the page. (`close` does not bubble: listen in the capture phase.)
+  document.addEventListener("close", function (event) {
+    var dialog = event.target;
+    if (!dialog.matches || !dialog.matches("dialog") || dialog.open) { return; }  // open: promoted
+    var active = document.activeElement;
+    if (active && active !== document.body && !dialog.contains(active)) { return; }
+    var opener = dialogOpeners.get(dialog);
+    if (opener && opener.isConnected) { opener.focus(); return; }
+    select(currentRow());
+  }, true);
 
   document.addEventListener("DOMContentLoaded", function () { promoteOpenDialogs(document); });
   document.addEventListener("htmx:load", function (event) { promoteOpenDialogs(event.detail.elt); });
