@@ -206,7 +206,8 @@ def test_a_phone_in_with_errors_keeps_the_input_and_says_what_is_wrong(client, l
     assert 'value="Liam Green"' in html and 'value="nowhere"' in html
     assert "This is not a UK postcode." in html
     assert "Give an email address or a phone number." in html
-    assert "Product must be one of" in html
+    assert "Product is required." in html  # not the API's list of codes
+    assert "solar_pv, battery" not in html
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Lead)) == 0
 
 

@@ -108,7 +108,9 @@ def validate_lead_input(data: LeadInput) -> dict[str, str]:
         errors["postcode"] = "Postcode is required."
     elif not is_valid_postcode(data.postcode):
         errors["postcode"] = "This is not a UK postcode."
-    if data.product_interest not in PRODUCTS:
+    if not data.product_interest:
+        errors["product_interest"] = "Product is required."
+    elif data.product_interest not in PRODUCTS:
         errors["product_interest"] = f"Product must be one of: {', '.join(PRODUCTS)}."
     if data.selected_path not in SELECTED_PATHS:
         errors["selected_path"] = f"Selected path must be one of: {', '.join(SELECTED_PATHS)}."
