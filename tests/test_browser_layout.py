@@ -14,8 +14,9 @@ def overflow(page) -> int:
     )
 
 
-def test_the_installers_table_fits_at_1280_px(
-    browser_page, browser_login, live_server, make_installer
+@pytest.mark.parametrize("width", [1024, 1280])
+def test_the_installers_table_fits_at_1280_and_1024_px(
+    browser_page, browser_login, live_server, make_installer, width
 ):
     for number in range(3):
         make_installer(
@@ -29,9 +30,10 @@ def test_the_installers_table_fits_at_1280_px(
             price_per_lead=Decimal("38.50"),
             billing_anchor_day=15,
         )
-    browser_page.set_viewport_size({"width": 1280, "height": 900})
+    browser_page.set_viewport_size({"width": width, "height": 900})
     browser_login("manager")
     browser_page.goto(f"{live_server.url}/installers")
+    browser_page.screenshot(path=f"/tmp/ied-installers-{width}.png", full_page=True)
     assert overflow(browser_page) <= 0
     assert browser_page.get_by_role("button", name="Pause").first.is_visible()
 
