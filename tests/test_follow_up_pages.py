@@ -257,6 +257,20 @@ def test_bad_input_is_shown_inline_with_422_and_kept(client, login_as, pending):
     assert reload(pending).satisfaction_outcome is None
 
 
+def test_an_htmx_action_says_what_it_did_in_the_part_it_swaps(client, login_as, pending):
+    """Saving the outcome as it already was changes nothing on screen: without a word the
+    button would look as if it did nothing."""
+    login_as("operator")
+    saved = record_outcome(client, pending, headers=HTMX, satisfaction_outcome="")
+    assert saved.status_code == 200
+    outcome_part = saved.get_data(as_text=True).split('id="follow-up-summary"')[0]
+    assert 'role="status">Outcome recorded.</p>' in outcome_part
+    logged = log_attempt(client, pending, "attempted", headers=HTMX)
+    assert 'role="status">Contact attempt logged.</p>' in logged.get_data(as_text=True)
+    page = client.get(f"/follow-ups/{pending.id}").get_data(as_text=True)
+    assert 'role="status"' not in page  # a page drawn afresh has nothing to report
+
+
 def test_a_closed_follow_up_takes_no_more_attempts(client, login_as, pending):
     login_as("operator")
     log_attempt(client, pending, "reached_customer")

@@ -108,6 +108,7 @@ def test_showing_the_lead_of_a_link_that_no_longer_opens_shows_and_counts_nothin
 def test_no_login_is_needed_and_no_navigation_is_shown(client, sent_assignment):
     _, page = open_link(client, link_token(sent_assignment))
     assert "Sign out" not in page and "/leads" not in page
+    assert 'href="/"' not in page  # the brand would lead to a sign-in the installer has none for
 
 
 def test_an_expired_link_answers_410_with_how_to_get_it_resent(

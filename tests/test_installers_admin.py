@@ -54,7 +54,8 @@ def test_an_empty_cap_means_no_cap(client, login_as):
     ("change", "field", "message"),
     [
         ({"company_name": ""}, "company_name", "Company name is required."),
-        ({"delivery_email": "nope"}, "delivery_email", "Give the email address"),
+        ({"delivery_email": ""}, "delivery_email", "Give the email address"),
+        ({"delivery_email": "nope"}, "delivery_email", "An email address must have an @-sign."),
         # Valid addresses, but only over SMTPUTF8, which delivery does not use.
         ({"delivery_email": "jörg@sunny.example"}, "delivery_email", "plain ASCII"),
         ({"delivery_email": "leads@müller.example"}, "delivery_email", "xn--mller-kva.example"),

@@ -119,9 +119,10 @@ def _follow_up_page(
     attempt_form: ContactAttemptForm | None = None,
     outcome_form: OutcomeForm | None = None,
     refusal: str | None = None,
+    done: str | None = None,
 ):
     """The page, or for htmx the changed parts: the first one is the request's target and
-    shows the refusal if there is one; the rest swap out of band."""
+    shows the refusal, or what was done, if there is one; the rest swap out of band."""
     now = utcnow()
     return page_or_blocks(
         FOLLOW_UP_PAGE,
@@ -137,6 +138,8 @@ def _follow_up_page(
         closes_as=services.closes_as(follow_up),
         refusal=refusal,
         refused_part=parts[0] if refusal else None,
+        done=done,
+        done_part=parts[0] if done else None,
     )
 
 
@@ -176,7 +179,9 @@ def _act(
         flash(error.message, "error")
         return redirect(url_for(".show", follow_up_id=follow_up_id), 303)
     if is_htmx():
-        return _follow_up_page(follow_up_or_404(follow_up_id), action.parts)
+        # The part swapped says what was done: a save that changed nothing visible (an
+        # outcome saved as it was) would otherwise look like a button doing nothing.
+        return _follow_up_page(follow_up_or_404(follow_up_id), action.parts, done=action.done)
     flash(action.done, "success")
     return redirect(url_for(".show", follow_up_id=follow_up_id), 303)
 

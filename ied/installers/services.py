@@ -468,9 +468,13 @@ def validate_installer_input(data: InstallerInput) -> dict[str, str]:
     if not data.contact_name.strip():
         errors["contact_name"] = "Contact name is required."
     try:
-        address = validate_email(data.delivery_email or "", check_deliverability=False)
-    except EmailNotValidError:
-        errors["delivery_email"] = "Give the email address leads are delivered to."
+        address = validate_email((data.delivery_email or "").strip(), check_deliverability=False)
+    except EmailNotValidError as error:
+        errors["delivery_email"] = (
+            f"{error}"  # the library says what is wrong with it
+            if (data.delivery_email or "").strip()
+            else "Give the email address leads are delivered to."
+        )
     else:
         if not data.delivery_email.isascii():
             # Deliveries go out without SMTPUTF8: an address must be ASCII to be sent to.
