@@ -65,10 +65,17 @@ def test_over_https_without_referer_the_installer_asks_for_a_return(secure_app, 
     assert "Ask for a return" in page and 'data-return-state="open"' in page
     response = ask(client, delivered, reason="customer_unreachable")
     assert "Referer" not in response.request.headers
-    assert response.status_code == 200, response.get_data(as_text=True)
+    # Post, redirect, get: reloading the answer (or going back to it) asks nothing again.
+    assert response.status_code == 303, response.get_data(as_text=True)
+    link = f"/d/{link_token(delivered.assignment)}"
+    assert response.headers["Location"] == f"{link}?asked=return"
     assert "Set-Cookie" not in response.headers
     assert response.headers["Referrer-Policy"] == "no-referrer"
-    page = response.get_data(as_text=True)
+    landing = client.get(response.headers["Location"], **HTTPS)
+    assert landing.status_code == 200
+    assert "You asked for a return of this lead" in landing.get_data(as_text=True)
+    assert "You asked for a return" not in client.get(link, **HTTPS).get_data(as_text=True)
+    page = details_page(client, delivered)
     assert 'data-return-state="pending"' in page and "IED is reviewing it" in page
     request = db.session.scalars(sa.select(ReturnRequest)).one()
     assert (request.status, request.reason, request.installer_id) == (
@@ -113,7 +120,7 @@ def test_other_needs_its_text_and_one_request_per_delivery(secure_app, delivered
     assert "Say what is wrong" in no_text.get_data(as_text=True)
     no_reason = ask(client, delivered)
     assert no_reason.status_code == 422
-    assert ask(client, delivered, reason="other", reason_text="Business address").status_code == 200
+    assert ask(client, delivered, reason="other", reason_text="Business address").status_code == 303
     again = ask(client, delivered, token=token, reason="duplicate")
     assert again.status_code == 409
     assert "only one request per delivery" in again.get_data(as_text=True)
@@ -280,7 +287,7 @@ def test_an_installer_sees_only_its_own_delivery_and_returns_only_that_one(
     page = details_page(client, delivered)
     assert delivered.lead.customer_name in page and "Other Person" not in page
     assert other.lead.reference not in page
-    assert ask(client, delivered, reason="duplicate").status_code == 200
+    assert ask(client, delivered, reason="duplicate").status_code == 303
     assert finance.return_request_for(other) is None
 
 

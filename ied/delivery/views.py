@@ -96,8 +96,12 @@ def installer_link(token: str):
     assignment = _resolve_or_problem(token)
     if not isinstance(assignment, Assignment):
         return assignment
+    asked = request.args.get("asked") == "return"  # back from asking for a return: say so
     body = render_template(
-        "delivery/installer_link.html", assignment=assignment, **_lead_facts(assignment)
+        "delivery/installer_link.html",
+        assignment=assignment,
+        return_request=asked and finance.return_state(assignment.delivery_event).request,
+        **_lead_facts(assignment),
     )
     return body, 200, INSTALLER_LINK_HEADERS
 
@@ -161,7 +165,10 @@ def request_return(token: str):
             assignment, 422 if error.field else 409, form, None if error.field else error.message
         )
     db.session.commit()
-    return render_installer_lead(assignment)
+    # To the link's page, which says the request was sent: reloading it asks nothing again.
+    answer = redirect(url_for(".installer_link", token=token, asked="return"), 303)
+    answer.headers.update(INSTALLER_LINK_HEADERS)
+    return answer
 
 
 def _lead_facts(assignment: Assignment) -> dict:
