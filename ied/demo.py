@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import sqlalchemy as sa
 
+from ied.activity.models import ActivityEntry
 from ied.auth.services import create_user
 from ied.business_time import billing_cycle, business_today, local_midnight
 from ied.delivery import services as delivery
@@ -204,12 +205,14 @@ def _age(rng: random.Random, number: int, lead_count: int) -> timedelta:
 
 def _backdate(lead: Lead, age: timedelta) -> None:
     """Move everything the services stamped "now" on this lead back by `age`, as if it had
-    happened then (billing cycles follow the delivery's moment)."""
+    happened then (billing cycles follow the delivery's moment, its activity entries its
+    history's)."""
     moments = [lead, *lead.status_changes]
     for assignment in lead.assignments:
         moments += [assignment, *assignment.audits]
         if assignment.delivery_event is not None:
             moments.append(assignment.delivery_event)
+    moments += db.session.scalars(sa.select(ActivityEntry).where(ActivityEntry.lead_id == lead.id))
     for record in moments:
         for column in (
             "created_at",

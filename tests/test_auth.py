@@ -1,3 +1,5 @@
+from datetime import timedelta
+
 import pytest
 import sqlalchemy as sa
 
@@ -174,6 +176,7 @@ def test_cli_create_user_and_api_key(app):
 
 
 def test_cli_seed_demo_fills_every_state(app):
+    from ied.activity.models import ActivityEntry
     from ied.delivery.models import Assignment, DeliveryAudit, DeliveryEvent
     from ied.finance.models import ReturnRequest
     from ied.finance.services import cycle_billing_drift
@@ -183,6 +186,16 @@ def test_cli_seed_demo_fills_every_state(app):
 
     result = app.test_cli_runner().invoke(args=["ied", "seed-demo", "--if-empty"])
     assert result.exit_code == 0, result.output
+    # The backdated leads' activity moved with them: a lead's timeline and its status history
+    # tell the same times.
+    created = db.session.execute(
+        sa.select(Lead.created_at, ActivityEntry.created_at).join(
+            ActivityEntry,
+            (ActivityEntry.lead_id == Lead.id) & (ActivityEntry.verb == "lead.created"),
+        )
+    ).all()
+    assert len(created) > 100
+    assert all(abs(entry_at - lead_at) < timedelta(seconds=1) for lead_at, entry_at in created)
     assert "operator@ied.localhost" in result.output and "maple-quartz-demo" in result.output
 
     def grouped(column):
