@@ -127,12 +127,13 @@ def advance(reference: str):
         db.session.commit()
     except DomainError as error:
         db.session.rollback()
+        status = 422 if error.field else 409  # the note refused, or the transition
         if is_htmx() and on_lead_page:
             return lead_page_parts(
-                lead_or_404(reference), ["lead_head"], 409, head_error=error.message
+                lead_or_404(reference), ["lead_head"], status, head_error=error.message
             )
         if is_htmx():
-            return queue_row_parts(lead.reference, tab, status=409, row_error=error.message)
+            return queue_row_parts(lead.reference, tab, status=status, row_error=error.message)
         flash(error.message, "error")
         return redirect(back, 303)
     if is_htmx() and on_lead_page:
