@@ -42,6 +42,9 @@ def test_installer_asks_for_a_return_and_the_manager_approves_it_in_finance(
         installer.screenshot(path="/tmp/ied-installer-return-form.png", full_page=True)
         installer.check("input[name=reason][value=customer_unreachable]")
         installer.click("text=Ask for a return")
+        # Back on the link's page (post, redirect, get), which says the request was sent.
+        installer.wait_for_selector("text=You asked for a return of this lead")
+        installer.click("text=Show the lead")
         installer.wait_for_selector("#lead-return[data-return-state=pending]")
         assert "IED is reviewing it" in installer.inner_text("#lead-return")
     finally:
