@@ -1,5 +1,5 @@
-"""At 1280 px the admin tables fit their card: no column (their row actions last) is pushed out
-of sight behind a horizontal scroll; at 1024 px the top bar fits the screen."""
+"""At 1024 px (and up) the tables fit their card: no column (their row actions last) is pushed
+out of sight behind a horizontal scroll; at 1024 px the top bar fits the screen."""
 
 from decimal import Decimal
 
@@ -167,3 +167,38 @@ def test_every_status_badge_is_readable_small_text(
         badges = page.evaluate(BADGE_CONTRAST)
         assert badges
         assert [(name, round(ratio, 2)) for name, ratio in badges if ratio < 4.5] == []
+
+
+def test_a_lead_advanced_on_the_new_tab_brings_the_installers_column_and_still_fits(
+    browser_page, browser_login, live_server, make_installer, make_lead
+):
+    """The New tab has no Installers column (it would be empty) until a lead started there
+    has routing to show; then the table, and a warning before approving a lead nobody can
+    take, still fit 1024 px."""
+    make_installer(company_name="Brightside Solar & Storage", service_areas=["london"])
+    started, nobody = (
+        make_lead(
+            "new",
+            customer_name=f"Alexandra Fitzgerald-Montgomery {n}",
+            email=f"alexandra.fitzgerald-montgomery.{n}@a-long-domain-name.example.co.uk",
+            postcode=postcode,
+        )
+        for n, postcode in enumerate(["SW1A 1AA", "KW15 1HR"])
+    )
+    page = browser_page
+    page.set_viewport_size({"width": 1024, "height": 800})
+    browser_login("operator")
+    page.goto(f"{live_server.url}/leads?tab=new")
+    assert not page.locator("th.routing").is_visible()
+    for lead in (started, nobody):
+        page.click(f"#lead-{lead.reference} button:has-text('Start review')")
+        page.wait_for_selector(f'#lead-{lead.reference} [data-status="reviewing"]')
+    assert page.locator("th.routing").is_visible()
+    assert page.inner_text(f"#lead-{started.reference} td.routing").startswith("1 can take it")
+    page.click(f"#lead-{nobody.reference} button:has-text('Approve for routing')")
+    page.wait_for_selector(f"#lead-{nobody.reference} .warning")
+    page.screenshot(path="/tmp/layout/new-tab-advanced-1024.png", full_page=True)
+    assert overflow(page) <= 0
+    button = page.locator(f"#lead-{nobody.reference} button:has-text('Approve anyway')")
+    box = button.bounding_box()
+    assert box["x"] + box["width"] <= 1024

@@ -52,9 +52,14 @@ def queue_rows_context(leads: list[Lead], tab: str, order: str = "newest", q: st
     """What the queue's rows show beyond the lead, for a whole page in a fixed number of
     queries: who can take each lead not yet assigned, and why an assigned one needs attention
     (looked up only for those whose kept attention moment has come: on most pages none);
-    the rows' links, and the way back to this view after a plain (no-JavaScript) post."""
+    the rows' links, and the way back to this view after a plain (no-JavaScript) post.
+    `routing_column`: whether the table shows its Installers column: on the tabs of leads not
+    yet assigned, and for a search (it finds leads in any status); elsewhere it would be empty.
+    A row always carries its routing cell, so a row swapped in alone (which knows its tab, not
+    the search) fits either table; a New lead advanced in place brings the column back (CSS)."""
     now = utcnow()
     return {
+        "routing_column": bool(q) or tab in NOT_YET_ASSIGNED,
         "eligibility": eligibility_of([lead for lead in leads if lead.status in NOT_YET_ASSIGNED]),
         "problems": delivery_problems(
             [lead.id for lead in leads if lead.status == "assigned" and needs_attention(lead, now)]
