@@ -1,9 +1,12 @@
 """At 1024 px (and up) the tables fit their card: no column (their row actions last) is pushed
 out of sight behind a horizontal scroll; at 1024 px the top bar fits the screen."""
 
+import os
 from decimal import Decimal
 
 import pytest
+
+from ied.leads.queries import QUEUE_TABS
 
 
 def overflow(page) -> int:
@@ -167,6 +170,158 @@ def test_every_status_badge_is_readable_small_text(
         badges = page.evaluate(BADGE_CONTRAST)
         assert badges
         assert [(name, round(ratio, 2)) for name, ratio in badges if ratio < 4.5] == []
+
+
+WIDER_THAN_THEIR_BOX = """() => [...document.querySelectorAll('main table.data')].map(table => {
+  const box = table.closest('.table-wrap') || table.parentElement;
+  return table.scrollWidth - box.clientWidth;
+}).filter(over => over > 0)"""
+
+
+@pytest.fixture
+def busy_back_office(make_lead, make_installer, operator):
+    """A day's worth of work with long names: leads in every tab (some nobody can take, some
+    failing, some possible duplicates), delivered leads with follow-ups, contact logs and issues,
+    returns waiting, and a lead whose delivery took two attempts. Returns that lead."""
+    from datetime import UTC, datetime, timedelta
+
+    from ied.delivery import services as delivery
+    from ied.extensions import db
+    from ied.finance import services as finance
+    from ied.followups import services as followups
+    from tests.support.follow_ups import deliver
+
+    installers = [
+        make_installer(
+            company_name=f"{name} {n}",
+            contact_name="Gareth Lloyd-Williams",
+            delivery_email=f"new-leads.{n}@{domain}.co.uk",
+            service_areas=["london", "north_west", "yorkshire"],
+        )
+        for n, (name, domain) in enumerate(
+            [
+                ("Brightside Solar & Storage", "brightside-solar-storage"),
+                ("Capital Energy Renewables", "capital-energy-renewables"),
+                ("Midlands Heat Pumps", "midlands-heat-pumps"),
+            ]
+        )
+    ]
+    make_installer(
+        company_name="Highland Energy Co-operative",
+        service_areas=["scotland"],
+        products=["solar_pv"],
+    )
+    make_installer(company_name="Coastal Installs & Roofing", active=False)
+
+    def customer(n: int, status: str = "new", **fields):
+        values = {
+            "customer_name": f"Alexandra Fitzgerald-Montgomery {n}",
+            "email": f"alexandra.fitzgerald-montgomery.{n}@a-long-domain-name.example.co.uk",
+            "phone": f"07700 900{n:03}",
+        }
+        return make_lead(status, **{**values, **fields})
+
+    first = customer(0)
+    for n in range(1, 6):
+        customer(n, email=first.email if n % 2 else None)  # some possible duplicates
+    for n in range(6, 10):
+        customer(n, "reviewing", selected_path="recommended_installer")
+    for n in range(10, 14):
+        customer(n, "ready_to_route", recommended_installer_id=installers[n % 3].id)
+    customer(14, "ready_to_route", postcode="KW15 1HR", product_interest="heat_pump")
+    now = datetime.now(UTC)
+    for n in range(15, 21):
+        lead = deliver(customer(n, "ready_to_route"), installers[:2], operator)
+        follow_up = followups.create_follow_up(
+            lead, installers[n % 2].id, now + timedelta(days=n - 18), operator
+        )
+        followups.log_contact_attempt(follow_up, "left_message", operator, "Voicemail")
+        followups.log_contact_attempt(follow_up, "reached_customer", operator, "Spoke to them")
+        followups.record_outcome(
+            follow_up,
+            followups.Outcome(
+                satisfaction_outcome="mixed",
+                has_issue=n % 2 == 0,
+                issue_summary="Scaffolding left on the drive for three weeks",
+            ),
+            operator,
+        )
+        event = lead.assignments[0].delivery_event
+        finance.request_return(
+            event.id, "other", "The customer says they never asked for a quote, twice over."
+        )
+    for n in range(21, 24):  # failing: they need attention
+        (assignment,) = delivery.assign_installers(
+            customer(n, "ready_to_route"), [installers[2].id], operator
+        )
+        delivery.record_delivery_failure(
+            assignment.id,
+            "550 5.1.1 <new-leads@midlands-heat-pumps.example.co.uk>: Recipient address "
+            "rejected: User unknown in virtual mailbox table",
+        )
+    audited = customer(24, "ready_to_route")
+    (assignment,) = delivery.assign_installers(audited, [installers[0].id], operator)
+    for status, code, reply in [
+        (
+            "failed",
+            451,
+            "4.7.1 <new-leads.0@brightside-solar-storage.co.uk>: "
+            "Recipient address rejected: Greylisted, please try again in 300 seconds",
+        ),
+        ("sent", 250, "2.0.0 Ok: queued as 4F3A2B1C0D9E"),
+    ]:
+        audit = delivery.begin_attempt(
+            assignment, job_id="7c9e6679-7425-40de-944b-e07fc1f90ae7", lease_seconds=60
+        )
+        delivery.finish_attempt(audit, status=status, smtp_code=code, smtp_reply=reply)
+    delivery.record_delivery_success(assignment.id)
+    db.session.commit()
+    return audited
+
+
+@pytest.mark.parametrize("width", [1024, 1366])
+def test_every_work_table_fits_its_box_at_1024_and_1366_px(
+    browser_page, browser_login, live_server, busy_back_office, width
+):
+    """No column of the day's tables (the queue's Next action, a follow-up's Attempts and Issue,
+    a return's Approve and Reject) hides behind a sideways scroll on a 1024 px laptop."""
+    os.makedirs("/tmp/layout", exist_ok=True)
+    page = browser_page
+    page.set_viewport_size({"width": width, "height": 800})
+    pages = {
+        "operator": [
+            *(f"/leads?tab={tab}" for tab in QUEUE_TABS),
+            "/follow-ups",
+            f"/leads/{busy_back_office.reference}",
+        ],
+        "manager": [
+            "/leads?tab=ready_to_route",
+            "/leads?q=Fitzgerald",
+            "/finance/returns",
+            "/activity",
+        ],
+    }
+    wider, out_of_sight = {}, {}
+    for role, paths in pages.items():
+        page.context.clear_cookies()
+        browser_login(role)
+        for path in paths:
+            page.goto(f"{live_server.url}{path}")
+            name = f"{role}-{path.strip('/').replace('/', '-').replace('?', '-')}"
+            page.screenshot(path=f"/tmp/layout/{name}-{width}.png", full_page=True)
+            assert page.locator("main table.data").count(), path
+            if over := page.evaluate(WIDER_THAN_THEIR_BOX):
+                wider[path] = over
+            if path.startswith("/leads?"):
+                # The Next action buttons (Start review, Approve, Assign, Resend): in the window.
+                buttons = page.locator("table.queue td.row-action .button").all()
+                assert buttons, path
+                boxes = [button.bounding_box() for button in buttons]
+                right = [box["x"] + box["width"] for box in boxes]
+                if hidden := [round(edge - width) for edge in right if edge > width]:
+                    out_of_sight[path] = hidden
+    assert not wider, f"tables wider than their box: {wider}, buttons out of sight: {out_of_sight}"
+    assert not out_of_sight, out_of_sight
 
 
 def test_a_lead_advanced_on_the_new_tab_brings_the_installers_column_and_still_fits(
