@@ -2,11 +2,17 @@
 out of sight behind a horizontal scroll; at 1024 px the top bar fits the screen."""
 
 import os
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 
+from ied.delivery import services as delivery
+from ied.extensions import db
+from ied.finance import services as finance
+from ied.followups import services as followups
 from ied.leads.queries import QUEUE_TABS
+from tests.support.follow_ups import deliver, end_of_today, make_follow_up
 
 
 def overflow(page) -> int:
@@ -107,11 +113,6 @@ def test_a_follow_up_with_its_contact_log_fits_1024_px(
 ):
     """The contact log's table used to push its column (and the page) past the window, and a
     long email ran out of the summary card."""
-    from datetime import UTC, datetime, timedelta
-
-    from ied.extensions import db
-    from ied.followups import services as followups
-    from tests.support.follow_ups import make_follow_up
 
     follow_up = make_follow_up(
         make_lead,
@@ -155,9 +156,6 @@ def test_every_status_badge_is_readable_small_text(
 ):
     """Badges are 12 px text: WCAG AA asks 4.5:1 of their colour on their background (the
     amber of Ready to route, Pending, Queued and due today gave 4.39:1)."""
-    from datetime import UTC, datetime, timedelta
-
-    from tests.support.follow_ups import end_of_today, make_follow_up
 
     for status in ("new", "reviewing", "ready_to_route"):
         make_lead(status)
@@ -183,13 +181,6 @@ def busy_back_office(make_lead, make_installer, operator):
     """A day's worth of work with long names: leads in every tab (some nobody can take, some
     failing, some possible duplicates), delivered leads with follow-ups, contact logs and issues,
     returns waiting, and a lead whose delivery took two attempts. Returns that lead."""
-    from datetime import UTC, datetime, timedelta
-
-    from ied.delivery import services as delivery
-    from ied.extensions import db
-    from ied.finance import services as finance
-    from ied.followups import services as followups
-    from tests.support.follow_ups import deliver
 
     installers = [
         make_installer(
