@@ -26,6 +26,7 @@ from ied.leads.services import (
     add_lead,
     duplicate_reference,
 )
+from ied.pooled_connections import autocommit_connection
 from ied.timestamps import utcnow
 
 KEY_PREFIX = "ied_"
@@ -95,11 +96,14 @@ def authenticate_api_key(raw_key: str) -> KnownKey | None:
     known = _known_keys().get(key_hash)
     if known is not None and time.monotonic() - known.checked_at < KEY_MEMORY_SECONDS:
         return known
-    row = db.session.execute(
-        sa.select(ApiKey.id, ApiKey.source, ApiKey.last_used_at).where(
-            ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None)
-        )
-    ).first()
+    # Outside the session, as the call's writes are on PostgreSQL: a connection held by the
+    # session until the end of the request would be a second one per call.
+    with autocommit_connection() as connection:
+        row = connection.execute(
+            sa.select(ApiKey.id, ApiKey.source, ApiKey.last_used_at).where(
+                ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None)
+            )
+        ).first()
     if row is None:
         _known_keys().pop(key_hash, None)
         return None
@@ -141,11 +145,13 @@ def _forget_revoked_keys(session: Session) -> None:
 KEY_USE_PRECISION = timedelta(minutes=1)
 
 
-def record_key_use(api_key: KnownKey) -> None:
+def record_key_use(api_key: KnownKey, connection: sa.Connection | None) -> None:
     now = utcnow()
     if api_key.last_used_at is not None and api_key.last_used_at > now - KEY_USE_PRECISION:
         return
-    db.session.execute(sa.update(ApiKey).where(ApiKey.id == api_key.id).values(last_used_at=now))
+    (connection or db.session).execute(
+        sa.update(ApiKey).where(ApiKey.id == api_key.id).values(last_used_at=now)
+    )
     api_key.last_used_at = now
 
 
@@ -264,40 +270,57 @@ def _summary_by_external_id() -> sa.Select:
     ).where(Lead.source == sa.bindparam("source"), Lead.external_id == sa.bindparam("external_id"))
 
 
-def find_lead(source: str, external_id: str) -> LeadSummary | None:
-    row = db.session.execute(
-        _summary_by_external_id(), {"source": source, "external_id": external_id}
-    ).first()
+def find_lead(
+    source: str, external_id: str, connection: sa.Connection | None
+) -> LeadSummary | None:
+    row = (
+        (connection or db.session)
+        .execute(_summary_by_external_id(), {"source": source, "external_id": external_id})
+        .first()
+    )
     return LeadSummary(*row) if row else None
 
 
-def start_call() -> None:
-    """Before an intake call's first statement. On PostgreSQL a new lead and all it writes are
-    one statement (add_lead), so the call runs without a transaction around it: each
-    statement commits by itself, and the BEGIN and COMMIT round trips are saved (two of the
-    call's four; they cost PostgreSQL's work and the wait, not the app's CPU). What else a
-    call may run stands alone as well: the key's look-up, the once-a-minute stamp of its last
-    use, and a repeat's read of the lead already there. A session already in a transaction (a
-    test's, or a hook's) keeps it."""
-    if db.session.get_bind().dialect.name == "postgresql" and not db.session().in_transaction():
-        db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+def receive_lead(
+    data: LeadInput, *, api_key: KnownKey, external_id: str
+) -> tuple[LeadSummary, bool]:
+    """The source's lead for this external id, created if new (True when this call created
+    it), and the key's use stamped.
 
-
-def receive_lead(data: LeadInput, *, source: str, external_id: str) -> tuple[LeadSummary, bool]:
-    """The source's lead for this external id, created if new; True when this call created it.
+    On PostgreSQL the call's statements run on a pooled connection in autocommit, outside the
+    session (autocommit_connection): a new lead and all it writes are one statement
+    (add_lead), so the common call is that one round trip. Elsewhere they run in the session's
+    transaction, committed here: on every database the call's writes are committed when this
+    returns.
 
     The common call, a new lead, runs its insert with no lookup or savepoint before it; a
-    repeat is found by the unique (source, external_id) constraint refusing that insert, after
-    which this call's transaction (nothing written yet: the key check only reads) is rolled
-    back and the lead already there is read. Identical calls racing each other: PostgreSQL
-    lets exactly one insert through, the others wait for it to commit, are refused and read
-    it. A repeat is validated too: the same body, the same answer.
+    repeat is found by the unique (source, external_id) constraint refusing that insert (which
+    wrote nothing: on PostgreSQL it was the whole write, elsewhere the session is rolled back),
+    and the lead already there is read. Identical calls racing each other: PostgreSQL lets
+    exactly one insert through, the others wait for it to commit, are refused and read it. A
+    repeat is validated too: the same body, the same answer.
     """
+    if db.engine.dialect.name != "postgresql":
+        received = _receive(data, api_key, external_id, connection=None)
+        db.session.commit()
+        return received
+    with autocommit_connection() as connection:
+        return _receive(data, api_key, external_id, connection=connection)
+
+
+def _receive(
+    data: LeadInput, api_key: KnownKey, external_id: str, *, connection: sa.Connection | None
+) -> tuple[LeadSummary, bool]:
+    source = api_key.source
     try:
-        return add_lead(data, source=source, external_id=external_id), True
+        received = add_lead(data, source=source, external_id=external_id, connection=connection)
+        created = True
     except IntegrityError:
-        db.session.rollback()
-        existing = find_lead(source, external_id)
-        if existing is None:
+        if connection is None:
+            db.session.rollback()
+        received = find_lead(source, external_id, connection)
+        if received is None:
             raise
-        return existing, False
+        created = False
+    record_key_use(api_key, connection)
+    return received, created

@@ -5,7 +5,7 @@ import json
 from flask import Blueprint, jsonify, request
 
 from ied.auth.access import public
-from ied.extensions import csrf, db
+from ied.extensions import csrf
 from ied.intake import services
 from ied.leads.services import LeadValidationError
 
@@ -35,7 +35,6 @@ def bearer_key() -> str:
 @bp.post("/leads")
 @public
 def create_lead():
-    services.start_call()
     api_key = services.authenticate_api_key(bearer_key())
     if api_key is None:
         return _problem(
@@ -60,10 +59,7 @@ def create_lead():
         )
     try:
         external_id, data = services.parse_lead_payload(payload)
-        lead, created = services.receive_lead(data, source=api_key.source, external_id=external_id)
+        lead, created = services.receive_lead(data, api_key=api_key, external_id=external_id)
     except LeadValidationError as error:
-        db.session.rollback()
         return _problem(422, "The lead has errors; nothing was saved.", error.errors)
-    services.record_key_use(api_key)
-    db.session.commit()
     return jsonify(lead._asdict()), 201 if created else 200

@@ -275,13 +275,16 @@ def create_lead(
     return _insert_by_statements(row, activity)
 
 
-def add_lead(data: LeadInput, *, source: str, external_id: str | None = None) -> LeadSummary:
-    """create_lead for the intake API, answered with the new lead's summary: the same statement
-    on PostgreSQL, its row read as plain values."""
+def add_lead(
+    data: LeadInput, *, source: str, external_id: str | None, connection: sa.Connection | None
+) -> LeadSummary:
+    """create_lead for the intake API, answered with the new lead's summary. On PostgreSQL the
+    same statement, run on `connection` (the caller's, outside the session) and its row read as
+    plain values; elsewhere (no connection) the session's statements."""
     row, activity = _new_lead_values(data, source, external_id, None)
-    if db.session.get_bind().dialect.name == "postgresql":
+    if connection is not None:
         values = _one_statement_values(row, activity)
-        created = db.session.execute(_lead_with_its_records(), values).one()
+        created = connection.execute(_lead_with_its_records(), values).one()
         return LeadSummary(created.reference, created.status, created.possible_duplicate_reference)
     lead = _insert_by_statements(row, activity)
     duplicate = lead.possible_duplicate_of

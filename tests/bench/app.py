@@ -2,9 +2,10 @@
 
 - `/bench/floor`: a trivial public endpoint of the same app (its hooks, headers and log line
   included), the framework floor every page is compared with;
-- `POST /bench/write-floor`: the least a write through the app's session can cost, one row
-  inserted into the bench's own table `bench_writes` by a statement that commits itself (that
-  INSERT: the intake API's one round trip), the database write floor;
+- `POST /bench/write-floor`: the least a write through the app's pool can cost, one row
+  inserted into the bench's own table `bench_writes` by a statement that commits itself, on
+  the connection the intake API writes through (that INSERT: its one round trip), the database
+  write floor;
 - every answer carries `X-Bench-Statements` (how many SQL statements the request ran);
 - and `X-Bench-SQL-ms` (the time its statements took, seen from the app);
 - a request with `X-Bench-Capture: <name>` also writes its statements and their parameters to
@@ -23,7 +24,7 @@ from flask import g, has_request_context, request
 from ied import create_app
 from ied.auth.access import public
 from ied.extensions import csrf, db
-from ied.intake.services import start_call
+from ied.pooled_connections import autocommit_connection
 
 app = create_app()
 CAPTURE_DIR = Path(os.environ.get("BENCH_CAPTURE_DIR", "/tmp"))
@@ -44,9 +45,8 @@ _WRITE = sa.text(f"INSERT INTO {WRITE_FLOOR_TABLE} DEFAULT VALUES")
 @public
 @csrf.exempt
 def write_floor():
-    start_call()
-    db.session.execute(_WRITE)
-    db.session.commit()
+    with autocommit_connection() as connection:
+        connection.execute(_WRITE)
     return "ok", 201
 
 
