@@ -7,6 +7,7 @@ from pathlib import Path
 from ied.delivery import services as delivery
 from ied.extensions import db
 from ied.leads.models import LeadStatusChange
+from ied.leads.services import NOTE_LIMIT
 
 HTMX = {"HX-Request": "true"}
 TEMPLATES = Path(__file__).resolve().parent.parent / "ied" / "templates"
@@ -59,6 +60,48 @@ def test_the_assignment_note_lands_in_the_status_history(
     )
     page = client.get(f"/leads/{lead.reference}").get_data(as_text=True)
     assert "Assigned to Note Solar · Customer asked for mornings" in page
+
+
+def test_the_note_inputs_stop_where_the_service_does(client, login_as, make_lead):
+    """The transition's and the assign dialog's note inputs carry the limit the service refuses
+    beyond (a browser stops typing there; a longer note posted anyway is refused by field)."""
+    login_as("operator")
+    lead, ready = make_lead("new"), make_lead("ready_to_route")
+    page = client.get(f"/leads/{lead.reference}").get_data(as_text=True)
+    dialog = client.get(f"/leads/{ready.reference}/assign").get_data(as_text=True)
+    for html in (page, dialog):
+        assert re.findall(r'<input type="text" name="note" maxlength="(\d+)"', html) == [
+            str(NOTE_LIMIT)
+        ]
+    too_long = "x" * (NOTE_LIMIT + 1)
+    for headers in (HTMX, {}):
+        response = client.post(
+            f"/leads/{lead.reference}/advance",
+            data={"to_status": "reviewing", "place": "lead", "note": too_long},
+            headers=headers,
+        )
+        body = response.get_data(as_text=True)
+        assert response.status_code == 422
+        assert f"At most {NOTE_LIMIT} characters." in body
+        assert f'value="{too_long}"' in body  # what was typed is still there
+    db.session.expire_all()
+    assert lead.status == "new"
+
+
+def test_a_refused_assignment_keeps_the_note_typed(client, login_as, make_lead, make_installer):
+    login_as("operator")
+    installer = make_installer()
+    lead = make_lead("ready_to_route")
+    note = "Mornings only, " + "please " * (NOTE_LIMIT // 7)
+    response = client.post(
+        f"/leads/{lead.reference}/assign", data={"installer_ids": [str(installer.id)], "note": note}
+    )
+    body = response.get_data(as_text=True)
+    assert response.status_code == 422 and f"At most {NOTE_LIMIT} characters." in body
+    assert f'value="{note}"' in body
+    assert f'name="installer_ids" value="{installer.id}" checked' in body
+    db.session.expire_all()
+    assert lead.status == "ready_to_route"
 
 
 def _ticked(html: str) -> list[str]:

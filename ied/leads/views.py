@@ -55,6 +55,7 @@ def lead_labels():
         "PATH_LABELS": PATH_LABELS,
         "TAB_LABELS": TAB_LABELS,
         "NEXT_ACTION_LABELS": NEXT_ACTION_LABELS,
+        "NOTE_LIMIT": services.NOTE_LIMIT,
     }
 
 
@@ -117,7 +118,9 @@ def advance(reference: str):
         if is_htmx() and not on_lead_page:
             return queue_row_parts(lead.reference, tab, status=409, row_warning=warning)
         parts = ["lead_head"] if is_htmx() else ["lead_body"]
-        return lead_page_parts(lead_or_404(reference), parts, 409, head_warning=warning)
+        return lead_page_parts(
+            lead_or_404(reference), parts, 409, head_warning=warning, transition_note=_note()
+        )
     try:
         services.advance(lead, to_status, current_user, _note())
         if is_htmx() and not on_lead_page:
@@ -128,9 +131,13 @@ def advance(reference: str):
     except DomainError as error:
         db.session.rollback()
         status = 422 if error.field else 409  # the note refused, or the transition
-        if is_htmx() and on_lead_page:
+        if on_lead_page:  # the head says why, the note typed still in its input
             return lead_page_parts(
-                lead_or_404(reference), ["lead_head"], status, head_error=error.message
+                lead_or_404(reference),
+                ["lead_head"] if is_htmx() else ["lead_body"],
+                status,
+                head_error=error.message,
+                transition_note=_note(),
             )
         if is_htmx():
             return queue_row_parts(lead.reference, tab, status=status, row_error=error.message)
@@ -145,7 +152,8 @@ def advance(reference: str):
 
 
 def _note() -> str | None:
-    return (request.form.get("note") or "")[:500]
+    """The note as typed: the service trims it and refuses, by field, one it cannot keep."""
+    return request.form.get("note")
 
 
 @bp.route("/leads/new", methods=["GET", "POST"])
@@ -228,17 +236,19 @@ def assign(reference: str):
         db.session.commit()
     except DomainError as error:
         db.session.rollback()
+        status = 422 if error.field else 409  # the form refused (choices, note), or the rules
         if is_htmx():
             # The dialog stays open with the choices made; only its error line changes.
             body = render_block(LEAD_PAGE, "assign_error", assign_error=error.message)
-            return body, 409, {"HX-Retarget": "#assign-error", "HX-Reswap": "innerHTML"}
+            return body, status, {"HX-Retarget": "#assign-error", "HX-Reswap": "innerHTML"}
         return lead_page_parts(
             lead_or_404(reference),
             ["lead_body"],
-            409,
+            status,
             assign_open=True,
             chosen=installer_ids or (),
             assign_error=error.message,
+            assign_note=_note(),
         )
     jobs.enqueue_deliveries(assignment_ids)
     notice = f"{lead.reference} assigned to {names}. Deliveries are queued."
