@@ -277,6 +277,38 @@ def test_fifty_identical_posts_at_once_create_one_lead(app, api_key, is_postgres
     assert db.session.scalar(sa.select(sa.func.count()).select_from(LeadStatusChange)) == 1
 
 
+def test_on_postgresql_a_call_naming_its_installer_uses_no_session_connection(
+    app, post, api_key, is_postgres, make_installer
+):
+    """The recommended installer is looked up on the call's autocommit connection: a session
+    left in a transaction by that read would hold a second pool connection to the end of the
+    request (fifty such calls at once exhausted a pool of ten)."""
+    if not is_postgres:
+        pytest.skip("SQLite writes in the session")
+    installer_id = make_installer().id
+    db.session.commit()
+    post(submission(external_id="web-warm"), key=api_key)  # the key is now remembered
+    seen = []
+
+    def record(connection, cursor, statement, *args) -> None:
+        seen.append((statement, connection.connection.dbapi_connection.autocommit))
+
+    sa.event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        named = post(
+            submission(external_id="web-named", recommended_installer_id=installer_id), key=api_key
+        )
+        unknown = post(
+            submission(external_id="web-unknown", recommended_installer_id=2**31 - 1), key=api_key
+        )
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", record)
+    assert named.status_code == 201, named.json
+    assert unknown.status_code == 422
+    assert unknown.json["errors"] == {"recommended_installer_id": "No installer has this id."}
+    assert len(seen) == 3 and all(autocommit for _, autocommit in seen), seen
+
+
 def test_on_postgresql_a_new_lead_is_one_statement_outside_a_transaction(
     app, post, api_key, is_postgres
 ):

@@ -88,10 +88,10 @@ class LeadInput:
     notes: str | None = None
 
 
-def validate_lead_input(data: LeadInput) -> dict[str, str]:
-    """Every problem with the input, by field name; empty when the lead may be created."""
-    from ied.installers.models import Installer
-
+def validate_lead_input(data: LeadInput, connection: sa.Connection | None = None) -> dict[str, str]:
+    """Every problem with the input, by field name; empty when the lead may be created. The
+    recommended installer is looked up on `connection` when given (the intake call's, outside
+    the session), else in the session."""
     errors: dict[str, str] = {}
     if not (data.customer_name or "").strip():
         errors["customer_name"] = "Customer name is required."
@@ -116,13 +116,23 @@ def validate_lead_input(data: LeadInput) -> dict[str, str]:
         errors["selected_path"] = f"Selected path must be one of: {', '.join(SELECTED_PATHS)}."
     if not isinstance(data.assessment, dict):
         errors["assessment"] = "Assessment must be an object of answers."
-    if data.recommended_installer_id is not None and (
-        not is_id(data.recommended_installer_id)
-        or db.session.get(Installer, data.recommended_installer_id) is None
+    if data.recommended_installer_id is not None and not _installer_exists(
+        data.recommended_installer_id, connection
     ):
         errors["recommended_installer_id"] = "No installer has this id."
     texts = {name: getattr(data, name) for name in LEAD_TEXT_FIELDS}
     return {**errors, **text_errors(Lead, texts, multiline=LEAD_MULTILINE_FIELDS)}
+
+
+def _installer_exists(installer_id: object, connection: sa.Connection | None) -> bool:
+    from ied.installers.models import Installer
+
+    if not is_id(installer_id):
+        return False
+    if connection is None:  # the session may have it loaded already (the new-lead form does)
+        return db.session.get(Installer, installer_id) is not None
+    found = connection.execute(sa.select(Installer.id).where(Installer.id == installer_id))
+    return found.first() is not None
 
 
 def _next_lead_id(dialect: str) -> sa.ColumnElement[int]:
@@ -281,7 +291,7 @@ def add_lead(
     """create_lead for the intake API, answered with the new lead's summary. On PostgreSQL the
     same statement, run on `connection` (the caller's, outside the session) and its row read as
     plain values; elsewhere (no connection) the session's statements."""
-    row, activity = _new_lead_values(data, source, external_id, None)
+    row, activity = _new_lead_values(data, source, external_id, None, connection)
     if connection is not None:
         values = _one_statement_values(row, activity)
         created = connection.execute(_lead_with_its_records(), values).one()
@@ -292,10 +302,14 @@ def add_lead(
 
 
 def _new_lead_values(
-    data: LeadInput, source: str, external_id: str | None, actor: User | None
+    data: LeadInput,
+    source: str,
+    external_id: str | None,
+    actor: User | None,
+    connection: sa.Connection | None = None,
 ) -> tuple[dict, dict]:
     """The new lead's row and its activity's values, once the input is valid."""
-    errors = validate_lead_input(data)
+    errors = validate_lead_input(data, connection)
     if errors:
         raise LeadValidationError(errors)
     now = utcnow()
