@@ -4,7 +4,9 @@ Every line is a record of the `ied` logger with its fields in `extra={"fields": 
 `LOG_FORMAT` (json in production, text in development) chooses how they are written to
 stderr. A request keeps the caller's `X-Request-ID` (or gets a fresh one) and answers with it,
 so a line here can be matched with the proxy's. Our request line replaces werkzeug's access
-log, which is turned down to warnings.
+log, which is turned down to warnings; our job line replaces RQ's own per-job lines (RQ's
+loggers write through the same handler, warnings and errors only), so a worker's output is one
+format too.
 """
 
 import json
@@ -71,6 +73,13 @@ def configure_logging(app: Flask) -> None:
     handler.setFormatter(formatter)
     # Our own line says more than werkzeug's access log (development server only).
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    # RQ's five lines a job say what our job line says: its warnings and errors are kept, in
+    # our format (RQ adds its own plain-text handler only where no handler is found).
+    rq_logger = logging.getLogger("rq")
+    if handler not in rq_logger.handlers:
+        rq_logger.addHandler(handler)
+    rq_logger.setLevel(logging.WARNING)
+    rq_logger.propagate = False
 
     app.before_request(_start_request)
     app.after_request(_log_request)

@@ -81,7 +81,7 @@ def test_the_launcher_leaves_no_process_behind_after_sigterm(tmp_path):
         login_lines = [line for line in box.splitlines() if "password:" in line]
         assert len(login_lines) == 3
         assert len({line.index("password:") for line in login_lines}) == 1, box
-        assert "Listening on" in output[: output.index("╔")], "the box came before the worker"
+        assert "listening on" in output[: output.index("╔")], "the box came before the worker"
         settings = json.loads((tmp_path / "redis.db.settings").read_text())
         redis_pid = int(Path(settings["pidfile"]).read_text())
         started |= {child.pid for child in psutil.Process(launcher.pid).children(recursive=True)}

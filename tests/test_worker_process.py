@@ -1,5 +1,6 @@
 """The real worker process: killed mid-send it loses nothing; SIGTERM stops it cleanly."""
 
+import json
 import os
 import signal
 import time
@@ -75,6 +76,27 @@ def test_sigterm_stops_the_worker_cleanly_after_its_scheduler_ran_the_sweeper(ap
     wait_for(lambda: len(Worker.all(connection=connection)) == 0, seconds=5)
     with pytest.raises(ProcessLookupError):
         os.killpg(worker.pid, 0)  # the periodic scheduler child is gone too
+
+
+def test_a_production_worker_writes_json_lines_only_and_one_a_job(app, tmp_path):
+    """RQ's own per-job lines (plain text, five a job) are left to our one JSON line a job."""
+    output_path = tmp_path / "worker.log"
+    with output_path.open("w") as output:
+        worker = start_worker(app, output=output, LOG_FORMAT="json")
+        try:
+            registry = FinishedJobRegistry(queue=maintenance_queue(app))
+            wait_for(lambda: registry.get_job_ids())  # the sweeper ran once
+            wait_for(lambda: "requeue_stalled" in output_path.read_text())
+            worker.send_signal(signal.SIGTERM)
+            assert worker.wait(30) == 0
+        finally:
+            if worker.poll() is None:
+                os.killpg(worker.pid, signal.SIGKILL)
+    lines = [json.loads(line) for line in output_path.read_text().splitlines() if line.strip()]
+    jobs = [line for line in lines if line.get("function") == "requeue_stalled"]
+    assert jobs and all(line["outcome"] == "0" and "job_id" in line for line in jobs), lines
+    assert any(line["message"].startswith("Worker ") for line in lines)  # its start, once
+    assert not [line for line in lines if line["logger"].startswith("rq.")], lines
 
 
 def _sent(assignment) -> bool:

@@ -158,7 +158,8 @@ def _work(app: Flask, burst: bool) -> None:
                 connection=connection,
                 maintenance_interval=MAINTENANCE_SECONDS,
             )
-            worker.work(with_scheduler=True, burst=burst, logging_level="INFO")
+            log.info("Worker %s: listening on %s", worker.name, ", ".join(worker.queue_names()))
+            worker.work(with_scheduler=True, burst=burst, logging_level="WARNING")
         except redis.RedisError as error:  # setting up, registering its birth or death
             log.warning("Worker: Redis unavailable (%s)", error)
         except StopRequested:  # SIGTERM while the next one was being set up
