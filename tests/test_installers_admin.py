@@ -69,6 +69,9 @@ def test_an_empty_cap_means_no_cap(client, login_as):
         ({"cycle_cap": "-1"}, "cycle_cap", "0 or more"),
         ({"cycle_cap": "lots"}, "cycle_cap", "Not a valid integer value."),
         ({"price_per_lead": "-5"}, "price_per_lead", "0 or more"),
+        ({"price_per_lead": "sNaN"}, "price_per_lead", "Give a number, such as 25"),
+        ({"price_per_lead": "Infinity"}, "price_per_lead", "Give a number, such as 25"),
+        ({"cycle_cap": "99999999999"}, "cycle_cap", "Give a number up to 2147483647."),
         ({"billing_anchor_day": "31"}, "billing_anchor_day", "from 1 to 28"),
     ],
 )
@@ -83,6 +86,22 @@ def test_bad_input_shows_inline_errors_keeps_the_input_and_saves_nothing(
     assert message in html
     assert 'value="Dee Okafor"' in html
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Installer)) == 0
+
+
+@pytest.mark.parametrize(
+    ("field", "typed"),
+    [("cycle_cap", "lots"), ("billing_anchor_day", "2.5"), ("price_per_lead", "1,000")],
+)
+def test_a_number_that_does_not_parse_gets_one_error_not_a_range_error_too(
+    client, login_as, field, typed
+):
+    login_as("manager")
+    response = client.post("/installers/new", data={**VALID, field: typed})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert html.count('class="error"') == 1, html
+    assert "Not a valid" in html and "up to" not in html
+    assert f'value="{typed}"' in html
 
 
 def test_editing_keeps_what_is_not_changed(client, login_as, make_installer):

@@ -10,7 +10,7 @@ from wtforms import (
     TelField,
 )
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import NumberRange, Optional
+from wtforms.validators import Optional, StopValidation
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from ied.input_limits import MAX_ID, StorableText, column_length
@@ -24,6 +24,24 @@ MAX_PRICE = Decimal("99999999.99")
 
 def _storable(column: str) -> StorableText:
     return StorableText(column_length(Installer, column))
+
+
+class AtMost:
+    """A typed number no larger than `maximum`. A value that did not parse keeps its field's
+    one error (no range error after it); NaN and infinity are not numbers (and a signalling
+    NaN cannot even be compared)."""
+
+    def __init__(self, maximum: int | Decimal):
+        self.maximum = maximum
+
+    def __call__(self, form, field) -> None:
+        value = field.data
+        if value is None:
+            raise StopValidation()  # not a number: the field already says so
+        if isinstance(value, Decimal) and not value.is_finite():
+            raise StopValidation("Give a number, such as 25 or 25.50.")
+        if value > self.maximum:
+            raise StopValidation(f"Give a number up to {self.maximum}.")
 
 
 class CheckboxesField(SelectMultipleField):
@@ -44,16 +62,14 @@ class InstallerForm(FlaskForm):
         choices=[SelectChoice(value, label) for value, label in PRODUCT_LABELS.items()],
         validate_choice=False,
     )
-    cycle_cap = IntegerField("Cycle cap", validators=[Optional(), NumberRange(max=MAX_ID)])
+    cycle_cap = IntegerField("Cycle cap", validators=[Optional(), AtMost(MAX_ID)])
     price_per_lead = DecimalField(
-        "Price per lead (£)", places=2, validators=[Optional(), NumberRange(max=MAX_PRICE)]
+        "Price per lead (£)", places=2, validators=[Optional(), AtMost(MAX_PRICE)]
     )
     billing_anchor_day = IntegerField(
-        "Billing anchor day", validators=[Optional(), NumberRange(max=MAX_ID)], default=1
+        "Billing anchor day", validators=[Optional(), AtMost(MAX_ID)], default=1
     )
-    return_limit_percent = IntegerField(
-        "Return limit (%)", validators=[Optional(), NumberRange(max=MAX_ID)]
-    )
+    return_limit_percent = IntegerField("Return limit (%)", validators=[Optional(), AtMost(MAX_ID)])
 
     def fill_from(self, installer: Installer) -> None:
         self.process(obj=installer)
