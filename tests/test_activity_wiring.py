@@ -276,6 +276,21 @@ def test_installer_changes_record_one_row_each_by_the_manager(client, login_as, 
     }
 
 
+def test_a_new_return_limit_alone_is_an_installer_change_in_the_log(client, login_as, activity):
+    login_as("manager")
+    client.post("/installers/new", data=INSTALLER_FORM)
+    installer = db.session.scalars(sa.select(Installer)).one()
+    activity()
+    client.post(
+        f"/installers/{installer.id}/edit", data={**INSTALLER_FORM, "return_limit_percent": "10"}
+    )
+    rows = activity()
+    assert [(row[0], row[-1]) for row in rows] == [
+        ("installer.updated", {"company": "Sunny Roofs", "changed": ["return_limit_percent"]})
+    ]
+    assert db.session.get(Installer, installer.id).return_limit_percent == 10
+
+
 def test_the_installers_first_open_is_recorded_once_by_the_installer(app, client, queued, activity):
     from ied.delivery.links import link_url
 

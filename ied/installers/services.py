@@ -525,6 +525,7 @@ INSTALLER_FIELDS = (
     "cycle_cap",
     "price_per_lead",
     "billing_anchor_day",
+    "return_limit_percent",
 )
 
 
