@@ -279,6 +279,31 @@ def test_managers_decide_returns_on_the_finance_tab(
     assert 'data-event-status="voided"' in client.get("/finance").get_data(as_text=True)
 
 
+def test_a_decision_on_a_return_decided_meanwhile_says_so_above_the_list(
+    client, login_as, make_installer, make_lead, operator, make_user
+):
+    event = billed_delivery(make_lead, make_installer(price_per_lead=Decimal("30.00")), operator)
+    request = finance.request_return(event.id, "duplicate", None)
+    db.session.commit()
+    colleague = make_user("manager", email="colleague@ied.test")
+    login_as("manager")  # has the pending list open...
+    finance.decide_return(request.id, colleague, approve=True, remark=None)  # ...and is beaten
+    db.session.commit()
+    late = client.post(
+        f"/finance/returns/{request.id}/decision", data={"decision": "reject", "remark": "Dup"}
+    )
+    page = late.get_data(as_text=True)
+    assert late.status_code == 409
+    assert f'id="return-{request.id}"' not in page  # no longer pending: not on the list
+    alert = re.search(r'<p class="alert-error" role="alert" id="decision-error">([^<]*)', page)
+    assert alert and "already approved by colleague@ied.test" in alert.group(1)
+    assert db.session.get(ReturnRequest, request.id).status == "approved"
+
+    unknown = client.post("/finance/returns/2147483647/decision", data={"decision": "approve"})
+    assert unknown.status_code == 404
+    assert "has the id 2147483647." in unknown.get_data(as_text=True)
+
+
 def test_an_installer_sees_only_its_own_delivery_and_returns_only_that_one(
     secure_app, delivered, make_lead, make_installer, operator
 ):

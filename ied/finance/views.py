@@ -23,7 +23,7 @@ from flask_login import current_user
 from ied.auth.access import role_required
 from ied.business_time import billing_cycle, current_cycles, is_cycle_label
 from ied.delivery.models import DeliveryEvent
-from ied.errors import DomainError
+from ied.errors import DomainError, NotFound
 from ied.extensions import db
 from ied.finance import queries, services
 from ied.finance.forms import FinanceFilterForm, ReturnDecisionForm, VoidForm
@@ -168,14 +168,20 @@ def void(event_id: int):
 
 
 def _returns_page(status: int = 200, errors: dict | None = None, remarks: dict | None = None):
+    """`errors`: by request id, shown on its row; one whose row is not on this page (decided
+    meanwhile, or no such request) is shown above the list instead."""
     shown = "decided" if request.args.get("status") == "decided" else "pending"
     after = request.args.get("after", type=id_or_none)
+    page = queries.return_page(shown, after)
+    errors = errors or {}
+    on_page = {row.id for row in page.rows}
     return render_template(
         RETURNS_PAGE,
         shown=shown,
-        page=queries.return_page(shown, after),
+        page=page,
         pending_returns=services.pending_returns_count(),
-        errors=errors or {},
+        errors=errors,
+        page_errors=[message for key, message in errors.items() if key not in on_page],
         remarks=remarks or {},
     ), status
 
@@ -200,9 +206,8 @@ def decide_return(request_id: int):
         )
     except DomainError as error:
         db.session.rollback()
-        return _returns_page(
-            422 if error.field else 409, {request_id: error.message}, {request_id: form.remark.data}
-        )
+        status = 404 if isinstance(error, NotFound) else 422 if error.field else 409
+        return _returns_page(status, {request_id: error.message}, {request_id: form.remark.data})
     db.session.commit()
     lead = decided.delivery_event.lead.reference
     flash(
