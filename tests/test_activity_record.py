@@ -71,3 +71,12 @@ def test_the_summary_line_leaves_out_empty_details_and_reads_statuses_as_words(a
         verb="lead.status_changed", details={"from": "ready_to_route", "to": "assigned"}
     )
     assert moved.summary == "ready to route → assigned"
+
+
+def test_a_moment_in_the_details_reads_in_business_time_not_as_utc_iso(app):
+    """Due at 10:00 in London in June, it was logged as "due at: 2026-06-06T09:00:00+00:00"."""
+    entry = ActivityEntry(
+        verb="follow_up.created",
+        details={"installer": "Acme", "due_at": "2026-06-06T09:00:00+00:00", "note": "2026-06-06"},
+    )
+    assert entry.summary == "installer: Acme · due at: 06 Jun 2026 10:00 · note: 2026-06-06"

@@ -1,3 +1,4 @@
+import re
 from datetime import datetime
 from typing import Any
 
@@ -5,6 +6,7 @@ from sqlalchemy import JSON, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ied.extensions import db
+from ied.formatting import local_datetime
 from ied.timestamps import UTCDateTime, utcnow
 
 # Every verb the product records, with the words the log shows for it. The log's verb filter
@@ -57,7 +59,23 @@ def _as_words(status: Any) -> str:
     return str(status).replace("_", " ")
 
 
+_MOMENT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}")
+
+
+def _moment(value: str) -> datetime | None:
+    """A moment kept in the details as ISO 8601 with its offset (a follow-up's due_at)."""
+    if not _MOMENT.match(value):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
 def _shown(value: Any) -> str:
+    if isinstance(value, str) and (moment := _moment(value)) is not None:
+        return local_datetime(moment)  # in business time, as every other time on the pages
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, list):
