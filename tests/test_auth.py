@@ -69,6 +69,16 @@ def test_login_refuses_offsite_next(client, make_user):
     assert response.headers["Location"] == "/"
 
 
+def test_a_next_with_a_line_break_signs_in_to_the_landing_page_not_a_500(app, client, make_user):
+    user = make_user()
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    response = client.post(
+        "/login?next=/leads%0d%0aX-Evil:%201",
+        data={"email": user.email, "password": TEST_PASSWORD},
+    )
+    assert response.status_code == 302 and response.headers["Location"] == "/"
+
+
 def test_csrf_is_required_when_enabled(make_app, make_user):
     app = make_app(WTF_CSRF_ENABLED=True)
     with app.app_context():

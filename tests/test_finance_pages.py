@@ -156,6 +156,25 @@ def test_voiding_through_the_page_needs_a_reason_and_is_refused_twice(
     assert finance.cycle_billing_drift() == []
 
 
+@pytest.mark.parametrize("back", ["/finance\r\nX-Evil: 1", "/finance\u2028"])
+def test_a_back_link_no_header_can_carry_returns_to_finance_not_a_500_after_the_void(
+    app, client, login_as, billing, back
+):
+    """The void was committed, then building the redirect to `next` failed: a 500 for a change
+    that had been made."""
+    alpha, beta, events = billing
+    login_as("manager")
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    form = client.get(f"/finance/events/{events[1].id}/void", query_string={"next": back})
+    assert 'href="/finance"' in form.get_data(as_text=True)
+    done = client.post(
+        f"/finance/events/{events[1].id}/void", data={"reason": "Wrong number", "next": back}
+    )
+    assert done.status_code == 303 and done.headers["Location"] == "/finance"
+    db.session.refresh(events[1])
+    assert events[1].void_reason == "Wrong number"
+
+
 def read_csv(response) -> list[list[str]]:
     return list(csv.reader(io.StringIO(response.get_data(as_text=True))))
 

@@ -32,6 +32,7 @@ from ied.form_errors import show_field_errors
 from ied.htmx import page_or_block
 from ied.input_limits import id_or_none
 from ied.installers.models import Installer
+from ied.local_paths import local_path
 from ied.row_links import RowLink, RowLinks
 
 bp = Blueprint("finance", __name__, url_prefix="/finance")
@@ -128,9 +129,9 @@ def export_events():
 
 def _back_to_finance(url: str | None) -> str:
     """Only back to a finance page of this site, never elsewhere."""
-    if url and url.startswith("/finance") and "//" not in url and "\\" not in url:
-        return url
-    return url_for("finance.index")
+    finance = url_for("finance.index")
+    path = local_path(url, finance)
+    return path if path.startswith(finance) else finance
 
 
 @bp.route("/events/<int:event_id>/void", methods=["GET", "POST"])
