@@ -83,7 +83,16 @@ def thousands(value: int) -> str:
 
 
 def percent(rate: float | None) -> str:
-    return "—" if rate is None else f"{rate * 100:.0f}%"
+    """A rate as a whole percentage that never reads 100% while something failed, nor 0%
+    when something happened: 999 of 1,000 sent is ">99%", 1 issue in 500 "<1%"."""
+    if rate is None:
+        return "—"
+    shown = round(rate * 100)
+    if shown == 100 and rate < 1:
+        return ">99%"
+    if shown == 0 and rate > 0:
+        return "<1%"
+    return f"{shown}%"
 
 
 def init_app(app: Flask) -> None:

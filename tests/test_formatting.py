@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from ied.business_time import business_zone
-from ied.formatting import local_date, local_datetime
+from ied.formatting import local_date, local_datetime, percent
 
 FORMATS = [
     "%d %b %Y %H:%M",  # the default
@@ -55,3 +55,19 @@ def test_the_template_filters_follow_the_app_s_business_zone(app, zone, shown):
     with app.test_request_context():
         day = shown[:2]
         assert template.render(moment=summer, none=None) == f"{shown} / {day} Jul 2026 / —"
+
+
+@pytest.mark.parametrize(
+    ("rate", "shown"),
+    [
+        (None, "—"),
+        (0, "0%"),
+        (0.004, "<1%"),
+        (0.2, "20%"),
+        (0.855, "86%"),
+        (0.996, ">99%"),
+        (1, "100%"),
+    ],
+)
+def test_a_percentage_never_rounds_failures_or_issues_away(rate, shown):
+    assert percent(rate) == shown
