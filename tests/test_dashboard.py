@@ -484,3 +484,13 @@ def test_daily_chart_stacks_each_days_parts_and_labels_the_axis():
     ticked = [int(column.day[-2:]) for column in chart.columns if column.tick]
     assert ticked == [1, 6, 11, 16, 21, 26, 30]  # every 5th day, and the last at the end
     assert chart.columns[-1].tick.anchor == "end"
+
+
+@pytest.mark.parametrize(
+    ("closed", "with_issue", "high"), [(5, 1, True), (6, 1, False), (0, 0, False)]
+)
+def test_the_quality_row_not_the_template_says_when_the_issue_rate_is_high(
+    closed, with_issue, high
+):
+    row = queries.InstallerQuality(1, "Acme", 5, 5, 0, 0, 0, 0, closed, with_issue)
+    assert row.issue_rate_is_high is high

@@ -32,6 +32,7 @@ PERIODS = (7, 30, 90)
 DEFAULT_PERIOD = 30
 NEEDS_ACTION_SHOWN = 12
 INSTALLERS_SHOWN = 12  # per installer panel, unless the manager asks for all
+HIGH_ISSUE_RATE = 0.2  # an installer's follow-ups reporting an issue at least this often stand out
 
 
 def chart_ceiling(value: int) -> int:
@@ -397,6 +398,10 @@ class InstallerQuality:
     @property
     def issue_rate(self) -> float | None:
         return self.with_issue / self.closed_follow_ups if self.closed_follow_ups else None
+
+    @property
+    def issue_rate_is_high(self) -> bool:
+        return self.issue_rate is not None and self.issue_rate >= HIGH_ISSUE_RATE
 
 
 def installer_quality(tallies: PeriodTallies, names: dict[int, str]) -> list[InstallerQuality]:
