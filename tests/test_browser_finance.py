@@ -93,6 +93,8 @@ def test_installer_asks_for_a_return_and_the_manager_approves_it_in_finance(
     page.click("text=Void this delivery")
     page.wait_for_selector(".field.has-error")
     assert prompts and prompts[0].startswith(f"Void delivery event {event.id + 1}")
+    # Focus is on the refused field, where the fix is typed, not at the top of the page.
+    assert page.evaluate("document.activeElement.name") == "reason"
     page.screenshot(path="/tmp/ied-finance-void.png", full_page=True)
 
 

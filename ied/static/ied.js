@@ -166,6 +166,14 @@
     select(currentRow());
   }, true);
 
-  document.addEventListener("DOMContentLoaded", function () { promoteOpenDialogs(document); });
+  // A form sent back with errors (422) puts focus on its first refused field, so the keyboard
+  // and a screen reader start where the fix is, not at the top of the page; a page that
+  // chose its own focus (autofocus) keeps it.
+  function focusFirstRefused() {
+    var refused = document.querySelector("main [aria-invalid=true]");
+    if (refused && !document.querySelector("[autofocus]")) { refused.focus(); }
+  }
+
+  document.addEventListener("DOMContentLoaded", function () { promoteOpenDialogs(document); focusFirstRefused(); });
   document.addEventListener("htmx:load", function (event) { promoteOpenDialogs(event.detail.elt); });
 })();
