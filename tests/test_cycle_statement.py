@@ -81,6 +81,17 @@ def test_statement_totals_billed_credited_cap_and_amount_due(app, month):
     assert statement.billed_count == 2
 
 
+@pytest.mark.parametrize(("label", "dead_end"), [("0001-01", "0000-12"), ("9999-11", "9999-12")])
+def test_the_first_and_last_statements_link_no_cycle_that_has_none(
+    client, login_as, make_installer, label, dead_end
+):
+    installer = make_installer()
+    login_as("manager")
+    page = client.get(f"/finance/statements/{installer.id}/{label}")
+    assert page.status_code == 200
+    assert f"/{dead_end}" not in page.get_data(as_text=True)  # its statement is a 404
+
+
 def test_statement_page_and_csv(client, login_as, month):
     installer, events = month
     label = billing_cycle(1).label

@@ -230,10 +230,12 @@ def _statement(installer_id: int, cycle: str) -> queries.CycleStatement:
     return queries.cycle_statement(installer, cycle)
 
 
-def _shift(label: str, months: int) -> str:
+def _shift(label: str, months: int) -> str | None:
+    """The cycle `months` away, or None when it has no statement (past the calendar's ends)."""
     year, month = (int(part) for part in label.split("-"))
     index = year * 12 + month - 1 + months
-    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+    shifted = f"{index // 12:04d}-{index % 12 + 1:02d}"
+    return shifted if is_cycle_label(shifted) else None
 
 
 @bp.get("/statements/<int:installer_id>")
