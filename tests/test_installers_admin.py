@@ -104,6 +104,19 @@ def test_a_number_that_does_not_parse_gets_one_error_not_a_range_error_too(
     assert f'value="{typed}"' in html
 
 
+def test_saving_a_new_delivery_email_says_the_old_links_stopped(client, login_as, make_installer):
+    login_as("manager")
+    installer = make_installer(delivery_email="leads@sunny.example")
+    edit = f"/installers/{installer.id}/edit"
+    same = client.post(edit, data={**VALID, "phone": "0161 496 0001"}, follow_redirects=True)
+    assert "is saved." in same.get_data(as_text=True)
+    assert "no longer open" not in same.get_data(as_text=True)
+    moved = client.post(
+        edit, data={**VALID, "delivery_email": "new@sunny.example"}, follow_redirects=True
+    )
+    assert "Links emailed to the old address no longer open." in moved.get_data(as_text=True)
+
+
 def test_editing_keeps_what_is_not_changed(client, login_as, make_installer):
     login_as("manager")
     installer = make_installer(company_name="Old Name", service_areas=["SE", "london"])

@@ -35,6 +35,7 @@ def index():
 def _save(form: InstallerForm, save, installer: Installer | None):
     """Validate, save through the service, or show the form again with its errors (422)."""
     if form.validate_on_submit():
+        links_before = installer.link_version if installer else None
         try:
             saved = save(form.installer_input())
         except services.InstallerValidationError as error:
@@ -42,7 +43,12 @@ def _save(form: InstallerForm, save, installer: Installer | None):
             show_field_errors(form, error.errors)
         else:
             db.session.commit()
-            flash(f"{saved.company_name} is saved.", "success")
+            revoked = links_before is not None and saved.link_version != links_before
+            flash(
+                f"{saved.company_name} is saved."
+                + (" Links emailed to the old address no longer open." if revoked else ""),
+                "success",
+            )
             return redirect(url_for("installers.index"), 303)
     status = 422 if request.method == "POST" else 200
     return render_template(FORM, form=form, installer=installer, regions=REGIONS), status
