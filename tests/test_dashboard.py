@@ -494,3 +494,14 @@ def test_the_quality_row_not_the_template_says_when_the_issue_rate_is_high(
 ):
     row = queries.InstallerQuality(1, "Acme", 5, 5, 0, 0, 0, 0, closed, with_issue)
     assert row.issue_rate_is_high is high
+
+
+@pytest.mark.parametrize(
+    ("used", "cap", "shown"), [(199, 200, 99), (159, 200, 79), (200, 200, 100)]
+)
+def test_cap_use_never_reads_full_or_amber_before_it_is(app, used, cap, shown):
+    from ied.business_time import billing_cycle
+    from ied.installers.services import CycleUsage
+
+    usage = CycleUsage(billing_cycle(1), delivered=used, queued=0, cap=cap)
+    assert queries.CapUse(1, "Acme", True, usage).percent == shown

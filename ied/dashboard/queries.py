@@ -253,7 +253,8 @@ class CapUse:
             return None
         if self.usage.cap == 0:
             return 100
-        return round(100 * self.usage.used / self.usage.cap)
+        # Rounded down: 199 of 200 is 99% (not "100%" with a slot left), 79.5% not amber yet.
+        return 100 * self.usage.used // self.usage.cap
 
 
 def installer_names() -> dict[int, str]:
