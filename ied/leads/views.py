@@ -236,7 +236,9 @@ def assign(reference: str):
         db.session.commit()
     except DomainError as error:
         db.session.rollback()
-        status = 422 if error.field else 409  # the form refused (choices, note), or the rules
+        # The note refused is the form's input; a choice refused is the rules' (409, as a
+        # cap just filled by someone else is).
+        status = 422 if isinstance(error, services.NoteRefused) else 409
         if is_htmx():
             # The dialog stays open with the choices made; only its error line changes.
             body = render_block(LEAD_PAGE, "assign_error", assign_error=error.message)
