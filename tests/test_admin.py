@@ -78,6 +78,18 @@ def test_an_admin_cannot_lock_themselves_out(client, login_as):
     assert admin.active
 
 
+def test_row_buttons_name_the_row_they_act_on(client, login_as, make_user):
+    login_as("admin")
+    other = make_user("manager", email="pat@ied.test")
+    client.post("/admin/api-keys", data={"source": "website"})
+    users = client.get("/admin/users").get_data(as_text=True)
+    keys = client.get("/admin/api-keys").get_data(as_text=True)
+    assert f'aria-label="Deactivate {other.email}">Deactivate</button>' in users
+    assert f'aria-label="Reset password for {other.email}">Reset password</a>' in users
+    prefix = db.session.scalars(sa.select(ApiKey.key_prefix)).one()
+    assert f'aria-label="Revoke the key of website ({prefix})">Revoke</button>' in keys
+
+
 def test_a_new_api_key_is_shown_once_and_works_until_revoked(client, login_as):
     login_as("admin")
     response = client.post("/admin/api-keys", data={"source": "website"})

@@ -12,8 +12,10 @@ from ied.activity.models import ActivityEntry
 from ied.delivery import services as delivery
 from ied.delivery.links import link_token
 from ied.extensions import db
+from ied.finance import queries as finance_queries
 from ied.finance import services as finance
 from ied.finance.models import ReturnRequest
+from ied.finance.services import REASON_TEXT_LIMIT
 from ied.installers.models import Installer
 from ied.installers.services import cycle_usage
 from tests.support.billing import billed_delivery
@@ -277,6 +279,41 @@ def test_managers_decide_returns_on_the_finance_tab(
     decided = client.get("/finance/returns?status=decided").get_data(as_text=True)
     assert 'data-return-status="approved"' in decided
     assert 'data-event-status="voided"' in client.get("/finance").get_data(as_text=True)
+
+
+def test_a_decision_refused_on_a_later_page_stays_on_that_page_with_its_remark(
+    client, login_as, make_installer, make_lead, operator, monkeypatch
+):
+    monkeypatch.setattr(finance_queries, "PAGE_SIZE", 1)  # two pages of one request each
+    installer = make_installer(price_per_lead=Decimal("30.00"))
+    first, second = (
+        finance.request_return(
+            billed_delivery(make_lead, installer, operator).id, "duplicate", None
+        )
+        for _ in range(2)
+    )
+    db.session.commit()
+    login_as("manager")
+    page_one = client.get("/finance/returns").get_data(as_text=True)
+    assert f'id="return-{first.id}"' in page_one and "First page" not in page_one
+    page_two = client.get(f"/finance/returns?after={first.id}").get_data(as_text=True)
+    assert f'action="/finance/returns/{second.id}/decision?after={first.id}"' in page_two
+    assert 'href="/finance/returns">First page</a>' in page_two
+
+    remark = "x" * (REASON_TEXT_LIMIT + 1)  # longer than a remark may be
+    refused = client.post(
+        f"/finance/returns/{second.id}/decision?after={first.id}",
+        data={"decision": "reject", "remark": remark},
+    )
+    page = refused.get_data(as_text=True)
+    assert refused.status_code == 422
+    assert f'id="return-{second.id}"' in page and f'id="return-{first.id}"' not in page
+    assert f">{remark}</textarea>" in page
+    approved = client.post(
+        f"/finance/returns/{second.id}/decision?after={first.id}", data={"decision": "approve"}
+    )
+    assert approved.status_code == 303
+    assert approved.headers["Location"] == f"/finance/returns?after={first.id}"
 
 
 def test_a_decision_on_a_return_decided_meanwhile_says_so_above_the_list(

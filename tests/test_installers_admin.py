@@ -42,6 +42,9 @@ def test_a_manager_creates_an_installer(client, login_as):
     )
     html = client.get("/installers").get_data(as_text=True)
     assert "Sunny Roofs" in html and "0 / 40" in html
+    assert "London, SW1A, North West</td>" in html  # regions in words, prefixes as they are
+    # Each row's button says whose it is to a screen reader, its visible word first.
+    assert 'aria-label="Pause Sunny Roofs">Pause</button>' in html
 
 
 def test_an_empty_cap_means_no_cap(client, login_as):

@@ -179,6 +179,7 @@ def _returns_page(status: int = 200, errors: dict | None = None, remarks: dict |
     return render_template(
         RETURNS_PAGE,
         shown=shown,
+        after=after,
         page=page,
         pending_returns=services.pending_returns_count(),
         errors=errors,
@@ -217,7 +218,10 @@ def decide_return(request_id: int):
         else f"Return of {lead} rejected: the delivery stays billed.",
         "success",
     )
-    return redirect(url_for("finance.returns"), 303)
+    # Back to the page the decision was made on (its form's action carries `after`).
+    return redirect(
+        url_for("finance.returns", after=request.args.get("after", type=id_or_none)), 303
+    )
 
 
 # Statements ---------------------------------------------------------------------------------

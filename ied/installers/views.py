@@ -20,6 +20,12 @@ def installer_or_404(installer_id: int) -> Installer:
     return db.session.get(Installer, installer_id) or abort(404)
 
 
+@bp.app_template_filter("service_area")
+def service_area(area: str) -> str:
+    """A region in words (north_west: North West), a postcode prefix as it is."""
+    return area.replace("_", " ").title() if area in REGIONS else area
+
+
 @bp.get("")
 @role_required("manager")
 def index():
