@@ -90,6 +90,18 @@ def test_the_assign_dialog_lists_eligible_installers_and_the_reasons_for_the_res
     assert "one to 3 different installers" in dialog
 
 
+def test_the_assign_dialog_shows_each_eligible_installers_areas_in_words(
+    client, login_as, make_lead, make_installer
+):
+    login_as("operator")
+    installer = make_installer(company_name="Two Areas Ltd", service_areas=["london", "SW1"])
+    lead = make_lead("ready_to_route")
+    html = client.get(f"/leads/{lead.reference}?assign=1").get_data(as_text=True)
+    row = re.search(rf'data-installer-choice="{installer.id}">.*?</tr>', html, re.S).group(0)
+    areas = re.search(r'<td class="muted">([^<]*)</td>', row).group(1)
+    assert areas == "London, SW1"
+
+
 def test_assigning_two_installers_on_a_compare_quotes_lead(
     client, login_as, make_lead, make_installer, monkeypatch
 ):

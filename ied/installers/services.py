@@ -200,6 +200,7 @@ class InstallerChoice:
     usage: CycleUsage
     reasons: tuple[str, ...]
     is_recommended: bool
+    service_areas: tuple[str, ...] = ()  # as the installer lists them, for the dialog
 
     @property
     def eligible(self) -> bool:
@@ -211,7 +212,8 @@ class InstallerChoice:
 PAUSED, CAP_REACHED = LIFTABLE = ("paused", "cap reached")
 
 
-Scope = tuple[frozenset[str], tuple[str, ...], frozenset[str]]
+# The postcode areas its regions cover, its own prefixes, its products, its areas as listed.
+Scope = tuple[frozenset[str], tuple[str, ...], frozenset[str], tuple[str, ...]]
 
 
 def _region_key(area: str) -> str:
@@ -221,7 +223,8 @@ def _region_key(area: str) -> str:
 
 def _scope(service_areas: list[str] | None, products: list[str] | None) -> Scope:
     """What matching reads of an installer's service areas and products: the postcode areas
-    its regions cover, its own postcode prefixes, its products."""
+    its regions cover, its own postcode prefixes, its products; and the areas as listed, which
+    the assign dialog shows (a Row's service_areas is the column's JSON text)."""
     areas: set[str] = set()
     prefixes = []
     for service_area in service_areas or []:
@@ -230,7 +233,7 @@ def _scope(service_areas: list[str] | None, products: list[str] | None) -> Scope
             prefixes.append(service_area)
         else:
             areas.update(region)
-    return frozenset(areas), tuple(prefixes), frozenset(products or [])
+    return frozenset(areas), tuple(prefixes), frozenset(products or []), tuple(service_areas or ())
 
 
 @lru_cache(maxsize=1024)
@@ -248,7 +251,16 @@ class InstallerFit:
     usage into plain values (a page matches 50 leads against every installer): the reasons it
     may not take a lead depend on the lead only through its postcode and product."""
 
-    __slots__ = ("installer", "id", "usage", "areas", "prefixes", "products", "reasons_by_fit")
+    __slots__ = (
+        "installer",
+        "id",
+        "usage",
+        "areas",
+        "prefixes",
+        "products",
+        "service_areas",
+        "reasons_by_fit",
+    )
 
     def __init__(
         self, installer: Installer | sa.Row, usage: CycleUsage, scope: Scope | None = None
@@ -257,7 +269,7 @@ class InstallerFit:
         self.installer = installer
         self.id = installer.id
         self.usage = usage
-        self.areas, self.prefixes, self.products = scope or _scope(
+        self.areas, self.prefixes, self.products, self.service_areas = scope or _scope(
             installer.service_areas, installer.products
         )
         paused = () if installer.active else (PAUSED,)
@@ -289,6 +301,7 @@ class InstallerFit:
             usage=self.usage,
             reasons=reasons,
             is_recommended=self.id == recommended_id,
+            service_areas=self.service_areas,
         )
 
 
