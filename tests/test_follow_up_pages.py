@@ -398,3 +398,23 @@ def test_an_htmx_post_with_csrf_on_needs_the_token_from_the_page(
         )
         assert started.status_code == 200
         assert reload(follow_up).status == "in_progress"
+
+
+def test_the_lead_pages_follow_up_panel_says_when_the_follow_up_is_overdue(
+    client, login_as, make_lead, make_installer, operator
+):
+    """The follow-up list and page flag it; the lead page showed only Pending and a date."""
+    login_as("operator")
+    late = make_follow_up(
+        make_lead, make_installer, operator, datetime.now(UTC) - timedelta(days=3)
+    )
+    html = client.get(f"/leads/{late.lead.reference}").get_data(as_text=True)
+    panel = html[html.index('id="follow-up-panel"') : html.index('id="status-history"')]
+    assert '<span class="badge badge-overdue">3 days overdue</span>' in panel
+
+    soon = make_follow_up(
+        make_lead, make_installer, operator, datetime.now(UTC) + timedelta(days=3)
+    )
+    html = client.get(f"/leads/{soon.lead.reference}").get_data(as_text=True)
+    panel = html[html.index('id="follow-up-panel"') : html.index('id="status-history"')]
+    assert "overdue" not in panel and "due today" not in panel

@@ -257,19 +257,26 @@ def overdue_label(due_at: datetime, now: datetime | None = None) -> str:
 
 @dataclass(frozen=True)
 class LeadFollowUpPanel:
-    """What the lead page's follow-up block shows: the follow-up, or why none can be made,
-    or the sent deliveries a new one may be for."""
+    """What the lead page's follow-up block shows: the follow-up with its due state at `now`
+    (overdue, due today: as the follow-up list and page say it), or why none can be made, or
+    the sent deliveries a new one may be for."""
 
     follow_up: FollowUp | None
     reason: str | None
     sent: list
+    due_state: str | None = None
+    now: datetime | None = None
 
 
 def lead_follow_up_panel(lead: Lead) -> LeadFollowUpPanel:
     """From the lead's follow-up and assignments, which the lead page loads with the lead
-    (leads.queries.lead_for_page): no statement of its own there."""
+    (leads.queries.lead_for_page): no statement of its own there but the due state of a
+    follow-up it has."""
     if lead.follow_up is not None:
-        return LeadFollowUpPanel(lead.follow_up, None, [])
+        now = utcnow()
+        return LeadFollowUpPanel(
+            lead.follow_up, None, [], due_state_of(lead.follow_up.id, now), now
+        )
     sent = sorted(
         (assignment for assignment in lead.assignments if assignment.status == "sent"),
         key=lambda assignment: assignment.sent_at,
