@@ -151,6 +151,38 @@ def test_needs_attention_says_why_with_the_fix_in_the_row(
     assert 'id="queue-tabs" aria-label="Lead status" hx-swap-oob="true"' in resent
 
 
+def test_needs_attention_offers_assign_another_only_while_the_path_has_a_free_place(
+    client, login_as, make_lead, make_installer, operator
+):
+    """A recommended-installer lead's one place is its failed delivery's until withdrawn, and
+    a compare-quotes lead with three live deliveries is full: the dialog would refuse both."""
+    login_as("operator")
+    first, second, third = make_installer(), make_installer(), make_installer()
+    single = make_lead("ready_to_route", selected_path="recommended_installer")
+    (failed,) = delivery.assign_installers(single, [first.id], operator)
+    delivery.record_delivery_failure(failed.id, "550 5.1.1 Mailbox unavailable")
+    full = make_lead("ready_to_route", selected_path="compare_quotes")
+    sent, also_sent, broken = delivery.assign_installers(
+        full, [first.id, second.id, third.id], operator
+    )
+    delivery.record_delivery_success(sent.id)
+    delivery.record_delivery_success(also_sent.id)
+    delivery.record_delivery_failure(broken.id, "550 5.1.1 Mailbox unavailable")
+    db.session.commit()
+    page = client.get("/leads?tab=attention").get_data(as_text=True)
+    for lead in (single, full):
+        row = row_of(page, lead)
+        assert ">Withdraw</button>" in row and "Assign another" not in row
+
+    roomy = make_lead("ready_to_route", selected_path="compare_quotes")
+    (stuck,) = delivery.assign_installers(roomy, [first.id], operator)
+    delivery.record_delivery_failure(stuck.id, "550 5.1.1 Mailbox unavailable")
+    db.session.commit()
+    assert "Assign another" in row_of(
+        client.get("/leads?tab=attention").get_data(as_text=True), roomy
+    )
+
+
 def test_assigning_over_the_queue_offers_the_next_lead(client, login_as, make_lead, make_installer):
     login_as("operator")
     installer = make_installer()

@@ -9,6 +9,7 @@ from flask import abort, current_app, url_for
 from ied.activity.queries import lead_timeline
 from ied.auth.access import url_if_allowed
 from ied.delivery.queries import assign_options, is_assignable, lead_deliveries
+from ied.delivery.services import max_installers
 from ied.followups.forms import create_follow_up_form
 from ied.followups.queries import lead_follow_up_panel
 from ied.htmx import page_or_blocks, render_block
@@ -58,12 +59,20 @@ def queue_rows_context(leads: list[Lead], tab: str, order: str = "newest", q: st
     A row always carries its routing cell, so a row swapped in alone (which knows its tab, not
     the search) fits either table; a New lead advanced in place brings the column back (CSS)."""
     now = utcnow()
+    problems = delivery_problems(
+        [lead.id for lead in leads if lead.status == "assigned" and needs_attention(lead, now)]
+    )
     return {
         "routing_column": bool(q) or tab in NOT_YET_ASSIGNED,
         "eligibility": eligibility_of([lead for lead in leads if lead.status in NOT_YET_ASSIGNED]),
-        "problems": delivery_problems(
-            [lead.id for lead in leads if lead.status == "assigned" and needs_attention(lead, now)]
-        ),
+        "problems": problems,
+        # Assign another: only while the lead's path has a free place (a recommended-installer
+        # lead's one place is held by its failed or stuck delivery until it is withdrawn).
+        "assign_another": {
+            lead.id
+            for lead in leads
+            if lead.id in problems and problems[lead.id][0].lead_live_count < max_installers(lead)
+        },
         "installers_url": url_if_allowed("installers.index"),
         "links": QueueRowLinks(tab),
         "queue_url": url_for("leads.queue", tab=tab, order=order, q=q or None),

@@ -7,7 +7,7 @@ from functools import cache, lru_cache
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.orm import joinedload, load_only
+from sqlalchemy.orm import aliased, joinedload, load_only
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ied.business_time import business_today, day_bounds
@@ -66,7 +66,8 @@ class QueuePage:
 
 @dataclass(frozen=True)
 class DeliveryProblem:
-    """Why a lead needs attention, and what fixes it: resend, withdraw (and assign another)."""
+    """Why a lead needs attention, and what fixes it: resend, withdraw (and assign another,
+    while the lead's live assignments, `lead_live_count`, leave its path a free place)."""
 
     assignment_id: int
     status: str
@@ -74,6 +75,7 @@ class DeliveryProblem:
     why: str
     can_resend: bool
     can_withdraw: bool
+    lead_live_count: int
 
 
 @cache
@@ -88,6 +90,12 @@ def _delivery_problems_statement(dialect: str) -> sa.Select:
         if dialect == "postgresql"
         else Assignment.lead_id.in_(sa.bindparam("lead_ids", expanding=True))
     )
+    other = aliased(Assignment)
+    lead_live_count = (  # its lead's assignments that are live (delivery.services.is_live)
+        sa.select(sa.func.count())
+        .where(other.lead_id == Assignment.lead_id, other.status != "withdrawn")
+        .scalar_subquery()
+    )
     return (
         sa.select(
             Assignment.id,
@@ -97,6 +105,7 @@ def _delivery_problems_statement(dialect: str) -> sa.Select:
             Assignment.last_error,
             Installer.company_name,
             Installer.active,
+            lead_live_count.label("lead_live_count"),
         )
         .join(Assignment.installer)
         .where(
@@ -136,6 +145,7 @@ def delivery_problems(lead_ids: list[int]) -> dict[int, list[DeliveryProblem]]:
                 why=why + ".",
                 can_resend="queued" in allowed_next and row.active,
                 can_withdraw="withdrawn" in allowed_next,
+                lead_live_count=row.lead_live_count,
             )
         )
     return problems
