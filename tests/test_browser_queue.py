@@ -264,3 +264,22 @@ def test_escape_out_of_the_assign_dialog_puts_focus_back_on_the_lead(
     page.wait_for_selector("#assign-dialog:modal", state="detached")
     assert page.evaluate("() => document.activeElement.textContent.trim()") == "Assign installers"
     assert page.console_errors == []
+
+
+def test_a_search_typed_in_leaves_no_tab_current_and_clearing_it_brings_the_tab_back(
+    browser_page, browser_login, live_server, make_lead
+):
+    """The results of a search span every status; the tab it was typed on stayed underlined."""
+    make_lead("new", customer_name="Grace Hall")
+    make_lead("reviewing", customer_name="Grace Evans")
+    page = browser_page
+    browser_login("operator")
+    page.goto(f"{live_server.url}/leads?tab=new")
+    current = '#queue-tabs a[aria-current="page"]'
+    assert page.get_attribute(current, "data-tab") == "new"
+    page.fill("input[name=q]", "Grace")
+    page.wait_for_selector("#queue-results >> text=Leads in every status matching")
+    page.wait_for_selector(current, state="detached")
+    page.fill("input[name=q]", "")
+    page.wait_for_selector('#queue-tabs a[data-tab="new"][aria-current="page"]')
+    assert page.console_errors == []

@@ -174,6 +174,18 @@
     if (refused && !document.querySelector("[autofocus]")) { refused.focus(); }
   }
 
+  // A search typed in swaps the queue's results only: the tab it left is no longer the
+  // current one (the results span every status), and clearing it makes that tab current again.
+  document.addEventListener("htmx:afterSettle", function () {
+    var results = document.querySelector("#queue-results[data-current-tab]");
+    if (!results) { return; }
+    var current = results.dataset.currentTab;
+    document.querySelectorAll("#queue-tabs a[data-tab]").forEach(function (link) {
+      if (link.dataset.tab === current) { link.setAttribute("aria-current", "page"); }
+      else { link.removeAttribute("aria-current"); }
+    });
+  });
+
   document.addEventListener("DOMContentLoaded", function () { promoteOpenDialogs(document); focusFirstRefused(); });
   document.addEventListener("htmx:load", function (event) { promoteOpenDialogs(event.detail.elt); });
 })();
