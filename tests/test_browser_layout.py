@@ -348,3 +348,17 @@ def test_a_lead_advanced_on_the_new_tab_brings_the_installers_column_and_still_f
     button = page.locator(f"#lead-{nobody.reference} button:has-text('Approve anyway')")
     box = button.bounding_box()
     assert box["x"] + box["width"] <= 1024
+
+
+def test_the_new_user_form_stands_apart_from_the_users_table(
+    browser_page, browser_login, live_server
+):
+    """The form's card sat flush against the table's bottom border (so did New key's)."""
+    browser_page.set_viewport_size({"width": 1280, "height": 900})
+    browser_login("admin")
+    browser_page.goto(f"{live_server.url}/admin/users")
+    gap = browser_page.evaluate(
+        "() => document.querySelector('.table-wrap + .card').getBoundingClientRect().top"
+        " - document.querySelector('.table-wrap').getBoundingClientRect().bottom"
+    )
+    assert gap >= 16
