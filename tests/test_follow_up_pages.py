@@ -77,6 +77,24 @@ def test_a_lead_does_not_create_a_follow_up_until_operations_explicitly_needs_it
     assert count(FollowUp) == 0
 
 
+def test_the_default_due_date_of_a_long_ago_delivery_is_today_not_a_past_day(
+    app, client, login_as, delivered_lead
+):
+    """Fourteen days after a delivery of two months ago made the new follow-up overdue."""
+    from ied.business_time import business_today
+
+    login_as("operator")
+    lead, good, _ = delivered_lead
+    sent = db.session.scalars(
+        sa.select(delivery.Assignment).where(delivery.Assignment.installer_id == good.id)
+    ).one()
+    sent.sent_at = datetime.now(UTC) - timedelta(days=60)
+    db.session.commit()
+    form = client.get(f"/leads/{lead.reference}/follow-up/new").get_data(as_text=True)
+    due = form.split('name="due_date"')[1].split(">")[0]
+    assert f'value="{business_today().isoformat()}"' in due
+
+
 def test_a_delivered_lead_can_create_one_primary_follow_up_record(
     app, client, login_as, delivered_lead
 ):

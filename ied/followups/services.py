@@ -47,9 +47,11 @@ def due_at_end_of(day: date) -> datetime:
 
 
 def default_due_date(assignment: Assignment) -> date:
-    """The default scheduling policy: a configurable number of days after the delivery."""
+    """The default scheduling policy: a configurable number of days after the delivery, or
+    today when those days have passed already (a default that made the new follow-up
+    overdue the moment it was created would only look like neglect)."""
     days = current_app.config["FOLLOW_UP_DEFAULT_DAYS"]
-    return business_today(assignment.sent_at + timedelta(days=days))
+    return max(business_today(assignment.sent_at + timedelta(days=days)), business_today())
 
 
 def why_no_follow_up(lead: Lead) -> str | None:
