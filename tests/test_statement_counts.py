@@ -163,7 +163,7 @@ def test_an_htmx_search_swaps_its_results_without_counting_the_tabs(client, logi
     login_as("operator")
     lead = make_lead("new", customer_name="Pat Jones")
     html = client.get("/leads?q=Jones", headers={"HX-Request": "true"}).get_data(as_text=True)
-    assert html.lstrip().startswith('<div id="queue-results">') and lead.reference in html
+    assert html.lstrip().startswith('<div id="queue-results" ') and lead.reference in html
     assert 'id="queue-tabs"' not in html
     swapped = _get(client, "/leads?q=Jones", {"HX-Request": "true"})
     assert len(swapped) == len(_get(client, "/leads?q=Jones")) - 1, "\n\n".join(swapped)
