@@ -157,6 +157,39 @@ def test_resend_answers_its_block_and_the_dialog_opened_after_counts_it_live(
     assert "1 already live." in client.get(dialog_url, headers=HTMX).get_data(as_text=True)
 
 
+def test_a_failed_delivery_to_a_paused_or_full_installer_says_why_instead_of_a_resend_button(
+    client, login_as, make_lead, make_installer, operator
+):
+    """The queue left Resend out for a paused installer; the lead page offered it, to refuse."""
+    login_as("operator")
+    paused, full, fine = (
+        make_installer(company_name="Paused Co"),
+        make_installer(company_name="Full Co", cycle_cap=1),
+        make_installer(company_name="Fine Co"),
+    )
+    lead = make_lead("ready_to_route", selected_path="compare_quotes")
+    assignments = delivery.assign_installers(lead, [paused.id, full.id, fine.id], operator)
+    for assignment in assignments:
+        delivery.record_delivery_failure(assignment.id, "550 5.1.1 Mailbox unavailable")
+    (billed,) = delivery.assign_installers(make_lead("ready_to_route"), [full.id], operator)
+    delivery.record_delivery_success(billed.id)
+    paused.active = False
+    db.session.commit()
+    html = client.get(f"/leads/{lead.reference}").get_data(as_text=True)
+    panel = {
+        assignment.installer_id: re.search(
+            rf'id="assignment-{assignment.id}">.*?</article>', html, re.S
+        ).group(0)
+        for assignment in assignments
+    }
+    assert "Resend once Paused Co can take leads again: paused." in panel[paused.id]
+    assert "Resend once Full Co can take leads again: cap reached." in panel[full.id]
+    for installer in (paused, full):
+        assert ">Resend</button>" not in panel[installer.id]
+        assert ">Withdraw</button>" in panel[installer.id]
+    assert ">Resend</button>" in panel[fine.id] and "data-resend-blocked" not in panel[fine.id]
+
+
 def test_the_lead_page_fetches_its_assign_dialog_when_it_is_opened(
     client, login_as, make_lead, make_installer
 ):

@@ -327,6 +327,26 @@ def record_deliveries_failure(failures: Sequence[tuple[Assignment, str]]) -> Non
     _refresh_attention_of([assignment for assignment, _ in failures])
 
 
+def _resend_reasons(installer: Installer, lead: Lead, usage: CycleUsage) -> list[str]:
+    return [r for r in exclusion_reasons(installer, lead, usage) if r in RESEND_BLOCKERS]
+
+
+def resend_blockers(assignments: Sequence[Assignment]) -> dict[int, list[str]]:
+    """Why each of these that could go back in the queue may not now (resend refuses it): its
+    installer paused or at its cap. By assignment id; one statement, none when none failed."""
+    failed = [assignment for assignment in assignments if "queued" in assignment.allowed_next]
+    if not failed:
+        return {}
+    usage = cycle_usage(list({assignment.installer for assignment in failed}))
+    blockers = {
+        assignment.id: _resend_reasons(
+            assignment.installer, assignment.lead, usage[assignment.installer_id]
+        )
+        for assignment in failed
+    }
+    return {assignment_id: reasons for assignment_id, reasons in blockers.items() if reasons}
+
+
 def resend(assignment: Assignment, actor: User | None) -> Assignment:
     """A failed delivery goes back in the queue, if its installer may still take a lead now."""
     assignment = lock_one(Assignment, assignment.id)
@@ -336,10 +356,7 @@ def resend(assignment: Assignment, actor: User | None) -> Assignment:
     (installer,) = _lock_installers([assignment.installer_id])
     usage = cycle_usage([installer])[installer.id]  # counted before this one is queued again
     _refuse_unless_free(
-        installer,
-        assignment.lead,
-        [r for r in exclusion_reasons(installer, assignment.lead, usage) if r in RESEND_BLOCKERS],
-        usage,
+        installer, assignment.lead, _resend_reasons(installer, assignment.lead, usage), usage
     )
     move_assignment(assignment, "queued", actor)
     now = utcnow()

@@ -9,7 +9,7 @@ from flask import abort, current_app, url_for
 from ied.activity.queries import lead_timeline
 from ied.auth.access import url_if_allowed
 from ied.delivery.queries import assign_options, is_assignable, lead_deliveries
-from ied.delivery.services import max_installers
+from ied.delivery.services import max_installers, resend_blockers
 from ied.followups.forms import create_follow_up_form
 from ied.followups.queries import lead_follow_up_panel
 from ied.htmx import page_or_blocks, render_block
@@ -159,6 +159,7 @@ def lead_page_context(
         "back_tab": back_tab,
         "installers_url": url_if_allowed("installers.index"),
         "deliveries": lead_deliveries(lead),
+        "resend_blockers": resend_blockers(lead.assignments),
         "follow_up_panel": follow_up_panel,
         "follow_up_form": follow_up_form,
         "follow_up_default_days": current_app.config["FOLLOW_UP_DEFAULT_DAYS"],
