@@ -12,7 +12,9 @@ from ied.extensions import db
 from ied.finance import services as finance
 from ied.followups import services as followups
 from ied.leads.queries import QUEUE_TABS
+from tests.conftest import TEST_PASSWORD
 from tests.support.follow_ups import deliver, end_of_today, make_follow_up
+from tests.support.live_server import LiveServer
 
 
 def overflow(page) -> int:
@@ -362,3 +364,25 @@ def test_the_new_user_form_stands_apart_from_the_users_table(
         " - document.querySelector('.table-wrap').getBoundingClientRect().bottom"
     )
     assert gap >= 16
+
+
+def test_an_admins_top_bar_with_caught_mail_fits_1024_px_on_one_line(
+    chromium, make_app, make_user, tmp_path
+):
+    """`make run` adds Caught mail: a ninth link, which went to a second line at 1024 px."""
+    app = make_app(MAIL_CATCHER_ENABLED=True, MAIL_CATCHER_DIR=str(tmp_path))
+    admin = make_user("admin")
+    with app.app_context():
+        server = LiveServer(app).start()
+        try:
+            page = chromium.new_context(viewport={"width": 1024, "height": 700}).new_page()
+            page.goto(f"{server.url}/login")
+            page.fill("input[name=email]", admin.email)
+            page.fill("input[name=password]", TEST_PASSWORD)
+            page.click("button[type=submit]")
+            page.wait_for_url(lambda url: "/login" not in url)
+            assert page.get_by_role("link", name="Caught mail").is_visible()
+            assert page.evaluate("() => document.querySelector('.topbar').offsetHeight") <= 48
+            assert page.evaluate("() => document.documentElement.scrollWidth") <= 1024
+        finally:
+            server.stop()
