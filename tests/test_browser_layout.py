@@ -343,6 +343,9 @@ def test_a_lead_advanced_on_the_new_tab_brings_the_installers_column_and_still_f
         page.wait_for_selector(f'#lead-{lead.reference} [data-status="reviewing"]')
     assert page.locator("th.routing").is_visible()
     assert page.inner_text(f"#lead-{started.reference} td.routing").startswith("1 can take it")
+    # A row just swapped in ignores pointer clicks for a moment (ied.js: no second step by a
+    # hasty second click).
+    page.wait_for_selector(f"#lead-{nobody.reference}:not([data-just-swapped])")
     page.click(f"#lead-{nobody.reference} button:has-text('Approve for routing')")
     page.wait_for_selector(f"#lead-{nobody.reference} .warning")
     page.screenshot(path="/tmp/layout/new-tab-advanced-1024.png", full_page=True)

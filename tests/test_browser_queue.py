@@ -283,3 +283,27 @@ def test_a_search_typed_in_leaves_no_tab_current_and_clearing_it_brings_the_tab_
     page.fill("input[name=q]", "")
     page.wait_for_selector('#queue-tabs a[data-tab="new"][aria-current="page"]')
     assert page.console_errors == []
+
+
+def test_a_hasty_second_click_on_a_row_just_swapped_takes_no_second_step(
+    browser_page, browser_login, live_server, routing_setup
+):
+    """The row's next button appears where the first was: a click meant once (or a second
+    one a moment later) does not approve a lead nobody has reviewed."""
+    page = browser_page
+    lead, _, _ = routing_setup
+    row = f"#lead-{lead.reference}"
+    browser_login("operator")
+    posts = []
+    page.on("request", lambda request: posts.append(request.url) if request.method == "POST" else 0)
+    page.goto(f"{live_server.url}/leads?tab=new")
+    page.click(f"{row} button:has-text('Start review')")
+    page.wait_for_selector(f'{row}[data-just-swapped] [data-status="reviewing"]')
+    page.click(f"{row} button:has-text('Approve for routing')")  # at once, as a hasty click lands
+    page.wait_for_timeout(400)
+    assert len(posts) == 1 and status_of(lead.reference) == "reviewing"
+
+    page.wait_for_selector(f"{row}:not([data-just-swapped])")  # on screen long enough to read
+    page.click(f"{row} button:has-text('Approve for routing')")
+    page.wait_for_selector(f'{row} [data-status="ready_to_route"]')
+    assert len(posts) == 2 and status_of(lead.reference) == "ready_to_route"

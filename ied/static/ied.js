@@ -108,6 +108,24 @@
     var dialogOpen = document.querySelector("dialog[open]");
     if (lost && !dialogOpen) { select(row); } else { mark(row); }
   });
+  // A row's action swaps the row: the next step's button appears under the pointer, so a
+  // hasty second click would take a second step nobody meant (start review, then approve
+  // unread). Pointer clicks on the buttons of a row just swapped in are ignored for a moment
+  // (its links only open a dialog or a page); keys (and Enter or Space on a button: a click
+  // with no pointer, detail 0) act at once.
+  var SWAPPED_ROW_PAUSE_MS = 700;
+  document.addEventListener("htmx:load", function (event) {
+    var row = event.detail.elt;
+    if (!row.matches || !row.matches("tr")) { return; }
+    row.dataset.justSwapped = "";
+    setTimeout(function () { delete row.dataset.justSwapped; }, SWAPPED_ROW_PAUSE_MS);
+  });
+  document.addEventListener("click", function (event) {
+    if (event.detail && event.target.closest && event.target.closest("tr[data-just-swapped] button")) {
+      event.preventDefault();
+      event.stopPropagation();
+    }
+  }, true);
   function clickKey(root, key) {
     var target = root.querySelector('[data-key="' + key + '"]');
     if (target) { target.click(); return true; }
