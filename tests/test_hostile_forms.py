@@ -149,3 +149,25 @@ def test_a_transition_note_holding_nul_is_refused_not_a_5xx(
     assert "control character" in response.get_data(as_text=True)
     db.session.expire_all()
     assert lead.status == ("new" if action == "advance" else "ready_to_route")
+
+
+@pytest.mark.parametrize("bad_id", [str(2**31), "9" * 30, "-1", "0", "1.5", "abc"])
+@pytest.mark.parametrize("htmx", [False, True])
+def test_an_installer_id_no_installer_can_have_is_refused_not_a_5xx(
+    app, client, login_as, make_lead, make_installer, bad_id, htmx
+):
+    """The checkboxes' values are ids: one past PostgreSQL's integer reached the row lock's
+    query (integer out of range: 500)."""
+    login_as("operator")
+    installer = make_installer()
+    lead = make_lead("ready_to_route")
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    response = client.post(
+        f"/leads/{lead.reference}/assign",
+        data=MultiDict([("installer_ids", str(installer.id)), ("installer_ids", bad_id)]),
+        headers={"HX-Request": "true"} if htmx else {},
+    )
+    assert response.status_code == 409
+    assert "Choose installers from the list." in response.get_data(as_text=True)
+    db.session.expire_all()
+    assert lead.status == "ready_to_route" and lead.assignments == []

@@ -19,6 +19,7 @@ from ied.followups import services as followups
 from ied.followups.forms import CreateFollowUpForm, offer_installers
 from ied.form_errors import show_field_errors
 from ied.htmx import is_htmx, page_or_block, render_block
+from ied.input_limits import id_or_none
 from ied.installers.models import Installer
 from ied.leads import queries, services
 from ied.leads.forms import NewLeadForm
@@ -222,11 +223,9 @@ def assign_dialog(reference: str):
 @role_required("operator")
 def assign(reference: str):
     lead = lead_or_404(reference)
-    raw_ids = request.form.getlist("installer_ids")
-    try:
-        installer_ids = [int(value) for value in raw_ids]
-    except ValueError:
-        installer_ids = None
+    # Each value an id, else none of them: one past PostgreSQL's integer would reach the query.
+    installer_ids = [id_or_none(value) for value in request.form.getlist("installer_ids")]
+    installer_ids = None if None in installer_ids else installer_ids
     try:
         if installer_ids is None:
             raise AssignmentRefused("Choose installers from the list.", field="installer_ids")
