@@ -1,5 +1,6 @@
 """Coercions shared by the forms' fields."""
 
+from ied.errors import DomainError
 from ied.input_limits import is_id
 
 
@@ -11,3 +12,15 @@ def optional_int(value) -> int | None:
     if not is_id(number):
         raise ValueError(f"{value} is not an id.")
     return number
+
+
+class SwitchRefused(DomainError):
+    pass
+
+
+def on_or_off(value: str | None) -> bool:
+    """An on/off button's hidden value: "1" or "0". Anything else (none at all) is refused, so
+    a request without it pauses or deactivates nothing."""
+    if value not in ("1", "0"):
+        raise SwitchRefused("Send active=1 or active=0; nothing was changed.", field="active")
+    return value == "1"

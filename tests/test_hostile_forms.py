@@ -171,3 +171,24 @@ def test_an_installer_id_no_installer_can_have_is_refused_not_a_5xx(
     assert "Choose installers from the list." in response.get_data(as_text=True)
     db.session.expire_all()
     assert lead.status == "ready_to_route" and lead.assignments == []
+
+
+@pytest.mark.parametrize("sent", [{}, {"active": ""}, {"active": "true"}, {"active": "2"}])
+def test_an_active_switch_without_1_or_0_changes_nothing(
+    app, client, login_as, make_user, make_installer, sent
+):
+    """The Pause / Deactivate buttons send active=0, the others active=1: anything else (no
+    field at all) paused the installer and deactivated the user, signing them out everywhere."""
+    login_as("admin")
+    user, installer = make_user("operator"), make_installer()
+    token = user.session_token
+    for url, back in (
+        (f"/admin/users/{user.id}/active", "/admin/users"),
+        (f"/installers/{installer.id}/active", "/installers"),
+    ):
+        response = client.post(url, data=sent, follow_redirects=True)
+        assert response.status_code == 200 and response.request.path == back
+        refusal = "Send active=1 or active=0; nothing was changed."
+        assert refusal in response.get_data(as_text=True), url
+    db.session.expire_all()
+    assert user.active and user.session_token == token and installer.active

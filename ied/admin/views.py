@@ -12,6 +12,7 @@ from ied.auth.models import ROLES, User
 from ied.errors import DomainError
 from ied.extensions import db
 from ied.form_errors import show_field_errors
+from ied.form_values import on_or_off
 from ied.intake import services as intake_services
 from ied.intake.models import ApiKey
 
@@ -110,9 +111,10 @@ def reset_password(user_id: int):
 @bp.post("/users/<int:user_id>/active")
 def set_active(user_id: int):
     user = _user_or_404(user_id)
-    active = request.form.get("active") == "1"
+    value = request.form.get("active")
+    active = value == "1"
     return _refused_or_done(
-        lambda: user_services.set_active(user, active, current_user),
+        lambda: user_services.set_active(user, on_or_off(value), current_user),
         f"{user.email} is {'active again' if active else 'deactivated and signed out everywhere'}.",
         url_for("admin.users"),
     )

@@ -4,8 +4,10 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import current_user
 
 from ied.auth.access import role_required
+from ied.errors import DomainError
 from ied.extensions import db
 from ied.form_errors import show_field_errors
+from ied.form_values import on_or_off
 from ied.installers import services
 from ied.installers.forms import InstallerForm
 from ied.installers.models import REGIONS, Installer
@@ -82,7 +84,11 @@ def edit(installer_id: int):
 @role_required("manager")
 def set_active(installer_id: int):
     installer = installer_or_404(installer_id)
-    active = request.form.get("active") == "1"
+    try:
+        active = on_or_off(request.form.get("active"))
+    except DomainError as error:
+        flash(error.message, "error")
+        return redirect(url_for("installers.index"), 303)
     services.set_installer_active(installer, active, current_user)
     db.session.commit()
     state = "active again: it receives new leads" if active else "paused: it receives no new leads"
