@@ -21,6 +21,8 @@ from functools import wraps
 import sqlalchemy as sa
 from flask import Flask, g, request
 
+from ied.security_headers import SIGNED_LINK_PREFIX
+
 REQUEST_ID_HEADER = "X-Request-ID"
 # A request id from outside is kept only when it is short and plain (it is echoed in a header
 # and written to the logs); anything else is replaced by a fresh one.
@@ -91,6 +93,15 @@ def _start_request() -> None:
     g.request_id = given if _SAFE_REQUEST_ID.match(given) else uuid.uuid4().hex
 
 
+def logged_path(path: str) -> str:
+    """The request's path, a signed link's token left out: it is the installer's credential to
+    the customer's details, which nobody reading the logs may hold."""
+    if not path.startswith(SIGNED_LINK_PREFIX):
+        return path
+    _, slash, rest = path[len(SIGNED_LINK_PREFIX) :].partition("/")
+    return f"{SIGNED_LINK_PREFIX}[token]{slash}{rest}"
+
+
 def _log_request(response):
     request_id = g.get("request_id") or uuid.uuid4().hex
     response.headers[REQUEST_ID_HEADER] = request_id
@@ -100,15 +111,16 @@ def _log_request(response):
     # a query of its own (after a commit the user's attributes are expired).
     state = sa.inspect(g.get("_login_user"), raiseerr=False)
     user_id = str(state.identity[0]) if state is not None and state.identity else None
+    path = logged_path(request.path)
     request_log.info(
         "%s %s %s",
         request.method,
-        request.path,
+        path,
         response.status_code,
         extra={
             "fields": {
                 "method": request.method,
-                "path": request.path,
+                "path": path,
                 "status": response.status_code,
                 "duration_ms": round(duration, 1),
                 "user_id": user_id,

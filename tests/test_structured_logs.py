@@ -49,6 +49,19 @@ def test_a_request_logs_one_json_line_and_answers_with_its_request_id(
     assert isinstance(line["duration_ms"], float) and line["duration_ms"] > 0
 
 
+def test_a_signed_link_is_logged_without_its_token(make_app, log_lines):
+    """The token is the installer's credential (the lead's customer, for weeks): whoever reads
+    the logs must not be able to open the lead with it."""
+    app = make_app(LOG_FORMAT="json")
+    client = app.test_client()
+    token = "eyJhIjoxLCJ2IjoxfQ.axMTTA.0Fds4HxqTRqd95weXj6ST5mrp9E"
+    for method, path in (("GET", f"/d/{token}"), ("POST", f"/d/{token}/return")):
+        client.open(path, method=method)
+    lines = [json.loads(line) for line in log_lines() if '"ied.requests"' in line]
+    assert [line["path"] for line in lines] == ["/d/[token]", "/d/[token]/return"]
+    assert not any(token in line for line in log_lines())
+
+
 def test_a_request_without_a_usable_id_gets_a_fresh_one(make_app, log_lines):
     app = make_app(LOG_FORMAT="json")
     client = app.test_client()
