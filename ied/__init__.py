@@ -11,13 +11,21 @@ from ied.config import check_production_safety, engine_options, settings_from_en
 from ied.extensions import csrf, db, login_manager, migrate
 from ied.pooled_connections import replace_connections_closed_by_the_server
 from ied.row_locks import configure_sqlite
-from ied.structured_logs import configure_logging
+from ied.structured_logs import configure_logging, logged_path
 
 MIGRATIONS_DIR = str(Path(__file__).resolve().parent.parent / "migrations")
 
 
+class IedFlask(Flask):
+    def log_exception(self, exc_info) -> None:
+        """Flask's own line for an error, a signed link's token left out (see logged_path)."""
+        self.logger.error(
+            f"Exception on {logged_path(request.path)} [{request.method}]", exc_info=exc_info
+        )
+
+
 def create_app(config: dict | None = None) -> Flask:
-    app = Flask(__name__, instance_relative_config=True)
+    app = IedFlask(__name__, instance_relative_config=True)
     input_limits.init_app(app)  # before any route: `<int:...>` ids stop at PostgreSQL's integer
     app.config.update(settings_from_environment(app.instance_path))
     app.config.update(config or {})

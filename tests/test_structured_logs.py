@@ -62,6 +62,20 @@ def test_a_signed_link_is_logged_without_its_token(make_app, log_lines):
     assert not any(token in line for line in log_lines())
 
 
+def test_an_error_at_a_signed_link_is_logged_without_its_token(make_app, log_lines, monkeypatch):
+    app = make_app(LOG_FORMAT="json", PROPAGATE_EXCEPTIONS=False)
+    token = "eyJhIjoxLCJ2IjoxfQ.axMTTA.0Fds4HxqTRqd95weXj6ST5mrp9E"
+
+    def fail(_):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr("ied.delivery.views.resolve_link", fail)
+    assert app.test_client().get(f"/d/{token}").status_code == 500
+    lines = log_lines()
+    assert any("Exception on /d/[token] [GET]" in line for line in lines)
+    assert not any(token in line for line in lines)
+
+
 def test_a_request_without_a_usable_id_gets_a_fresh_one(make_app, log_lines):
     app = make_app(LOG_FORMAT="json")
     client = app.test_client()
