@@ -2,8 +2,9 @@
 
 from pathlib import Path
 
-from flask import Flask, render_template, request
+from flask import Flask, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from ied import input_limits
@@ -139,6 +140,31 @@ def _register_error_pages(app: Flask) -> None:
 
     @app.errorhandler(404)
     def not_found(error):
+        if request.path.startswith(API_PREFIX):
+            return _api_problem(error, "Nothing at this address: post leads to /api/v1/leads.")
         return render_template(
             "error.html", title="Not found", message="There is nothing at this address."
         ), 404
+
+    @app.errorhandler(405)
+    def method_not_allowed(error):
+        if request.path.startswith(API_PREFIX):
+            return _api_problem(error, f"{request.method} is not allowed here: send a POST.")
+        return error
+
+
+API_PREFIX = "/api/"
+
+
+def _api_problem(error: HTTPException, message: str):
+    """The intake API's sources read JSON: its wrong addresses and methods answer an RFC 9457
+    problem, as its 429 does, with the `message` every answer of the API carries."""
+    response = jsonify(
+        type="about:blank", title=error.name, status=error.code, detail=message, message=message
+    )
+    response.status_code = error.code
+    response.mimetype = "application/problem+json"
+    response.headers.update(
+        (name, value) for name, value in error.get_headers() if name != "Content-Type"
+    )
+    return response

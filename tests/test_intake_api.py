@@ -342,3 +342,17 @@ def test_on_postgresql_a_new_lead_is_one_statement_outside_a_transaction(
     assert parameters <= psycopg_queries.MAX_CACHED_STATEMENT_PARAMS
     lead = db.session.scalars(sa.select(Lead).filter_by(external_id="web-one")).one()
     assert [change.to_status for change in lead.status_changes] == ["new"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [("GET", URL, 405), ("PUT", URL, 405), ("POST", "/api/v1/lead", 404), ("GET", "/api/v2/", 404)],
+)
+def test_the_api_answers_a_wrong_method_or_address_as_json_too(client, method, path, status):
+    """A source's client reads JSON from this API: a wrong method or address was an HTML page."""
+    response = client.open(path, method=method)
+    assert response.status_code == status
+    assert response.mimetype == "application/problem+json"
+    assert response.json["status"] == status and response.json["message"]
+    if status == 405:
+        assert sorted(response.headers["Allow"].split(", ")) == ["OPTIONS", "POST"]
