@@ -151,6 +151,31 @@ def test_needs_attention_says_why_with_the_fix_in_the_row(
     assert 'id="queue-tabs" aria-label="Lead status" hx-swap-oob="true"' in resent
 
 
+def test_needs_attention_offers_resend_only_to_an_installer_under_its_cap(
+    client, login_as, make_lead, make_installer, operator
+):
+    """Resend counts the delivery against the installer's cap again: at its cap (its queued
+    deliveries of other leads count), the row says so instead of offering what would refuse."""
+    login_as("operator")
+    full = make_installer(company_name="Full Co", cycle_cap=1)
+    room = make_installer(company_name="Room Co", cycle_cap=2)
+    lead = make_lead("ready_to_route", selected_path="compare_quotes")
+    to_full, to_room = delivery.assign_installers(lead, [full.id, room.id], operator)
+    for assignment in (to_full, to_room):
+        delivery.record_delivery_failure(assignment.id, "550 5.1.1 Mailbox unavailable")
+    delivery.assign_installers(make_lead("ready_to_route"), [full.id], operator)  # queued
+    delivery.assign_installers(make_lead("ready_to_route"), [room.id], operator)  # 1 of 2
+    db.session.commit()
+
+    row = row_of(client.get("/leads?tab=attention").get_data(as_text=True), lead)
+    assert "Full Co is at its cap this cycle." in row
+    assert row.count(">Resend</button>") == 1
+    assert f'formaction="/assignments/{to_room.id}/resend"' in row
+    client.post(f"/assignments/{to_full.id}/resend", data={"tab": "attention"}, headers=HTMX)
+    db.session.refresh(to_full)
+    assert to_full.status == "failed"  # as resend refuses it
+
+
 def test_needs_attention_offers_assign_another_only_while_the_path_has_a_free_place(
     client, login_as, make_lead, make_installer, operator
 ):

@@ -38,13 +38,21 @@ class CycleUsage:
 
     @property
     def is_full(self) -> bool:
-        return self.cap is not None and self.used >= self.cap
+        return cap_reached(self.cap, self.delivered, self.queued)
+
+
+def cap_reached(cap: int | None, delivered: int, queued: int) -> bool:
+    return cap is not None and delivered + queued >= cap
 
 
 # As columns of a query of installers: the counter of each one's current cycle (non-voided
 # events) and its queued assignments. The current cycle's label by anchor day comes as
 # parameters (_cycle_parameters): anchor days up to today's day are in this month's cycle, the
 # later ones still in last month's. Built once: only the parameters change from call to call.
+# The queued ones are counted through an alias of their own, so that the columns also count
+# right inside a query of assignments (the queue's delivery problems): there, the table itself
+# would be correlated with the outer query's assignment row.
+_QUEUED = Assignment.__table__.alias("queued")
 _CURRENT_LABEL = sa.case(
     (
         Installer.billing_anchor_day <= sa.bindparam("cycle_today_day", type_=sa.Integer),
@@ -63,10 +71,16 @@ _USAGE_COLUMNS = (
         0,
     ),
     sa.select(sa.func.count())
-    .select_from(Assignment)
-    .where(Assignment.installer_id == Installer.id, Assignment.status == "queued")
+    .select_from(_QUEUED)
+    .where(_QUEUED.c.installer_id == Installer.id, _QUEUED.c.status == "queued")
     .scalar_subquery(),
 )
+
+
+def usage_columns() -> tuple[tuple[sa.ColumnElement, sa.ColumnElement], dict[str, int | str]]:
+    """The current cycle's billed and queued counts as two columns, for a query of another
+    domain with the installer in its FROM, and the parameters that query then runs with."""
+    return _USAGE_COLUMNS, _cycle_parameters(current_cycles())
 
 
 def _cycle_parameters(current: CurrentCycles) -> dict[str, int | str]:

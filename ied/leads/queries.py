@@ -18,6 +18,7 @@ from ied.extensions import db
 from ied.followups.models import FollowUp
 from ied.followups.queries import due_state_count_columns
 from ied.installers.models import Installer
+from ied.installers.services import cap_reached, usage_columns
 from ied.keyset import cursor_position, decode_cursor, encode_cursor
 from ied.leads.models import LEAD_STATUSES, Lead, LeadStatusChange
 from ied.leads.services import normalize_email, normalize_phone, normalize_postcode
@@ -90,6 +91,7 @@ def _delivery_problems_statement(dialect: str) -> sa.Select:
         if dialect == "postgresql"
         else Assignment.lead_id.in_(sa.bindparam("lead_ids", expanding=True))
     )
+    usage, _ = usage_columns()
     other = aliased(Assignment)
     lead_live_count = (  # its lead's assignments that are live (delivery.services.is_live)
         sa.select(sa.func.count())
@@ -105,7 +107,10 @@ def _delivery_problems_statement(dialect: str) -> sa.Select:
             Assignment.last_error,
             Installer.company_name,
             Installer.active,
+            Installer.cycle_cap,
             lead_live_count.label("lead_live_count"),
+            usage[0].label("billed"),
+            usage[1].label("queued"),
         )
         .join(Assignment.installer)
         .where(
@@ -123,9 +128,9 @@ def delivery_problems(lead_ids: list[int]) -> dict[int, list[DeliveryProblem]]:
     problems: dict[int, list[DeliveryProblem]] = {}
     now = utcnow()
     statement = _delivery_problems_statement(db.session.get_bind().dialect.name)
-    for row in db.session.execute(
-        statement, {"lead_ids": lead_ids, "queued_before": queued_alert_cutoff(now)}
-    ):
+    _, usage_parameters = usage_columns()
+    parameters = {"lead_ids": lead_ids, "queued_before": queued_alert_cutoff(now)}
+    for row in db.session.execute(statement, {**parameters, **usage_parameters}):
         name = row.company_name
         if row.status == "failed":
             why = f"Delivery to {name} failed: {row.last_error or 'no reply recorded'}"
@@ -134,8 +139,12 @@ def delivery_problems(lead_ids: list[int]) -> dict[int, list[DeliveryProblem]]:
             why = f"Delivery to {name} queued for {minutes} min"
             if row.last_error:
                 why += f" (last try: {row.last_error})"
+        # As resend refuses it: its installer paused, or at its cap this cycle.
+        full = cap_reached(row.cycle_cap, row.billed, row.queued)
         if not row.active:
             why += f". {name} is paused"
+        elif full and row.status == "failed":
+            why += f". {name} is at its cap this cycle"
         allowed_next = ASSIGNMENT_TRANSITIONS[row.status]
         problems.setdefault(row.lead_id, []).append(
             DeliveryProblem(
@@ -143,7 +152,7 @@ def delivery_problems(lead_ids: list[int]) -> dict[int, list[DeliveryProblem]]:
                 status=row.status,
                 installer_name=name,
                 why=why + ".",
-                can_resend="queued" in allowed_next and row.active,
+                can_resend="queued" in allowed_next and row.active and not full,
                 can_withdraw="withdrawn" in allowed_next,
                 lead_live_count=row.lead_live_count,
             )
