@@ -226,3 +226,14 @@ def test_development_cookies_stay_usable_over_plain_http(web, make_user):
 def test_the_header_links_to_the_password_page(web, make_user):
     page = signed_in_client(web, make_user()).get("/").text
     assert 'href="/account/password"' in page
+
+
+@pytest.mark.parametrize("number", ["²", "٣", "99999999999", "0"])
+def test_a_signed_session_whose_user_number_no_user_can_have_is_signed_out(web, number):
+    """Only a cookie signed with the secret key gets here; still no 500 from what it holds."""
+    client = web.test_client()
+    now = int(time.time())
+    with client.session_transaction() as state:
+        state.update({"_user_id": f"{number}:token", SIGNED_IN_AT: now, SEEN_AT: now})
+    response = client.get("/leads")
+    assert response.status_code == 302 and "/login" in response.headers["Location"]

@@ -20,6 +20,7 @@ from flask_login import current_user, login_user
 
 from ied.auth.models import User
 from ied.extensions import db, login_manager
+from ied.input_limits import id_or_none
 
 SIGNED_IN_AT = "ied_signed_in_at"
 SEEN_AT = "ied_seen_at"
@@ -51,9 +52,10 @@ def _session_is_current(now: float) -> bool:
 
 def load_user(user_id: str) -> User | None:
     number, _, token = user_id.partition(":")
-    if not number.isdigit() or not token or not _session_is_current(time.time()):
+    user_number = id_or_none(number) if number.isascii() else None  # not "²", not past int
+    if user_number is None or not token or not _session_is_current(time.time()):
         return None
-    user = db.session.scalars(_USER_BY_ID, {"user_id": int(number)}).one_or_none()
+    user = db.session.scalars(_USER_BY_ID, {"user_id": user_number}).one_or_none()
     if user is None or not user.active:
         return None
     return user if hmac.compare_digest(user.session_token, token) else None
