@@ -205,3 +205,15 @@ def test_operators_see_the_timeline_without_a_link_to_the_managers_log(client, l
     html = client.get(f"/leads/{lead.reference}").get_data(as_text=True)
     assert shown_ids(html) == all_ids(ActivityEntry.lead_id == lead.id)
     assert "/activity" not in html
+
+
+def test_a_lead_is_named_by_its_reference_other_records_by_their_id(
+    client, login_as, make_lead, make_installer, log
+):
+    login_as("manager")
+    lead, installer = make_lead(), make_installer(company_name="Named Co")
+    log("installer.updated", installer)
+    html = client.get("/activity").get_data(as_text=True)
+    assert f'<a href="/leads/{lead.reference}">Lead {lead.reference}</a>' in html
+    assert f">Lead {lead.id}<" not in html
+    assert f'<a href="/installers/{installer.id}/edit">Installer {installer.id}</a>' in html

@@ -34,6 +34,14 @@ class ActivityRow:
     entry: ActivityEntry
     lead_reference: str | None
 
+    @property
+    def record_name(self) -> str:
+        """The touched record as people name it: a lead by its reference, others by id."""
+        entry = self.entry
+        if entry.subject_type == "lead" and self.lead_reference:
+            return f"{entry.subject_label} {self.lead_reference}"
+        return f"{entry.subject_label} {entry.subject_id}"
+
 
 @dataclass(frozen=True)
 class ActivityPage:
