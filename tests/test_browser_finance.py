@@ -85,17 +85,23 @@ def test_installer_asks_for_a_return_and_the_manager_approves_it_in_finance(
     page.screenshot(path="/tmp/ied-finance-statement.png", full_page=True)
     assert page.console_errors == []
 
-    # Voiding asks for confirmation, then refuses an empty reason inline.
+    # Voiding without a reason is refused inline at once (no "go ahead?" for what cannot go
+    # ahead); with one, it asks for confirmation.
     page.goto(f"{live_server.url}/finance")
     page.click(f"#event-{event.id + 1} >> text=Void…")
     prompts = []
-    page.on("dialog", lambda dialog: (prompts.append(dialog.message), dialog.accept()))
+    page.on("dialog", lambda dialog: (prompts.append(dialog.message), dialog.dismiss()))
     page.click("text=Void this delivery")
     page.wait_for_selector(".field.has-error")
-    assert prompts and prompts[0].startswith(f"Void delivery event {event.id + 1}")
+    assert prompts == []
     # Focus is on the refused field, where the fix is typed, not at the top of the page.
     assert page.evaluate("document.activeElement.name") == "reason"
     page.screenshot(path="/tmp/ied-finance-void.png", full_page=True)
+    page.fill("textarea[name=reason]", "Duplicate of another delivery")
+    page.click("text=Void this delivery")
+    page.wait_for_timeout(300)
+    assert prompts and prompts[0].startswith(f"Void delivery event {event.id + 1}")
+    assert page.locator(".field.has-error").count() == 1  # dismissed: nothing was sent
 
 
 @pytest.mark.parametrize("decision", ["approve", "reject"])
@@ -131,3 +137,26 @@ def test_a_return_decision_asks_first_and_cancelling_it_decides_nothing(
     verb = "approved" if decision == "approve" else "rejected"
     assert f"Return of {event.lead.reference} {verb}" in page.inner_text(".flashes")
     assert page.console_errors == []
+
+
+def test_rejecting_a_return_without_a_remark_is_refused_without_asking_first(
+    browser_page, browser_login, live_server, make_lead, make_installer, operator
+):
+    from ied.finance import services as finance
+
+    event = billed_delivery(make_lead, make_installer(company_name="Bright Solar"), operator)
+    finance.request_return(event.id, "customer_unreachable", None)
+    db.session.commit()
+    browser_login("manager")
+    page = browser_page
+    page.goto(f"{live_server.url}/finance/returns")
+    prompts = []
+    page.on("dialog", lambda dialog: (prompts.append(dialog.message), dialog.dismiss()))
+    row = page.locator("#return-requests tbody tr").first
+    row.locator("button[value=reject]").click()
+    page.wait_for_selector("#return-requests p.error[role=alert]")
+    assert prompts == []
+    assert (
+        page.locator("#return-requests tbody tr").first.get_attribute("data-return-status")
+        == "pending"
+    )

@@ -16,11 +16,17 @@
     box.textContent = text;
   }
   // Forms that undo much ask first (data-confirm): the strict CSP allows no inline handlers.
-  // A form whose buttons do different things puts the question on each button instead.
+  // A form whose buttons do different things puts the question on each button instead. One
+  // that needs a field filled in (data-confirm-needs: its name) asks nothing while it is empty:
+  // the server refuses it inline at once, instead of after "this is final, go ahead?".
+  function asks(element) { return element && element.getAttribute("data-confirm") ? element : null; }
   document.addEventListener("submit", function (event) {
-    var button = event.submitter;
-    var message = (button && button.getAttribute("data-confirm")) || event.target.getAttribute("data-confirm");
-    if (message && !window.confirm(message)) {
+    var asker = asks(event.submitter) || asks(event.target);
+    if (!asker) { return; }
+    var needed = asker.getAttribute("data-confirm-needs");
+    var field = needed && event.target.elements.namedItem(needed);
+    if (field && !field.value.trim()) { return; }
+    if (!window.confirm(asker.getAttribute("data-confirm"))) {
       event.preventDefault();
     }
   });
