@@ -74,8 +74,11 @@ DEMO_INSTALLERS = (
         "33.00",
         1,
     ),
-    ("Coastal Installs (paused)", "Sam Carter", ["south_west"], ["solar_pv"], 10, "30.00", 1),
+    ("Coastal Installs", "Sam Carter", ["south_west"], ["solar_pv"], 10, "30.00", 1),
 )
+# Paused in the demo, so that the pages show what a paused installer looks like; its name says
+# nothing of it (it would still say so once a manager activates it).
+PAUSED_DEMO_INSTALLERS = {"Coastal Installs"}
 
 POSTCODES_BY_AREA = {
     "london": ("SW1A 1AA", "SE1 7PB", "E1 6AN", "N1 9GU", "W1A 0AX"),
@@ -139,7 +142,7 @@ def _installers() -> list[Installer]:
             contact_name=contact,
             delivery_email=f"leads@{slug}.example",
             phone="0161 496 0000",
-            active="paused" not in company,
+            active=company not in PAUSED_DEMO_INSTALLERS,
             service_areas=areas,
             products=products,
             cycle_cap=cap,

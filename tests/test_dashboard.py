@@ -46,6 +46,13 @@ def seeded(app):
     db.session.commit()
 
 
+def test_the_demo_has_a_paused_installer_whose_name_does_not_say_so(app, seeded):
+    installers = db.session.scalars(sa.select(Installer)).all()
+    paused = [installer.company_name for installer in installers if not installer.active]
+    assert paused == ["Coastal Installs"]
+    assert not any("paused" in installer.company_name.lower() for installer in installers)
+
+
 def test_leads_per_status_come_from_the_counter_and_equal_a_direct_count(app, make_lead, operator):
     for status in ("new", "new", "reviewing", "ready_to_route", "ready_to_route"):
         make_lead(status)
