@@ -5,6 +5,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
+from ied.business_time import business_today
 from ied.delivery import services as delivery
 from ied.delivery.models import DeliveryEvent
 from ied.extensions import db
@@ -121,6 +122,12 @@ def test_a_delivered_lead_can_create_one_primary_follow_up_record(
         response = create(client, lead, good.id, far, HTMX)
         assert response.status_code == 422, far
         assert "within 10 years of today" in response.get_data(as_text=True)
+    yesterday = business_today() - timedelta(days=1)
+    past = create(client, lead, good.id, yesterday.isoformat(), HTMX)
+    assert past.status_code == 422
+    assert f"{yesterday:%d %b %Y} has passed: give today or a later day." in past.get_data(
+        as_text=True
+    )
     failed_installer = create(client, lead, bad.id, "2030-01-15", HTMX)
     assert failed_installer.status_code == 422
     assert count(FollowUp) == 0

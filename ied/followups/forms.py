@@ -51,8 +51,13 @@ class CreateFollowUpForm(FlaskForm):
     def validate_due_date(self, field) -> None:
         if field.data is None:  # not a date: the field already says so
             return
-        if abs(field.data.year - business_today().year) > DUE_DATE_YEARS:
+        today = business_today()
+        if abs(field.data.year - today.year) > DUE_DATE_YEARS:
             raise ValidationError(f"Give a due date within {DUE_DATE_YEARS} years of today.")
+        # A follow-up made here is work planned from today: one due on a past day would be
+        # overdue before anyone could act on it.
+        if field.data < today:
+            raise ValidationError(f"{field.data:%d %b %Y} has passed: give today or a later day.")
 
 
 def create_follow_up_form(sent, installer_id: int | None = None) -> CreateFollowUpForm:
