@@ -443,3 +443,16 @@ def test_the_lead_pages_follow_up_panel_says_when_the_follow_up_is_overdue(
     html = client.get(f"/leads/{soon.lead.reference}").get_data(as_text=True)
     panel = html[html.index('id="follow-up-panel"') : html.index('id="status-history"')]
     assert "overdue" not in panel and "due today" not in panel
+
+
+def test_the_close_button_is_the_primary_action_only_once_it_can_close(client, login_as, pending):
+    login_as("operator")
+
+    def close_button() -> str:
+        page = client.get(f"/follow-ups/{pending.id}").get_data(as_text=True)
+        return page.split(">Close as completed<")[0].rsplit("<button", 1)[1]
+
+    assert "primary" not in close_button()  # nobody reached yet: it can only refuse
+    log_attempt(client, pending, "reached_customer")
+    record_outcome(client, pending, satisfaction_outcome="satisfied")
+    assert 'class="button primary"' in close_button()
