@@ -240,3 +240,31 @@ def test_a_phone_in_matching_a_recent_lead_is_flagged(client, login_as, make_lea
     html = response.get_data(as_text=True)
     assert f"It may duplicate {earlier.reference}" in html
     assert f"Possible duplicate of {earlier.reference}" in html
+
+
+def test_add_installers_is_offered_only_while_the_path_has_a_free_place(
+    client, login_as, make_lead, make_installer, operator
+):
+    """A recommended-installer lead's one place is its failed delivery's until it is
+    withdrawn; a compare-quotes lead takes more until its limit."""
+    from ied.delivery import services as delivery
+
+    login_as("operator")
+    first = make_installer()
+    single = make_lead("ready_to_route", selected_path="recommended_installer")
+    (failed,) = delivery.assign_installers(single, [first.id], operator)
+    delivery.record_delivery_failure(failed.id, "550 5.1.1 Mailbox unavailable")
+    several = make_lead("ready_to_route", selected_path="compare_quotes")
+    delivery.assign_installers(several, [first.id], operator)
+    db.session.commit()
+
+    def offers_more(lead) -> bool:
+        return ">Add installers</a>" in client.get(f"/leads/{lead.reference}").get_data(
+            as_text=True
+        )
+
+    assert not offers_more(single)
+    assert offers_more(several)
+    delivery.withdraw(db.session.get(Assignment, failed.id), operator)
+    db.session.commit()
+    assert offers_more(single)

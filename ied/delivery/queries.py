@@ -35,8 +35,18 @@ class AssignOptions:
 
 
 def is_assignable(lead: Lead) -> bool:
-    """Whether installers can be assigned to the lead now (its page offers the dialog)."""
+    """Whether installers can be assigned to the lead now (the assign dialog opens)."""
     return lead.status in ASSIGNABLE_LEAD_STATUSES
+
+
+def has_a_free_place(lead: Lead) -> bool:
+    """Whether its path leaves room for another installer now (its page offers to add one):
+    a recommended-installer lead's one place stays its failed delivery's until withdrawn."""
+    return is_assignable(lead) and _live_count(lead) < max_installers(lead)
+
+
+def _live_count(lead: Lead) -> int:
+    return sum(1 for assignment in lead.assignments if is_live(assignment))
 
 
 def assign_options(lead: Lead, chosen: Iterable[int] | None = None) -> AssignOptions:
@@ -47,7 +57,7 @@ def assign_options(lead: Lead, chosen: Iterable[int] | None = None) -> AssignOpt
     choices = installer_choices(lead) if assignable else []
     eligible = [choice for choice in choices if choice.eligible]
     limit = max_installers(lead)
-    live_count = sum(1 for assignment in lead.assignments if is_live(assignment))
+    live_count = _live_count(lead)
     if chosen is not None:
         ticked = frozenset(chosen)
     else:

@@ -8,7 +8,7 @@ from flask import abort, current_app, url_for
 
 from ied.activity.queries import lead_timeline
 from ied.auth.access import url_if_allowed
-from ied.delivery.queries import assign_options, is_assignable, lead_deliveries
+from ied.delivery.queries import assign_options, has_a_free_place, lead_deliveries
 from ied.delivery.services import max_installers, resend_blockers
 from ied.followups.forms import create_follow_up_form
 from ied.followups.queries import lead_follow_up_panel
@@ -154,7 +154,7 @@ def lead_page_context(
     return {
         "lead": lead,
         "answers": readable_answers(lead.assessment),
-        "assignable": is_assignable(lead),
+        "assignable": has_a_free_place(lead),
         "assign": assign_options(lead, chosen) if assign_open else None,
         "back_tab": back_tab,
         "installers_url": url_if_allowed("installers.index"),
