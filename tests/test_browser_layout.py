@@ -172,6 +172,24 @@ def test_every_status_badge_is_readable_small_text(
         assert [(name, round(ratio, 2)) for name, ratio in badges if ratio < 4.5] == []
 
 
+def test_an_assigned_lead_does_not_look_delivered(
+    browser_page, browser_login, live_server, make_lead, make_installer, operator
+):
+    """The lead contract: assigned means captured into distribution, not delivered. Its badge
+    is not the green of a sent delivery, and both stay readable."""
+    lead = deliver(make_lead("ready_to_route"), [make_installer()], operator)
+    browser_login("operator")
+    page = browser_page
+    page.goto(f"{live_server.url}/leads/{lead.reference}")
+    colours = page.evaluate(
+        """() => ['.badge-assigned', '.badge-sent'].map(
+             selector => getComputedStyle(document.querySelector(selector)).backgroundColor)"""
+    )
+    assert colours[0] != colours[1], colours
+    badges = dict(page.evaluate(BADGE_CONTRAST))
+    assert badges["badge badge-assigned"] >= 4.5 and badges["badge badge-sent"] >= 4.5, badges
+
+
 WIDER_THAN_THEIR_BOX = """() => [...document.querySelectorAll('main table.data')].map(table => {
   const box = table.closest('.table-wrap') || table.parentElement;
   return table.scrollWidth - box.clientWidth;
