@@ -1,5 +1,6 @@
 """The follow-up contract's validation scenarios, driven through the HTTP layer."""
 
+import re
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -456,3 +457,38 @@ def test_the_close_button_is_the_primary_action_only_once_it_can_close(client, l
     log_attempt(client, pending, "reached_customer")
     record_outcome(client, pending, satisfaction_outcome="satisfied")
     assert 'class="button primary"' in close_button()
+
+
+def test_an_outcome_saved_over_one_someone_else_saved_meanwhile_is_refused_and_kept(
+    client, login_as, pending
+):
+    """Two people with the page open: the second save would silently replace the first."""
+    login_as("operator")
+    page = client.get(f"/follow-ups/{pending.id}").get_data(as_text=True)
+    read_version = re.search(r'name="read_version" type="hidden" value="(\w+)"', page).group(1)
+    theirs = record_outcome(client, pending, satisfaction_outcome="unsatisfied", notes="Theirs")
+    assert theirs.status_code == 303
+
+    mine = record_outcome(
+        client,
+        pending,
+        HTMX,
+        satisfaction_outcome="satisfied",
+        notes="Mine",
+        read_version=read_version,
+    )
+    body = mine.get_data(as_text=True)
+    assert mine.status_code == 422
+    assert "Someone else saved this outcome after you opened the page" in body
+    assert "satisfaction now: unsatisfied" in body and "Mine" in body  # my entries kept
+    assert (reload(pending).satisfaction_outcome, reload(pending).notes) == (
+        "unsatisfied",
+        "Theirs",
+    )
+
+    again = re.search(r'name="read_version" type="hidden" value="(\w+)"', body).group(1)
+    saved = record_outcome(
+        client, pending, HTMX, satisfaction_outcome="satisfied", notes="Mine", read_version=again
+    )
+    assert saved.status_code == 200
+    assert (reload(pending).satisfaction_outcome, reload(pending).notes) == ("satisfied", "Mine")

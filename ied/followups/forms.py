@@ -100,6 +100,7 @@ class OutcomeForm(FlaskForm):
     issue_resolved = BooleanField("The issue is resolved")
     referral_opportunity = BooleanField("Referral opportunity")
     notes = TextAreaField("Notes", validators=[NOTE_TEXT])
+    read_version = HiddenField()  # the outcome this form was filled in over (outcome_version)
 
     def outcome(self) -> Outcome:
         return Outcome(

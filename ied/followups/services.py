@@ -1,5 +1,7 @@
 """The follow-up contract: the only writer of FollowUp.status. Never touches leads or billing."""
 
+import hashlib
+import json
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -193,12 +195,38 @@ class Outcome:
     notes: str | None = None
 
 
-def record_outcome(follow_up: FollowUp, outcome: Outcome, actor: User | None) -> FollowUp:
+def outcome_version(follow_up: FollowUp) -> str:
+    """A fingerprint of the outcome as stored, which the outcome form carries: a save made
+    from a page that showed another outcome is refused (record_outcome's `read_version`)."""
+    fields = (
+        follow_up.satisfaction_outcome,
+        follow_up.has_issue,
+        follow_up.issue_summary,
+        follow_up.issue_resolved,
+        follow_up.referral_opportunity,
+        follow_up.notes,
+    )
+    return hashlib.sha256(json.dumps(fields).encode()).hexdigest()[:16]
+
+
+def record_outcome(
+    follow_up: FollowUp, outcome: Outcome, actor: User | None, read_version: str | None = None
+) -> FollowUp:
+    """`read_version`: the outcome_version the form was filled in over; when someone else has
+    saved another outcome since, nothing is saved (theirs would be lost without anyone seeing
+    it). Without one (a job, a script), the outcome is saved as given."""
     follow_up = lock_one(FollowUp, follow_up.id)
     if not follow_up.is_open:
         raise FollowUpRefused(
             f"The follow-up is '{follow_up.status}': its outcome can no longer change "
             "(an open issue can still be marked resolved)."
+        )
+    if read_version and read_version != outcome_version(follow_up):
+        raise FollowUpRefused(
+            "Someone else saved this outcome after you opened the page (satisfaction now: "
+            f"{follow_up.satisfaction_outcome or 'not recorded'}). Nothing was saved; your "
+            "entries are kept here: save again to put them in its place.",
+            field="read_version",
         )
     satisfaction = outcome.satisfaction_outcome
     if satisfaction is not None and satisfaction not in SATISFACTION_OUTCOMES:

@@ -133,7 +133,9 @@ def _follow_up_page(
         now=now,
         due_state=due_state_of(follow_up.id, now),
         attempt_form=attempt_form or ContactAttemptForm(formdata=None),
-        outcome_form=outcome_form or OutcomeForm(formdata=None, obj=follow_up),
+        outcome_form=_over_stored_outcome(
+            outcome_form or OutcomeForm(formdata=None, obj=follow_up), follow_up
+        ),
         why_not_closable=services.why_not_closable(follow_up),
         closes_as=services.closes_as(follow_up),
         refusal=refusal,
@@ -141,6 +143,13 @@ def _follow_up_page(
         done=done,
         done_part=parts[0] if done else None,
     )
+
+
+def _over_stored_outcome(form: OutcomeForm, follow_up: FollowUp) -> OutcomeForm:
+    """The form as shown now is filled in over the outcome stored now (a refused save's
+    entries too: saving them again replaces what the refusal showed)."""
+    form.read_version.data = services.outcome_version(follow_up)
+    return form
 
 
 @bp.get("/follow-ups/<int:follow_up_id>")
@@ -220,7 +229,9 @@ def record_outcome(follow_up_id: int):
     return _act(
         follow_up_id,
         RECORD_OUTCOME,
-        lambda follow_up: services.record_outcome(follow_up, form.outcome(), current_user),
+        lambda follow_up: services.record_outcome(
+            follow_up, form.outcome(), current_user, form.read_version.data
+        ),
         form,
     )
 
