@@ -41,3 +41,29 @@ def test_a_refused_htmx_post_says_so_instead_of_doing_nothing(
         finally:
             page.context.close()
             server.stop()
+
+
+def test_changing_a_role_asks_first_and_cancelling_changes_nothing(
+    browser_page, browser_login, live_server, make_user
+):
+    from ied.auth.models import User
+    from ied.extensions import db
+
+    someone = make_user("operator", email="someone@ied.test")
+    browser_login("admin")
+    page = browser_page
+    page.goto(f"{live_server.url}/admin/users")
+    page.select_option('select[aria-label="Role of someone@ied.test"]', "admin")
+    prompts = []
+    page.once("dialog", lambda dialog: (prompts.append(dialog.message), dialog.dismiss()))
+    page.click('tr:has-text("someone@ied.test") button:has-text("Change role")')
+    page.wait_for_timeout(300)
+    assert prompts == ["Change the role of someone@ied.test? What they may do changes at once."]
+    db.session.expire_all()
+    assert db.session.get(User, someone.id).role == "operator"
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click('tr:has-text("someone@ied.test") button:has-text("Change role")')
+    page.wait_for_selector(".flashes")
+    db.session.expire_all()
+    assert db.session.get(User, someone.id).role == "admin"
