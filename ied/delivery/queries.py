@@ -39,10 +39,14 @@ def is_assignable(lead: Lead) -> bool:
     return lead.status in ASSIGNABLE_LEAD_STATUSES
 
 
-def has_a_free_place(lead: Lead) -> bool:
-    """Whether its path leaves room for another installer now (its page offers to add one):
-    a recommended-installer lead's one place stays its failed delivery's until withdrawn."""
-    return is_assignable(lead) and _live_count(lead) < max_installers(lead)
+def has_a_free_place(lead: Lead, live_count: int | None = None) -> bool:
+    """Whether its path leaves room for another installer now (its page and the queue offer
+    to add one): a recommended-installer lead's one place stays its failed delivery's until
+    withdrawn. `live_count`: its live assignments, when counted already (the queue's rows
+    do not load them)."""
+    if live_count is None:
+        live_count = _live_count(lead)
+    return is_assignable(lead) and live_count < max_installers(lead)
 
 
 def _live_count(lead: Lead) -> int:

@@ -77,10 +77,14 @@ _USAGE_COLUMNS = (
 )
 
 
-def usage_columns() -> tuple[tuple[sa.ColumnElement, sa.ColumnElement], dict[str, int | str]]:
+def usage_columns() -> tuple[sa.ColumnElement, sa.ColumnElement]:
     """The current cycle's billed and queued counts as two columns, for a query of another
-    domain with the installer in its FROM, and the parameters that query then runs with."""
-    return _USAGE_COLUMNS, _cycle_parameters(current_cycles())
+    domain with the installer in its FROM; it runs with usage_parameters()."""
+    return _USAGE_COLUMNS
+
+
+def usage_parameters() -> dict[str, int | str]:
+    return _cycle_parameters(current_cycles())
 
 
 def _cycle_parameters(current: CurrentCycles) -> dict[str, int | str]:

@@ -9,7 +9,7 @@ from flask import abort, current_app, url_for
 from ied.activity.queries import lead_timeline
 from ied.auth.access import url_if_allowed
 from ied.delivery.queries import assign_options, has_a_free_place, lead_deliveries
-from ied.delivery.services import max_installers, resend_blockers
+from ied.delivery.services import resend_blockers
 from ied.followups.forms import create_follow_up_form
 from ied.followups.queries import lead_follow_up_panel
 from ied.htmx import page_or_blocks, render_block
@@ -71,7 +71,7 @@ def queue_rows_context(leads: list[Lead], tab: str, order: str = "newest", q: st
         "assign_another": {
             lead.id
             for lead in leads
-            if lead.id in problems and problems[lead.id][0].lead_live_count < max_installers(lead)
+            if lead.id in problems and has_a_free_place(lead, problems[lead.id][0].lead_live_count)
         },
         "installers_url": url_if_allowed("installers.index"),
         "links": QueueRowLinks(tab),

@@ -18,7 +18,7 @@ from ied.extensions import db
 from ied.followups.models import FollowUp
 from ied.followups.queries import due_state_count_columns
 from ied.installers.models import Installer
-from ied.installers.services import cap_reached, usage_columns
+from ied.installers.services import cap_reached, usage_columns, usage_parameters
 from ied.keyset import cursor_position, decode_cursor, encode_cursor
 from ied.leads.models import LEAD_STATUSES, Lead, LeadStatusChange
 from ied.leads.services import normalize_email, normalize_phone, normalize_postcode
@@ -91,7 +91,7 @@ def _delivery_problems_statement(dialect: str) -> sa.Select:
         if dialect == "postgresql"
         else Assignment.lead_id.in_(sa.bindparam("lead_ids", expanding=True))
     )
-    usage, _ = usage_columns()
+    billed, queued = usage_columns()
     other = aliased(Assignment)
     lead_live_count = (  # its lead's assignments that are live (delivery.services.is_live)
         sa.select(sa.func.count())
@@ -109,8 +109,8 @@ def _delivery_problems_statement(dialect: str) -> sa.Select:
             Installer.active,
             Installer.cycle_cap,
             lead_live_count.label("lead_live_count"),
-            usage[0].label("billed"),
-            usage[1].label("queued"),
+            billed.label("billed"),
+            queued.label("queued"),
         )
         .join(Assignment.installer)
         .where(
@@ -128,9 +128,8 @@ def delivery_problems(lead_ids: list[int]) -> dict[int, list[DeliveryProblem]]:
     problems: dict[int, list[DeliveryProblem]] = {}
     now = utcnow()
     statement = _delivery_problems_statement(db.session.get_bind().dialect.name)
-    _, usage_parameters = usage_columns()
     parameters = {"lead_ids": lead_ids, "queued_before": queued_alert_cutoff(now)}
-    for row in db.session.execute(statement, {**parameters, **usage_parameters}):
+    for row in db.session.execute(statement, {**parameters, **usage_parameters()}):
         name = row.company_name
         if row.status == "failed":
             why = f"Delivery to {name} failed: {row.last_error or 'no reply recorded'}"
