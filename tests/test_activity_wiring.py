@@ -204,6 +204,25 @@ def test_each_follow_up_action_records_one_row(app, queued, operator, activity):
     assert rows[4][-1] == {"from": "in_progress", "to": "closed_with_issue"}
 
 
+def test_an_outcome_saved_again_as_it_was_records_nothing(app, queued, operator, activity):
+    """A change that changes nothing writes nothing: the outcome form saved twice over the
+    same entries (a double click, a save to be sure) is one row in the log, not two."""
+    delivery.record_delivery_success(queued.id)
+    follow_up = followups.create_follow_up(queued.lead, queued.installer_id, DUE, operator)
+    db.session.commit()
+    outcome = followups.Outcome(
+        satisfaction_outcome="mixed", has_issue=True, issue_summary=" Late ", notes="Called"
+    )
+    activity()
+    followups.record_outcome(follow_up, outcome, operator)
+    followups.record_outcome(follow_up, outcome, operator)
+    assert [row[0] for row in activity()] == ["follow_up.outcome_recorded"]
+    followups.record_outcome(follow_up, followups.Outcome(satisfaction_outcome="mixed"), operator)
+    rows = activity()
+    assert [row[0] for row in rows] == ["follow_up.outcome_recorded"] * 2
+    assert rows[1][-1]["has_issue"] is False
+
+
 def test_admin_user_changes_record_one_row_each_by_the_admin(client, login_as, activity):
     admin = login_as("admin")
     activity()

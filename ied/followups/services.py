@@ -237,12 +237,15 @@ def record_outcome(
     issue_summary = (outcome.issue_summary or "").strip() or None
     if outcome.has_issue and not issue_summary:
         raise FollowUpRefused("Describe the issue in a few words.", field="issue_summary")
+    stored = outcome_version(follow_up)
     follow_up.satisfaction_outcome = satisfaction
     follow_up.has_issue = outcome.has_issue
     follow_up.issue_summary = issue_summary if outcome.has_issue else None
     follow_up.issue_resolved = outcome.issue_resolved if outcome.has_issue else False
     follow_up.referral_opportunity = outcome.referral_opportunity
     follow_up.notes = (outcome.notes or "").strip() or None
+    if outcome_version(follow_up) == stored:
+        return follow_up  # saved as it was: a change that changes nothing writes nothing
     record_activity(
         "follow_up.outcome_recorded",
         follow_up,
