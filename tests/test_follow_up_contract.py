@@ -258,3 +258,28 @@ def test_bad_outcomes_are_refused(app, follow_up, operator):
         followups.record_outcome(
             follow_up, followups.Outcome(satisfaction_outcome="delighted"), operator
         )
+
+
+def test_the_page_offers_what_may_happen_next_at_each_step(app, follow_up, operator):
+    """Start only while pending; close while open, saying what is missing; resolving an issue
+    on its own only once closing has left it open."""
+
+    def offered():
+        actions = followups.follow_up_actions(follow_up)
+        return actions.start, actions.close, actions.why_not_closable, actions.resolve_issue
+
+    assert offered() == (
+        True,
+        True,
+        "Log a contact attempt that reached the customer before closing.",
+        False,
+    )
+    followups.start(follow_up, operator)
+    assert offered()[:2] == (False, True)
+    _reach_and_record(follow_up, operator, has_issue=True, issue_summary="Broken tile")
+    assert offered() == (False, True, None, False)
+    assert followups.follow_up_actions(follow_up).closes_as == "closed_with_issue"
+    followups.close(follow_up, operator)
+    assert offered() == (False, False, "The follow-up is already 'closed_with_issue'.", True)
+    followups.mark_issue_resolved(follow_up, operator)
+    assert offered()[-1] is False

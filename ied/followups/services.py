@@ -281,6 +281,30 @@ def closes_as(follow_up: FollowUp) -> str:
     return "closed_with_issue" if follow_up.has_open_issue else "completed"
 
 
+@dataclass(frozen=True)
+class FollowUpActions:
+    """What the follow-up page offers now: starting it (while pending), closing it (while
+    open: `why_not_closable` says what is missing yet, `closes_as` the status it would get),
+    and marking an issue resolved once closing has left it open (an open follow-up's outcome
+    form says that itself)."""
+
+    start: bool
+    close: bool
+    why_not_closable: str | None
+    closes_as: str
+    resolve_issue: bool
+
+
+def follow_up_actions(follow_up: FollowUp) -> FollowUpActions:
+    return FollowUpActions(
+        start="in_progress" in FOLLOW_UP_TRANSITIONS[follow_up.status],
+        close=follow_up.is_open,
+        why_not_closable=why_not_closable(follow_up),
+        closes_as=closes_as(follow_up),
+        resolve_issue=not follow_up.is_open and follow_up.has_open_issue,
+    )
+
+
 def close(follow_up: FollowUp, actor: User | None) -> FollowUp:
     """Completed, or closed_with_issue while an issue is still open."""
     follow_up = lock_one(FollowUp, follow_up.id)

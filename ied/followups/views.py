@@ -136,8 +136,7 @@ def _follow_up_page(
         outcome_form=_over_stored_outcome(
             outcome_form or OutcomeForm(formdata=None, obj=follow_up), follow_up
         ),
-        why_not_closable=services.why_not_closable(follow_up),
-        closes_as=services.closes_as(follow_up),
+        actions=services.follow_up_actions(follow_up),
         refusal=refusal,
         refused_part=parts[0] if refusal else None,
         done=done,
