@@ -383,3 +383,14 @@ def test_a_return_explained_at_full_length_can_be_approved_with_a_full_remark(
     assert delivered.void_reason.startswith("Return approved: Other: The customer moved")
     assert request.status == "approved"
     assert finance.cycle_billing_drift() == []
+
+
+def test_a_delivery_a_manager_voided_shows_credited_and_offers_no_return(
+    secure_app, delivered, make_user
+):
+    finance.void_delivery_event(delivered.id, make_user("manager"), "Goodwill credit")
+    db.session.commit()
+    page = details_page(secure_app.test_client(), delivered)
+    assert 'data-return-state="credited"' in page
+    assert "IED has already credited this delivery" in page
+    assert "Ask for a return" not in page

@@ -221,6 +221,15 @@ class ReturnState:
     def can_request(self) -> bool:
         return self.request is None and self.window_open and not self.credited
 
+    @property
+    def state(self) -> str:
+        """In a word: the request's status, else credited, open (may ask) or closed."""
+        if self.request is not None:
+            return self.request.status
+        if self.credited:
+            return "credited"
+        return "open" if self.window_open else "closed"
+
 
 def return_request_for(event: DeliveryEvent) -> ReturnRequest | None:
     return db.session.scalars(
