@@ -1,13 +1,11 @@
-"""Resending and withdrawing a delivery (answered with the lead page's blocks), and the
-installer's signed link."""
+"""The installer's signed link: the lead delivered to it, and its return request. (Resending
+and withdrawing a delivery answer with the lead page's blocks: the leads blueprint serves them.)"""
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
-from flask_login import current_user
+from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 
-from ied.auth.access import public, role_required
+from ied.auth.access import public
 from ied.delivery import services
 from ied.delivery.forms import ReturnRequestForm
-from ied.delivery.jobs import enqueue_deliveries
 from ied.delivery.links import (
     LinkExpired,
     LinkInvalid,
@@ -21,11 +19,8 @@ from ied.errors import DomainError
 from ied.extensions import csrf, db
 from ied.finance import services as finance
 from ied.form_errors import show_field_errors
-from ied.htmx import is_htmx
 from ied.leads.assessment import readable_answers
 from ied.leads.models import PATH_LABELS, PRODUCT_LABELS
-from ied.leads.page import lead_or_404, lead_page_parts, queue_row_parts
-from ied.leads.queries import QUEUE_TABS
 
 bp = Blueprint("delivery", __name__)
 
@@ -34,55 +29,6 @@ INSTALLER_LINK_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Robots-Tag": "noindex",
 }
-
-
-# What resending or withdrawing changes on the lead page: the deliveries block, and the activity
-# timeline out of band (the assign dialog is fetched when opened, with the live count then).
-ASSIGNMENT_PARTS = ["deliveries", "activity"]
-
-
-def _act_on_assignment(assignment_id: int, action, done_message: str):
-    """Answered where it was asked: a queue row (the form names its `tab`) or the lead page."""
-    assignment = db.session.get(Assignment, assignment_id) or abort(404)
-    reference = assignment.lead.reference
-    tab = request.form.get("tab")
-    tab = tab if tab in QUEUE_TABS else None
-    back = url_for("leads.queue", tab=tab) if tab else url_for("leads.show", reference=reference)
-    try:
-        action(assignment, current_user)
-        db.session.commit()
-    except DomainError as error:
-        db.session.rollback()
-        if is_htmx():
-            return _answer(reference, tab, 409, error.message)
-        flash(error.message, "error")
-        return redirect(back, 303)
-    if assignment.status == "queued":
-        enqueue_deliveries([assignment.id])
-    if is_htmx():
-        return _answer(reference, tab)
-    flash(done_message.format(installer=assignment.installer.company_name), "success")
-    return redirect(back, 303)
-
-
-def _answer(reference: str, tab: str | None, status: int = 200, error: str | None = None):
-    if tab:
-        return queue_row_parts(reference, tab, status=status, row_error=error)
-    return lead_page_parts(lead_or_404(reference), ASSIGNMENT_PARTS, status, delivery_error=error)
-
-
-@bp.post("/assignments/<int:assignment_id>/resend")
-@role_required("operator")
-def resend(assignment_id: int):
-    return _act_on_assignment(assignment_id, services.resend, "Resending to {installer}.")
-
-
-@bp.post("/assignments/<int:assignment_id>/withdraw")
-@role_required("operator")
-def withdraw(assignment_id: int):
-    return _act_on_assignment(
-        assignment_id, services.withdraw, "Withdrawn from {installer}; its link no longer opens."
-    )
 
 
 @bp.get("/d/<token>")

@@ -1,7 +1,8 @@
 """The lead page: one template, its blocks, and the one place that gathers what they show.
 
-The leads blueprint serves every `/leads/<reference>/...` route; delivery and follow-up actions
-elsewhere answer through `lead_page_parts` too, so every part is drawn from the same context.
+The leads blueprint serves every route that answers with it (every `/leads/<reference>/...`
+one, and resending or withdrawing a delivery), each through `lead_page_parts`, so every part is
+drawn from the same context.
 """
 
 from flask import abort, current_app, url_for
@@ -45,8 +46,8 @@ class QueueRowLinks:
         self.assign_page = RowLink("leads.show", "reference", tab=tab, assign=1)
         self.assign_dialog = RowLink("leads.assign_dialog", "reference", tab=tab)
         self.advance = RowLink("leads.advance", "reference")
-        self.resend = RowLink("delivery.resend", "assignment_id", "id")
-        self.withdraw = RowLink("delivery.withdraw", "assignment_id", "id")
+        self.resend = RowLink("leads.resend", "assignment_id", "id")
+        self.withdraw = RowLink("leads.withdraw", "assignment_id", "id")
 
 
 def queue_rows_context(leads: list[Lead], tab: str, order: str = "newest", q: str = "") -> dict:

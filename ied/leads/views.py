@@ -1,6 +1,8 @@
 """The operators' work queue, the phone-in form, and the lead page with every route under
 `/leads/<reference>/`: transitions, the assign dialog, the deliveries block's refresh and the
-follow-up block. Delivery and follow-up rules stay in their services."""
+follow-up block; and resending or withdrawing a delivery (`/assignments/<id>/...`), which
+answer with the queue's row or the lead page's blocks. Delivery and follow-up rules stay in
+their services."""
 
 from datetime import datetime
 
@@ -11,6 +13,8 @@ from wtforms.fields.choices import SelectChoice
 
 from ied.auth.access import role_required
 from ied.delivery import jobs
+from ied.delivery import services as delivery
+from ied.delivery.models import Assignment
 from ied.delivery.queries import lead_deliveries
 from ied.delivery.services import AssignmentRefused, assign_installers
 from ied.errors import DomainError
@@ -288,6 +292,56 @@ def deliveries(reference: str):
     if request.args.get("sent", type=int) != lead_deliveries(lead).sent:
         parts += ["follow_up", "activity"]
     return lead_page_parts(lead, parts)
+
+
+# What resending or withdrawing changes on the lead page: the deliveries block, and the activity
+# timeline out of band (the assign dialog is fetched when opened, with the live count then).
+ASSIGNMENT_PARTS = ["deliveries", "activity"]
+
+
+def _act_on_assignment(assignment_id: int, action, done_message: str):
+    """Answered where it was asked: a queue row (the form names its `tab`) or the lead page."""
+    assignment = db.session.get(Assignment, assignment_id) or abort(404)
+    reference = assignment.lead.reference
+    tab = _tab_or_none(request.form.get("tab"))
+    back = url_for("leads.queue", tab=tab) if tab else url_for("leads.show", reference=reference)
+    try:
+        action(assignment, current_user)
+        db.session.commit()
+    except DomainError as error:
+        db.session.rollback()
+        if is_htmx():
+            return _assignment_answer(reference, tab, 409, error.message)
+        flash(error.message, "error")
+        return redirect(back, 303)
+    if assignment.status == "queued":
+        jobs.enqueue_deliveries([assignment.id])
+    if is_htmx():
+        return _assignment_answer(reference, tab)
+    flash(done_message.format(installer=assignment.installer.company_name), "success")
+    return redirect(back, 303)
+
+
+def _assignment_answer(
+    reference: str, tab: str | None, status: int = 200, error: str | None = None
+):
+    if tab:
+        return queue_row_parts(reference, tab, status=status, row_error=error)
+    return lead_page_parts(lead_or_404(reference), ASSIGNMENT_PARTS, status, delivery_error=error)
+
+
+@bp.post("/assignments/<int:assignment_id>/resend")
+@role_required("operator")
+def resend(assignment_id: int):
+    return _act_on_assignment(assignment_id, delivery.resend, "Resending to {installer}.")
+
+
+@bp.post("/assignments/<int:assignment_id>/withdraw")
+@role_required("operator")
+def withdraw(assignment_id: int):
+    return _act_on_assignment(
+        assignment_id, delivery.withdraw, "Withdrawn from {installer}; its link no longer opens."
+    )
 
 
 @bp.get("/leads/<reference>/follow-up/new")
