@@ -212,12 +212,8 @@ def _close_expired_attempts(assignment: Assignment, now: datetime) -> bool:
             live = True
             continue
         services.finish_attempt(audit, status="failed", error=ABANDONED)
-        if assignment.status != "queued":
-            continue
-        if _retry_delay(_attempts_this_round(assignment)) is None:
-            services.record_delivery_failure(assignment.id, f"Retries used up: {ABANDONED}")
-        else:
-            assignment.next_attempt_at = now
+        if assignment.status == "queued":
+            services.retry_abandoned(assignment, ABANDONED, now)
     return live
 
 
@@ -344,7 +340,7 @@ def record_attempt_outcomes(
                 succeeded.append(assignment)
             words.append("sent")
             continue
-        delay = _retry_delay(_attempts_this_round(assignment))
+        delay = services.retry_delay(assignment)
         if assignment.status != "queued":
             words.append("failed: assignment no longer queued")
         elif outcome.permanent or delay is None:
@@ -352,7 +348,7 @@ def record_attempt_outcomes(
             failed.append((assignment, reason))
             words.append("failed")
         else:
-            schedule_retry(assignment, delay, outcome.summary)
+            services.schedule_retry(assignment, delay, outcome.summary)
             retries.append((assignment.id, audit.attempt_number + 1, delay))
             words.append(f"retry in {delay}")
     services.finish_attempts(finished)
@@ -431,24 +427,6 @@ def deliver_due_assignments() -> str:
         except (redis.RedisError, OSError) as error:
             log.warning("No successor batch job enqueued (%s); the sweeper will", error)
     return ", ".join(f"{word} {n}" for word, n in sorted(words.items())) or "nothing due"
-
-
-def _attempts_this_round(assignment: Assignment) -> int:
-    """Attempts since the assignment was last queued: a resend starts a fresh set of retries."""
-    return sum(1 for audit in assignment.audits if audit.started_at >= assignment.queued_at)
-
-
-def _retry_delay(attempts: int) -> timedelta | None:
-    """The wait before the next attempt, or None when the retries are used up."""
-    minutes = current_app.config["DELIVERY_RETRY_MINUTES"]
-    if attempts > len(minutes):
-        return None
-    return timedelta(minutes=minutes[attempts - 1])
-
-
-def schedule_retry(assignment: Assignment, delay: timedelta, reason: str) -> None:
-    assignment.next_attempt_at = utcnow() + delay
-    assignment.last_error = f"{reason} (retrying)"
 
 
 def close_abandoned_attempts(now: datetime) -> None:

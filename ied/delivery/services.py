@@ -327,6 +327,31 @@ def record_deliveries_failure(failures: Sequence[tuple[Assignment, str]]) -> Non
     _refresh_attention_of([assignment for assignment, _ in failures])
 
 
+def retry_delay(assignment: Assignment) -> timedelta | None:
+    """The wait before the next attempt after a transient failure (DELIVERY_RETRY_MINUTES),
+    or None when this round's retries are used up: a resend starts a fresh round."""
+    attempts = sum(1 for audit in assignment.audits if audit.started_at >= assignment.queued_at)
+    minutes = current_app.config["DELIVERY_RETRY_MINUTES"]
+    if attempts > len(minutes):
+        return None
+    return timedelta(minutes=minutes[attempts - 1])
+
+
+def schedule_retry(assignment: Assignment, delay: timedelta, reason: str) -> None:
+    """A transient failure: the locked, queued assignment is due again after `delay`."""
+    assignment.next_attempt_at = utcnow() + delay
+    assignment.last_error = f"{reason} (retrying)"
+
+
+def retry_abandoned(assignment: Assignment, reason: str, now: datetime) -> None:
+    """An attempt of the locked, queued assignment was abandoned (its worker stopped before
+    reporting): due again at once, or failed when this round's retries are used up."""
+    if retry_delay(assignment) is None:
+        record_delivery_failure(assignment.id, f"Retries used up: {reason}")
+    else:
+        assignment.next_attempt_at = now
+
+
 def _resend_reasons(installer: Installer, lead: Lead, usage: CycleUsage) -> list[str]:
     return [r for r in exclusion_reasons(installer, lead, usage) if r in RESEND_BLOCKERS]
 
