@@ -278,6 +278,7 @@ def test_managers_decide_returns_on_the_finance_tab(
     assert twice.status_code == 409
     decided = client.get("/finance/returns?status=decided").get_data(as_text=True)
     assert 'data-return-status="approved"' in decided
+    assert 'class="decision-form"' not in decided  # a decision is final: nothing to press
     assert 'data-event-status="voided"' in client.get("/finance").get_data(as_text=True)
 
 

@@ -78,6 +78,11 @@ class ReturnRequest(db.Model):
     decided_by: Mapped["User | None"] = relationship()
 
     @property
+    def awaits_decision(self) -> bool:
+        """Pending: a manager may still approve or reject it; a decision is final."""
+        return self.status == "pending"
+
+    @property
     def reason_label(self) -> str:
         label = RETURN_REASONS[self.reason]
         return f"{label}: {self.reason_text}" if self.reason_text else label

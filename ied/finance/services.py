@@ -343,7 +343,7 @@ def decide_return(
             f"Keep the remark under {REASON_TEXT_LIMIT} characters.", field="remark"
         )
     request = lock_one(ReturnRequest, request_id)
-    if request.status != "pending":
+    if not request.awaits_decision:
         who = f" by {request.decided_by.email}" if request.decided_by else ""
         raise ReturnRefused(
             f"This return was already {request.status}{who} on "
@@ -376,7 +376,7 @@ def decide_return(
 
 
 def pending_returns_count() -> int:
-    """Return requests waiting for a manager (for the dashboard)."""
+    """Return requests waiting for a manager (the finance pages' Returns tab)."""
     return db.session.scalar(
         sa.select(sa.func.count())
         .select_from(ReturnRequest)
