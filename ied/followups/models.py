@@ -9,7 +9,6 @@ from ied.extensions import db
 from ied.timestamps import UTCDateTime, utcnow
 
 if TYPE_CHECKING:
-    from ied.auth.models import User
     from ied.installers.models import Installer
     from ied.leads.models import Lead
 
@@ -123,7 +122,6 @@ class ContactAttempt(db.Model):
     note: Mapped[str | None] = mapped_column(Text)
 
     follow_up: Mapped[FollowUp] = relationship(back_populates="contact_attempts")
-    contacted_by: Mapped["User | None"] = relationship()
 
 
 DIGEST_STATUSES = ("sending", "sent", "skipped", "failed")

@@ -19,7 +19,6 @@ from ied.followups.forms import ContactAttemptForm, FollowUpFilterForm, OutcomeF
 from ied.followups.models import (
     CONTACT_OUTCOME_LABELS,
     FOLLOW_UP_STATUS_LABELS,
-    ContactAttempt,
     FollowUp,
 )
 from ied.followups.queries import (
@@ -102,7 +101,7 @@ def follow_up_or_404(follow_up_id: int) -> FollowUp:
         .options(
             joinedload(FollowUp.lead),
             joinedload(FollowUp.installer),
-            selectinload(FollowUp.contact_attempts).joinedload(ContactAttempt.contacted_by),
+            selectinload(FollowUp.contact_attempts),
         )
         .execution_options(populate_existing=True)
     ).first()
