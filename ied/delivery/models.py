@@ -64,7 +64,6 @@ class Assignment(db.Model):
 
     lead: Mapped["Lead"] = relationship(back_populates="assignments")
     installer: Mapped["Installer"] = relationship()
-    created_by: Mapped["User | None"] = relationship(foreign_keys=[created_by_id])
     audits: Mapped[list["DeliveryAudit"]] = relationship(
         back_populates="assignment", order_by="DeliveryAudit.attempt_number"
     )
