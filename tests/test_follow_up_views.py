@@ -101,6 +101,23 @@ def test_search_by_lead_reference_or_customer(client, login_as, follow_ups):
     assert "No follow-ups match these filters." in empty
 
 
+def test_the_search_reads_as_the_queue_s_by_phone_postcode_and_email_prefix(
+    client, login_as, follow_ups
+):
+    """One search box, one meaning: what finds a lead in the queue finds its follow-up (and
+    each kind by its index on the leads, not a scan of every follow-up's lead)."""
+    login_as("operator")
+    (ada,) = follow_ups(1, phone="07700 900123", postcode="E1 6AN", email="ada@example.org")
+    (bob,) = follow_ups(1, phone="07700 955555", email="bob@example.net")
+    pair = [ada, bob]
+    for q in ("07700 900", "e1", "E1 6AN", "ada@exa", "ADA@EXAMPLE.ORG"):
+        assert references(client.get(f"/follow-ups?q={q}").get_data(as_text=True), pair) == [
+            ada.lead.reference
+        ], q
+    # One letter can mean nothing the indexes serve: no rows, and no error.
+    assert "No follow-ups match" in client.get("/follow-ups?q=x").get_data(as_text=True)
+
+
 def test_keyset_pages_walk_every_row_once_in_due_order(client, login_as, follow_ups, monkeypatch):
     monkeypatch.setattr(queries, "PAGE_SIZE", 2)
     made = follow_ups(3, -1, 2, -4, "today")

@@ -15,6 +15,7 @@ from ied.followups.services import follow_up_refusal
 from ied.formatting import local_datetime
 from ied.installers.models import Installer
 from ied.leads.models import Lead
+from ied.leads.search import search_condition, search_terms
 from ied.timestamps import utcnow
 
 DUE_STATES = ("overdue", "due_today", "upcoming", "done")
@@ -69,16 +70,11 @@ def due_state_of(follow_up_id: int, now: datetime | None = None) -> str:
     )
 
 
-def _search_condition(q: str):
-    escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    pattern = f"%{escaped}%"
-    return FollowUp.lead.has(
-        sa.or_(
-            Lead.reference.ilike(pattern, escape="\\"),
-            Lead.customer_name.ilike(pattern, escape="\\"),
-            Lead.email.ilike(pattern, escape="\\"),
-        )
-    )
+def _search(q: str | None) -> tuple[tuple[str, ...] | None, dict[str, str]]:
+    """The kinds of search `q` is (None: no search) and their terms, as the queue reads a search
+    (leads.search.search_terms): the statements are built per kinds, the terms given when run."""
+    terms = search_terms(q or "")
+    return (None, {}) if terms is None else (tuple(terms), terms)
 
 
 def follow_up_filter(
@@ -87,12 +83,12 @@ def follow_up_filter(
     status: str | None = None,
     issue: str | None = None,
     installer: int | None = None,
-    q: str | None = None,
+    search: tuple[str, ...] | None = None,
     now: datetime | None = None,
     end_of_today=None,
 ) -> list:
     """The conditions of the follow-up filters given (`now` and `end_of_today` as for
-    due_state_condition)."""
+    due_state_condition; `search`: the kinds of a search, its terms bind parameters)."""
     conditions = []
     if due in DUE_STATES:
         conditions.append(due_state_condition(due, now, end_of_today))
@@ -104,8 +100,9 @@ def follow_up_filter(
         conditions.append(sa.and_(FollowUp.has_issue, sa.not_(FollowUp.issue_resolved)))
     if installer:
         conditions.append(FollowUp.installer_id == installer)
-    if q and q.strip():
-        conditions.append(_search_condition(q.strip()))
+    if search is not None:
+        # The leads the queue's search finds, by the leads' indexes; a lead has one follow-up.
+        conditions.append(FollowUp.lead_id.in_(sa.select(Lead.id).where(search_condition(search))))
     return conditions
 
 
@@ -139,8 +136,8 @@ def _moments(now: datetime) -> dict:
 
 
 @lru_cache(maxsize=256)
-def _counts_statement(status, issue, installer, q) -> sa.Select:
-    others = follow_up_filter(status=status, issue=issue, installer=installer, q=q)
+def _counts_statement(status, issue, installer, search) -> sa.Select:
+    others = follow_up_filter(status=status, issue=issue, installer=installer, search=search)
     return sa.select(*due_state_count_columns(_NOW, DUE_STATES, others, _END_OF_TODAY))
 
 
@@ -148,8 +145,9 @@ def due_state_counts(
     now: datetime | None = None, *, status=None, issue=None, installer=None, q=None
 ) -> dict[str, CappedCount]:
     """All four counts in one round trip, within the other filters (follow_up_filter's)."""
+    search, terms = _search(q)
     row = db.session.execute(
-        _counts_statement(status, issue, installer, q), _moments(now or utcnow())
+        _counts_statement(status, issue, installer, search), {**_moments(now or utcnow()), **terms}
     ).one()
     return {due: CappedCount(row._mapping[due]) for due in DUE_STATES}
 
@@ -186,13 +184,13 @@ def _after(cursor_id, newest_first: bool):
 
 
 @lru_cache(maxsize=256)
-def _page_statement(due, status, issue, installer, q, has_cursor, newest_first):
+def _page_statement(due, status, issue, installer, search, has_cursor, newest_first):
     conditions = follow_up_filter(
         due=due,
         status=status,
         issue=issue,
         installer=installer,
-        q=q,
+        search=search,
         now=_NOW,
         end_of_today=_END_OF_TODAY,
     )
@@ -234,8 +232,11 @@ def follow_up_page(
     """The follow-ups in a due state (or all) within follow_up_filter's other filters:
     earliest due first (most urgent on top); finished ones read better newest first."""
     page_size = page_size or PAGE_SIZE
-    statement = _page_statement(due, status, issue, installer, q, after is not None, newest_first)
-    parameters = {**_moments(now or utcnow()), "limit": page_size + 1, "after_id": after}
+    search, terms = _search(q)
+    statement = _page_statement(
+        due, status, issue, installer, search, after is not None, newest_first
+    )
+    parameters = {**_moments(now or utcnow()), **terms, "limit": page_size + 1, "after_id": after}
     rows = [FollowUpRow(*result) for result in db.session.execute(statement, parameters)]
     has_more = len(rows) > page_size
     rows = rows[:page_size]

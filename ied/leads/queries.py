@@ -1,6 +1,5 @@
 """Read side of the work queue and the lead page: tabs, counts, search and keyset pages."""
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache, lru_cache
@@ -21,7 +20,7 @@ from ied.installers.models import Installer
 from ied.installers.services import cap_reached, usage_columns, usage_parameters
 from ied.keyset import cursor_position, decode_cursor, encode_cursor
 from ied.leads.models import LEAD_STATUSES, Lead, LeadStatusChange
-from ied.leads.services import normalize_email, normalize_phone, normalize_postcode
+from ied.leads.search import search_condition, search_terms
 from ied.leads.status_counts import status_count_columns
 from ied.row_locks import lock_where
 from ied.timestamps import UTCDateTime, utcnow
@@ -35,11 +34,6 @@ PAGE_SIZE = 50
 # transaction of every change), Needs attention a LIMITed scan of the partial index of leads
 # whose deliveries need it (ix_leads_delivery_attention). Both show as capped counts
 # (ied/capped_counts.py: "1000+" beyond the cap).
-_REFERENCE = re.compile(r"^IED-?\d{1,9}$", re.IGNORECASE)
-_POSTCODE_PREFIX = re.compile(r"^[A-Z]{1,2}[0-9][A-Z0-9]?([0-9][A-Z]{0,2})?$")
-_PHONE_LIKE = re.compile(r"^\+?[\d\s()-]{4,}$")
-# Trigram search needs three characters to use its index; shorter names would scan the table.
-MIN_NAME_SEARCH = 3
 
 
 # What a queue row shows and works out (routing, next action, cursor); the queue_rows block of
@@ -226,46 +220,6 @@ def queue_counts() -> tuple[dict[str, CappedCount], dict[str, CappedCount]]:
     )
 
 
-# What a search can match, each served by an index: the unique reference, the email and phone
-# indexes (varchar_pattern_ops on PostgreSQL, so prefixes use them), the postcode index, and a
-# trigram index on the customer name. Each term is a bind parameter of the same name.
-_SEARCH_MATCHES = {
-    "reference": lambda term: Lead.reference == term,
-    "email": lambda term: Lead.email_normalized.startswith(term, escape="/"),
-    "phone": lambda term: Lead.phone_normalized.startswith(term),
-    "postcode": lambda term: Lead.postcode_normalized.startswith(term),
-    "name": lambda term: Lead.customer_name.icontains(term, escape="/"),
-}
-
-
-def _like_text(text: str) -> str:
-    """`text` matched as it is by LIKE ... ESCAPE '/' (what SQLAlchemy's autoescape does to a
-    literal): its wildcards and the escape character escaped."""
-    return text.replace("/", "//").replace("%", "/%").replace("_", "/_")
-
-
-def search_terms(q: str) -> dict[str, str] | None:
-    """What `q` can mean, by kind of match (_SEARCH_MATCHES): a reference, an email, or any of
-    a phone number, a postcode and a name; None for no search, {} for one nothing can match."""
-    q = q.strip()
-    if not q:
-        return None
-    if _REFERENCE.match(q):
-        digits = re.sub(r"\D", "", q)
-        return {"reference": f"IED-{int(digits):06d}"}
-    if "@" in q:
-        return {"email": _like_text(normalize_email(q))}
-    terms = {}
-    if _PHONE_LIKE.match(q) and (phone := normalize_phone(q)):
-        terms["phone"] = phone
-    postcode = normalize_postcode(q)
-    if _POSTCODE_PREFIX.match(postcode) or re.fullmatch(r"[A-Z]{1,2}", postcode):
-        terms["postcode"] = postcode
-    if len(q) >= MIN_NAME_SEARCH and not q.isdigit():
-        terms["name"] = _like_text(q)
-    return terms
-
-
 def queue_page(tab: str, q: str = "", order: str = "newest", after: str | None = None) -> QueuePage:
     """One page of the queue, keyset-paginated on (created_at, id); a search spans all tabs.
     Its leads hold the columns a queue row shows (QUEUE_ROW_COLUMNS), not the whole lead."""
@@ -291,8 +245,7 @@ def queue_page(tab: str, q: str = "", order: str = "newest", after: str | None =
 def _search_page_statement(kinds: tuple[str, ...], order: str, after: bool) -> sa.Select:
     """Built once per kind of search, order and first page or not (the terms and the cursor
     are parameters): building it cost more than running it."""
-    matching = sa.or_(*(_SEARCH_MATCHES[kind](sa.bindparam(kind)) for kind in kinds))
-    return _page_statement(matching, order, after)
+    return _page_statement(search_condition(kinds), order, after)
 
 
 @cache

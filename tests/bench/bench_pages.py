@@ -398,6 +398,7 @@ def pages_for(facts: dict, client: Client, extra: dict) -> list[Page]:
         get("follow-ups: overdue", "/follow-ups?due=overdue"),
         get("follow-ups: due today", "/follow-ups?due=due_today"),
         get("follow-ups: open issue", "/follow-ups?issue=open"),
+        get("follow-ups: search name", "/follow-ups?" + urlencode({"q": last_name})),
         get("installers", "/installers"),
         get("signed delivery link (landing)", f"/d/{extra['link_token']}"),
         Page(

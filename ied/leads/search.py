@@ -1,0 +1,62 @@
+"""What a search box's text can mean (a reference, an email, a phone number, a postcode, a name)
+and the leads it matches, each kind by an index: the queue's search, and the follow-up list's
+through the leads."""
+
+import re
+
+import sqlalchemy as sa
+
+from ied.leads.models import Lead
+from ied.leads.services import normalize_email, normalize_phone, normalize_postcode
+
+_REFERENCE = re.compile(r"^IED-?\d{1,9}$", re.IGNORECASE)
+_POSTCODE_PREFIX = re.compile(r"^[A-Z]{1,2}[0-9][A-Z0-9]?([0-9][A-Z]{0,2})?$")
+_PHONE_LIKE = re.compile(r"^\+?[\d\s()-]{4,}$")
+# Trigram search needs three characters to use its index; shorter names would scan the table.
+MIN_NAME_SEARCH = 3
+
+
+# What a search can match, each served by an index: the unique reference, the email and phone
+# indexes (varchar_pattern_ops on PostgreSQL, so prefixes use them), the postcode index, and a
+# trigram index on the customer name. Each term is a bind parameter of the same name.
+_SEARCH_MATCHES = {
+    "reference": lambda term: Lead.reference == term,
+    "email": lambda term: Lead.email_normalized.startswith(term, escape="/"),
+    "phone": lambda term: Lead.phone_normalized.startswith(term),
+    "postcode": lambda term: Lead.postcode_normalized.startswith(term),
+    "name": lambda term: Lead.customer_name.icontains(term, escape="/"),
+}
+
+
+def _like_text(text: str) -> str:
+    """`text` matched as it is by LIKE ... ESCAPE '/' (what SQLAlchemy's autoescape does to a
+    literal): its wildcards and the escape character escaped."""
+    return text.replace("/", "//").replace("%", "/%").replace("_", "/_")
+
+
+def search_terms(q: str) -> dict[str, str] | None:
+    """What `q` can mean, by kind of match (_SEARCH_MATCHES): a reference, an email, or any of
+    a phone number, a postcode and a name; None for no search, {} for one nothing can match."""
+    q = q.strip()
+    if not q:
+        return None
+    if _REFERENCE.match(q):
+        digits = re.sub(r"\D", "", q)
+        return {"reference": f"IED-{int(digits):06d}"}
+    if "@" in q:
+        return {"email": _like_text(normalize_email(q))}
+    terms = {}
+    if _PHONE_LIKE.match(q) and (phone := normalize_phone(q)):
+        terms["phone"] = phone
+    postcode = normalize_postcode(q)
+    if _POSTCODE_PREFIX.match(postcode) or re.fullmatch(r"[A-Z]{1,2}", postcode):
+        terms["postcode"] = postcode
+    if len(q) >= MIN_NAME_SEARCH and not q.isdigit():
+        terms["name"] = _like_text(q)
+    return terms
+
+
+def search_condition(kinds: tuple[str, ...]) -> sa.ColumnElement[bool]:
+    """The leads matching any of these kinds of search_terms, each term a bind parameter named
+    after its kind (no kinds: a search nothing can match)."""
+    return sa.or_(sa.false(), *(_SEARCH_MATCHES[kind](sa.bindparam(kind)) for kind in kinds))
