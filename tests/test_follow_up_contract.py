@@ -70,7 +70,14 @@ def test_a_delivered_lead_can_create_one_primary_follow_up_record(app, delivered
     with pytest.raises(followups.FollowUpRefused, match="already has its follow-up"):
         followups.create_follow_up(lead, good.id, DUE, operator)
     db.session.rollback()
-    db.session.add(FollowUp(lead_id=lead.id, installer_id=good.id, due_at=DUE))
+    db.session.add(
+        FollowUp(
+            lead_id=lead.id,
+            installer_id=good.id,
+            due_at=DUE,
+            **followups.searched_fields_of(lead),
+        )
+    )
     with pytest.raises(sa.exc.IntegrityError):
         db.session.flush()
     db.session.rollback()

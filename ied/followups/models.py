@@ -71,6 +71,22 @@ class FollowUp(db.Model):
             postgresql_where=text("has_issue AND NOT issue_resolved"),
             sqlite_where=text("has_issue AND NOT issue_resolved"),
         ),
+        # The list's search (SEARCH_COLUMNS), as the leads' own search indexes serve the queue's.
+        Index("ix_follow_ups_lead_reference", "lead_reference"),
+        *(
+            Index(
+                f"ix_follow_ups_{column}",
+                column,
+                postgresql_ops={column: "varchar_pattern_ops"},
+            )
+            for column in ("email_normalized", "phone_normalized", "postcode_normalized")
+        ),
+        Index(
+            "ix_follow_ups_customer_name_search",
+            "customer_name",
+            postgresql_using="gin",
+            postgresql_ops={"customer_name": "gin_trgm_ops"},
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -93,6 +109,15 @@ class FollowUp(db.Model):
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # The lead's searched fields, copied when the follow-up is made (a lead's never change after
+    # intake): the list's search reads them from this table's indexes, which hold a row per
+    # follow-up, where the leads' hold ten leads or more per follow-up; a common name or a
+    # postcode area matched thousands of those at a million leads (SEARCH_COLUMNS).
+    lead_reference: Mapped[str] = mapped_column(String(32))
+    customer_name: Mapped[str] = mapped_column(String(200))
+    email_normalized: Mapped[str | None] = mapped_column(String(254))
+    phone_normalized: Mapped[str | None] = mapped_column(String(20))
+    postcode_normalized: Mapped[str] = mapped_column(String(12))
 
     lead: Mapped["Lead"] = relationship(back_populates="follow_up")
     installer: Mapped["Installer"] = relationship()
@@ -107,6 +132,16 @@ class FollowUp(db.Model):
     @property
     def has_open_issue(self) -> bool:
         return self.has_issue and not self.issue_resolved
+
+
+# Each kind of search (ied/leads/search.py) and the follow-up's column it reads.
+SEARCH_COLUMNS = {
+    "reference": FollowUp.lead_reference,
+    "email": FollowUp.email_normalized,
+    "phone": FollowUp.phone_normalized,
+    "postcode": FollowUp.postcode_normalized,
+    "name": FollowUp.customer_name,
+}
 
 
 class ContactAttempt(db.Model):

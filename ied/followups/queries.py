@@ -10,7 +10,12 @@ from sqlalchemy.orm import aliased
 from ied.business_time import business_today, day_bounds
 from ied.capped_counts import CappedCount, capped_count
 from ied.extensions import db
-from ied.followups.models import CLOSED_FOLLOW_UP_STATUSES, OPEN_FOLLOW_UP_STATUSES, FollowUp
+from ied.followups.models import (
+    CLOSED_FOLLOW_UP_STATUSES,
+    OPEN_FOLLOW_UP_STATUSES,
+    SEARCH_COLUMNS,
+    FollowUp,
+)
 from ied.followups.services import follow_up_refusal
 from ied.formatting import local_datetime
 from ied.installers.models import Installer
@@ -101,8 +106,7 @@ def follow_up_filter(
     if installer:
         conditions.append(FollowUp.installer_id == installer)
     if search is not None:
-        # The leads the queue's search finds, by the leads' indexes; a lead has one follow-up.
-        conditions.append(FollowUp.lead_id.in_(sa.select(Lead.id).where(search_condition(search))))
+        conditions.append(search_condition(search, SEARCH_COLUMNS))
     return conditions
 
 
@@ -205,11 +209,10 @@ def _page_statement(due, status, issue, installer, search, has_cursor, newest_fi
         sa.select(
             FollowUp,
             due_state_of_row(_NOW, _END_OF_TODAY).label("due_state"),
-            Lead.reference,
-            Lead.customer_name,
+            FollowUp.lead_reference,
+            FollowUp.customer_name,
             Installer.company_name,
         )
-        .join(Lead, Lead.id == FollowUp.lead_id)
         .join(Installer, Installer.id == FollowUp.installer_id)
         .where(*conditions)
         .order_by(*order)

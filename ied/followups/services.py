@@ -19,10 +19,12 @@ from ied.followups.models import (
     CONTACT_OUTCOMES,
     FOLLOW_UP_TRANSITIONS,
     SATISFACTION_OUTCOMES,
+    SEARCH_COLUMNS,
     ContactAttempt,
     FollowUp,
 )
 from ied.leads.models import Lead
+from ied.leads.search import LEAD_SEARCH_COLUMNS
 from ied.row_locks import lock_one
 from ied.tallies.services import add_to_tally
 from ied.timestamps import utcnow
@@ -99,6 +101,7 @@ def create_follow_up(
         due_at=due_at,
         notes=(notes or "").strip() or None,
         created_by_id=actor.id if actor else None,
+        **searched_fields_of(lead),
     )
     db.session.add(follow_up)
     db.session.flush()
@@ -109,6 +112,14 @@ def create_follow_up(
         details={"installer": follow_up.installer.company_name, "due_at": due_at.isoformat()},
     )
     return follow_up
+
+
+def searched_fields_of(lead: Lead) -> dict[str, str | None]:
+    """The lead's fields its follow-up keeps for the list's search (models.SEARCH_COLUMNS)."""
+    return {
+        column.key: getattr(lead, LEAD_SEARCH_COLUMNS[kind].key)
+        for kind, column in SEARCH_COLUMNS.items()
+    }
 
 
 def _move(follow_up: FollowUp, to_status: str) -> None:

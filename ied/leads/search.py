@@ -19,12 +19,20 @@ MIN_NAME_SEARCH = 3
 # What a search can match, each served by an index: the unique reference, the email and phone
 # indexes (varchar_pattern_ops on PostgreSQL, so prefixes use them), the postcode index, and a
 # trigram index on the customer name. Each term is a bind parameter of the same name.
-_SEARCH_MATCHES = {
-    "reference": lambda term: Lead.reference == term,
-    "email": lambda term: Lead.email_normalized.startswith(term, escape="/"),
-    "phone": lambda term: Lead.phone_normalized.startswith(term),
-    "postcode": lambda term: Lead.postcode_normalized.startswith(term),
-    "name": lambda term: Lead.customer_name.icontains(term, escape="/"),
+_MATCHES = {
+    "reference": lambda column, term: column == term,
+    "email": lambda column, term: column.startswith(term, escape="/"),
+    "phone": lambda column, term: column.startswith(term),
+    "postcode": lambda column, term: column.startswith(term),
+    "name": lambda column, term: column.icontains(term, escape="/"),
+}
+# The lead's column each kind of search reads (the follow-ups keep copies: SEARCH_COLUMNS there).
+LEAD_SEARCH_COLUMNS = {
+    "reference": Lead.reference,
+    "email": Lead.email_normalized,
+    "phone": Lead.phone_normalized,
+    "postcode": Lead.postcode_normalized,
+    "name": Lead.customer_name,
 }
 
 
@@ -35,7 +43,7 @@ def _like_text(text: str) -> str:
 
 
 def search_terms(q: str) -> dict[str, str] | None:
-    """What `q` can mean, by kind of match (_SEARCH_MATCHES): a reference, an email, or any of
+    """What `q` can mean, by kind of match (_MATCHES): a reference, an email, or any of
     a phone number, a postcode and a name; None for no search, {} for one nothing can match."""
     q = q.strip()
     if not q:
@@ -56,7 +64,12 @@ def search_terms(q: str) -> dict[str, str] | None:
     return terms
 
 
-def search_condition(kinds: tuple[str, ...]) -> sa.ColumnElement[bool]:
-    """The leads matching any of these kinds of search_terms, each term a bind parameter named
-    after its kind (no kinds: a search nothing can match)."""
-    return sa.or_(sa.false(), *(_SEARCH_MATCHES[kind](sa.bindparam(kind)) for kind in kinds))
+def search_condition(
+    kinds: tuple[str, ...], columns: dict[str, sa.ColumnElement] = LEAD_SEARCH_COLUMNS
+) -> sa.ColumnElement[bool]:
+    """The rows matching any of these kinds of search_terms in `columns` (each kind's column:
+    the lead's, or its copy), each term a bind parameter named after its kind (no kinds: a
+    search nothing can match)."""
+    return sa.or_(
+        sa.false(), *(_MATCHES[kind](columns[kind], sa.bindparam(kind)) for kind in kinds)
+    )

@@ -431,7 +431,8 @@ def load_statements(leads: int, user_id: int) -> list[tuple[str, str]]:
         INSERT INTO follow_ups (lead_id, installer_id, status, due_at, started_at, completed_at,
             contact_attempt_count, last_contacted_at, last_contacted_by_email,
             last_contact_outcome, satisfaction_outcome, has_issue, issue_summary, issue_resolved,
-            referral_opportunity, created_by_id, created_at, updated_at)
+            referral_opportunity, created_by_id, created_at, updated_at, lead_reference,
+            customer_name, email_normalized, phone_normalized, postcode_normalized)
         SELECT lead_id, installer_id, status, due_at,
             CASE WHEN status <> 'pending' THEN due_at - interval '2 days' END,
             CASE WHEN status IN ('completed', 'closed_with_issue')
@@ -447,7 +448,8 @@ def load_statements(leads: int, user_id: int) -> list[tuple[str, str]]:
             has_issue,
             CASE WHEN has_issue THEN 'Inverter fault reported after install.' END,
             has_issue AND (status = 'completed' OR r % 4 = 0),
-            r % 10 = 0, {user_id}, sent_at, sent_at + interval '1 day'
+            r % 10 = 0, {user_id}, sent_at, sent_at + interval '1 day', lead_reference,
+            customer_name, email_normalized, phone_normalized, postcode_normalized
         FROM (
             SELECT *,
                 CASE WHEN status = 'closed_with_issue' THEN true
@@ -468,6 +470,8 @@ def load_statements(leads: int, user_id: int) -> list[tuple[str, str]]:
                     END AS status
                 FROM (
                     SELECT DISTINCT ON (a.lead_id) a.lead_id, a.installer_id, a.sent_at,
+                        l.reference AS lead_reference, l.customer_name, l.email_normalized,
+                        l.phone_normalized, l.postcode_normalized,
                         {_rnd("a.lead_id", 60)} AS r,
                         (CASE WHEN a.lead_id > {leads - OPEN_WORKING_SET}
                                    AND {_rnd("a.lead_id", 61)} % 2 = 0
@@ -475,7 +479,7 @@ def load_statements(leads: int, user_id: int) -> list[tuple[str, str]]:
                               ELSE (a.sent_at AT TIME ZONE 'Europe/London')::date + 15
                          END)::timestamp AT TIME ZONE 'Europe/London' - interval '1 second'
                             AS due_at
-                    FROM assignments a
+                    FROM assignments a JOIN leads l ON l.id = a.lead_id
                     WHERE a.status = 'sent' AND a.lead_id % 10 = 3
                     ORDER BY a.lead_id, a.id
                 ) sent
