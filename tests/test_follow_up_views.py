@@ -98,7 +98,10 @@ def test_search_by_lead_reference_or_customer(client, login_as, follow_ups):
         bob.lead.reference
     ]
     empty = client.get("/follow-ups?q=nobody").get_data(as_text=True)
-    assert "No follow-ups match these filters." in empty
+    assert "No follow-up matches “nobody”." in empty
+    assert "customer name (3 letters or more)" in empty  # what can be searched for
+    filtered = client.get("/follow-ups?q=nobody&issue=open").get_data(as_text=True)
+    assert "No follow-up matches “nobody” with these filters." in filtered
 
 
 def test_the_search_reads_as_the_queue_s_by_phone_postcode_and_email_prefix(
@@ -114,8 +117,9 @@ def test_the_search_reads_as_the_queue_s_by_phone_postcode_and_email_prefix(
         assert references(client.get(f"/follow-ups?q={q}").get_data(as_text=True), pair) == [
             ada.lead.reference
         ], q
-    # One letter can mean nothing the indexes serve: no rows, and no error.
-    assert "No follow-ups match" in client.get("/follow-ups?q=x").get_data(as_text=True)
+    # One letter can mean nothing the indexes serve: no rows, no error, and what to type.
+    one_letter = client.get("/follow-ups?q=x").get_data(as_text=True)
+    assert "No follow-up matches “x”." in one_letter and "3 letters or more" in one_letter
     # The follow-ups' copies of their leads' fields, by their own indexes: the leads, ten times
     # as many rows or more, are not read (a common name matched thousands of them).
     with recorded_statements() as statements:

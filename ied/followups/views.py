@@ -31,6 +31,7 @@ from ied.followups.queries import (
 )
 from ied.htmx import is_htmx, page_or_blocks
 from ied.installers.models import Installer
+from ied.leads.search import SEARCH_HELP
 from ied.row_links import RowLink
 from ied.timestamps import utcnow
 
@@ -87,6 +88,7 @@ def index():
         counts=counts,
         all_count=CappedCount(sum(counts.values())),
         due_states=DUE_STATES,
+        search_help=SEARCH_HELP,
         follow_up_link=RowLink("followups.show", "follow_up_id", "id"),
     )
 

@@ -16,6 +16,12 @@ _PHONE_LIKE = re.compile(r"^\+?[\d\s()-]{4,}$")
 MIN_NAME_SEARCH = 3
 
 
+# What a search box says when nothing matched (the queue's and the follow-up list's).
+SEARCH_HELP = (
+    "Search by reference (IED-000123), customer name (3 letters or more), email, phone number "
+    "or the start of a postcode."
+)
+
 # What a search can match, each served by an index: the unique reference, the email and phone
 # indexes (varchar_pattern_ops on PostgreSQL, so prefixes use them), the postcode index, and a
 # trigram index on the customer name. Each term is a bind parameter of the same name.

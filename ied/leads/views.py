@@ -43,6 +43,7 @@ from ied.leads.page import (
     queue_row_parts,
     queue_rows_context,
 )
+from ied.leads.search import SEARCH_HELP
 from ied.local_paths import local_path
 from ied.timestamps import utcnow
 
@@ -97,6 +98,7 @@ def queue():
         page=page,
         counts=counts,
         follow_ups=follow_ups,
+        search_help=SEARCH_HELP,
         **queue_rows_context(page.leads, tab, order, q),
     )
 
