@@ -1,0 +1,82 @@
+"""The installer's signed pages as an installer reads them: on a phone (375 and 414 px) as well
+as on a desktop, in Chromium."""
+
+import pytest
+
+from ied.delivery.links import link_token
+from tests.support.billing import billed_delivery
+
+pytestmark = pytest.mark.browser
+
+PHONES = [375, 414]
+
+# Every control of the page that a finger must hit, with the height of the box it can be hit in
+# (a radio button is hit through its label as well).
+TAP_TARGETS = """() => [...document.querySelectorAll('main :is(a, button, input, textarea)')]
+  .filter(e => e.type !== 'hidden')
+  .map(e => {
+    const box = (e.type === 'radio' ? e.closest('li') : e).getBoundingClientRect();
+    return [e.textContent.trim() || e.value || e.name, Math.round(box.height)];
+  })"""
+
+# How far any element of a card reaches past the card's own right edge (inside its padding).
+OVERFLOW = """() => Math.max(...[...document.querySelectorAll('main .card')].map(card => {
+  const padding = parseFloat(getComputedStyle(card).paddingRight);
+  const edge = card.getBoundingClientRect().right - padding;
+  const rights = [...card.querySelectorAll('*')].map(e => e.getBoundingClientRect().right);
+  return Math.max(...rights) - edge;
+}))"""
+
+# On how many lines the lead's reference (IED-000001) is drawn in the page's heading.
+LINES_OF_THE_REFERENCE = """() => {
+  const walker = document.createTreeWalker(document.querySelector('h1'), NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const at = node.textContent.search(/IED-\\d+/);
+    if (at < 0) continue;
+    const range = document.createRange();
+    range.setStart(node, at);
+    range.setEnd(node, at + node.textContent.slice(at).match(/IED-\\d+/)[0].length);
+    return new Set([...range.getClientRects()].map(r => Math.round(r.top))).size;
+  }
+}"""
+
+
+@pytest.fixture
+def delivered_link(live_server, make_lead, make_installer, operator):
+    installer = make_installer(
+        company_name="Brightside Solar & Storage Ltd", service_areas=["NR", "london"]
+    )
+    event = billed_delivery(
+        make_lead,
+        installer,
+        operator,
+        customer_name="Alexandra Fitzgerald-Montgomery",
+        phone="07700 900123",
+        email="alexandra.fitzgerald-montgomery@a-long-domain-name.example",
+        address="Flat 12, The Old Mill, 145 Longbridge Road, Little Snoring",
+        postcode="NR21 0AB",
+        product_interest="heat_pump",
+        recommendation="A 5 kW air source heat pump with a 200 l cylinder.",
+    )
+    return f"{live_server.url}/d/{link_token(event.assignment)}"
+
+
+@pytest.mark.parametrize("width", PHONES)
+def test_on_a_phone_the_lead_fits_the_screen_and_every_control_is_big_enough_to_tap(
+    browser_page, delivered_link, width
+):
+    page = browser_page
+    page.set_viewport_size({"width": width, "height": 800})
+    page.goto(delivered_link)
+    assert [target for target in page.evaluate(TAP_TARGETS) if target[1] < 40] == []
+    page.click("text=Show the lead")
+    page.screenshot(path=f"/tmp/ied-installer-lead-{width}.png", full_page=True)
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= width
+    assert page.evaluate(OVERFLOW) <= 0
+    targets = page.evaluate(TAP_TARGETS)
+    names = {name for name, _ in targets}
+    assert {"07700 900123", "customer_unreachable", "Ask for a return"} <= names
+    assert [target for target in targets if target[1] < 40] == []
+    # Text a phone zooms into when focused (iOS does below 16 px), and a reference broken in two.
+    assert page.eval_on_selector("textarea", "e => parseFloat(getComputedStyle(e).fontSize)") >= 16
+    assert page.evaluate(LINES_OF_THE_REFERENCE) == 1
