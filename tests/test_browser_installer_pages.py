@@ -1,8 +1,13 @@
 """The installer's signed pages as an installer reads them: on a phone (375 and 414 px) as well
 as on a desktop, in Chromium."""
 
+import email
+import email.policy
+import re
+
 import pytest
 
+from ied.delivery.email import installer_email
 from ied.delivery.links import link_token
 from tests.support.billing import billed_delivery
 
@@ -80,3 +85,34 @@ def test_on_a_phone_the_lead_fits_the_screen_and_every_control_is_big_enough_to_
     # Text a phone zooms into when focused (iOS does below 16 px), and a reference broken in two.
     assert page.eval_on_selector("textarea", "e => parseFloat(getComputedStyle(e).fontSize)") >= 16
     assert page.evaluate(LINES_OF_THE_REFERENCE) == 1
+
+
+def html_part(assignment) -> str:
+    message = email.message_from_bytes(
+        installer_email(assignment, "<test@ied.test>").data, policy=email.policy.default
+    )
+    return message.get_body(preferencelist=("html",)).get_content()
+
+
+def test_the_emails_html_reads_at_full_size_in_a_phones_mail_client_and_shows_the_address(
+    chromium, make_lead, make_installer, operator
+):
+    installer = make_installer(company_name="Brightside Solar & Storage Ltd")
+    assignment = billed_delivery(make_lead, installer, operator).assignment
+    html = html_part(assignment)
+    link = re.search(r'href="([^"]+/d/[^"]+)"', html).group(1)
+    # The address as text too, for a client that drops the button or a reader who copies it.
+    assert f">{link}</a>" in html
+    # A mail client on a phone lays out an HTML email like a mobile browser: without a viewport
+    # of the device's width it draws it 980 px wide and shrinks it, its 15 px text to 6 px.
+    for width in PHONES:
+        page = chromium.new_context(
+            viewport={"width": width, "height": 700}, is_mobile=True, device_scale_factor=2
+        ).new_page()
+        try:
+            page.set_content(html)
+            page.screenshot(path=f"/tmp/ied-installer-email-{width}.png", full_page=True)
+            assert page.evaluate("() => window.innerWidth") == width
+            assert page.evaluate("() => document.documentElement.scrollWidth") <= width
+        finally:
+            page.context.close()
