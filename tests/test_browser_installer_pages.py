@@ -116,3 +116,35 @@ def test_the_emails_html_reads_at_full_size_in_a_phones_mail_client_and_shows_th
             assert page.evaluate("() => document.documentElement.scrollWidth") <= width
         finally:
             page.context.close()
+
+
+IN_SIGHT = (
+    "e => { const box = e.getBoundingClientRect(); return box.top >= 0 && box.top < innerHeight; }"
+)
+
+
+@pytest.mark.nojs  # the signed pages have no script: it all works as plain forms
+def test_on_a_phone_asking_for_a_return_keeps_its_answer_in_sight_and_asks_to_confirm_it(
+    browser_page, delivered_link
+):
+    page = browser_page
+    page.set_viewport_size({"width": 375, "height": 700})
+    page.goto(delivered_link)
+    page.click("text=Show the lead")
+    page.click("text=Ask for a return")  # no reason chosen
+    error = page.locator("#lead-return .error")
+    assert "Choose why" in error.inner_text() and error.evaluate(IN_SIGHT)
+    page.check("input[name=reason][value=outside_my_area]")
+    page.click("text=Ask for a return")
+    question = page.locator("text=Ask IED to return this lead?")
+    assert question.evaluate(IN_SIGHT)
+    assert "Outside my area" in page.inner_text("#lead-return")
+    page.screenshot(path="/tmp/ied-installer-return-confirm-375.png", full_page=True)
+    page.click("text=Change the reason")
+    assert page.is_checked("input[name=reason][value=outside_my_area]")
+    assert page.locator("#lead-return h2").evaluate(IN_SIGHT)
+    page.check("input[name=reason][value=duplicate]")
+    page.click("text=Ask for a return")
+    page.click("text=Yes, ask for the return")
+    page.wait_for_selector("text=You asked for a return of this lead")
+    assert "(Duplicate)" in page.inner_text("main")

@@ -52,13 +52,47 @@ def details_page(client, event) -> str:
     return response.get_data(as_text=True)
 
 
-def ask(client, event, token=None, **data):
+def activity_count() -> int:
+    return db.session.scalar(sa.select(sa.func.count()).select_from(ActivityEntry))
+
+
+def ask(client, event, token=None, step="confirm", **data):
+    """Post the return form, confirmed unless told another `step` (None: the first press)."""
     token = token if token is not None else form_token(details_page(client, event))
     return client.post(
         f"/d/{link_token(event.assignment)}/return",
-        data={"csrf_token": token, **data},
+        data={"csrf_token": token, **({"step": step} if step else {}), **data},
         **HTTPS,
     )
+
+
+def test_a_return_is_shown_back_to_be_confirmed_and_nothing_is_asked_until_it_is(
+    secure_app, delivered
+):
+    client = secure_app.test_client()
+    token = form_token(details_page(client, delivered))
+    activity_before = activity_count()  # the page's open counted
+    details = {"reason": "other", "reason_text": "  The number is a fax line\nNobody answers  "}
+    check = ask(client, delivered, token=token, step=None, **details)
+    assert check.status_code == 200
+    page = check.get_data(as_text=True)
+    assert "Ask IED to return this lead?" in page and "Yes, ask for the return" in page
+    assert "<dd>Other</dd>" in page and "The number is a fax line\nNobody answers</dd>" in page
+    assert "#lead-return" in re.search(r'<form method="post" action="([^"]+)"', page).group(1)
+    assert 'name="reason" value="other"' in page
+    assert finance.pending_returns_count() == 0
+    assert activity_count() == activity_before
+    # Changing it brings the form back as it was filled in; still nothing asked.
+    change = ask(client, delivered, token=form_token(page), step="change", **details)
+    assert change.status_code == 200
+    form = change.get_data(as_text=True)
+    assert '<input checked id="reason-4" name="reason" required type="radio" value="other">' in form
+    assert "The number is a fax line" in form and "Yes, ask for the return" not in form
+    assert (finance.pending_returns_count(), activity_count()) == (0, activity_before)
+    confirmed = ask(client, delivered, token=form_token(page), **details)
+    assert confirmed.status_code == 303
+    request = db.session.scalars(sa.select(ReturnRequest)).one()
+    assert request.reason_text == "The number is a fax line\nNobody answers"
 
 
 def test_over_https_without_referer_the_installer_asks_for_a_return(secure_app, delivered):
@@ -358,10 +392,12 @@ def test_over_the_return_limit_the_signed_page_says_why(
 ):
     installer = make_installer(return_limit_percent=10)
     event = billed_delivery(make_lead, installer, operator)  # 10% of 1 delivery: none
-    response = ask(secure_app.test_client(), event, reason="duplicate")
-    assert response.status_code == 409
-    page = response.get_data(as_text=True)
-    assert "may return up to 10%" in page and 'role="alert"' in page
+    for step in (None, "confirm"):  # said before the installer is asked to confirm, and after
+        response = ask(secure_app.test_client(), event, step=step, reason="duplicate")
+        assert response.status_code == 409
+        page = response.get_data(as_text=True)
+        assert "may return up to 10%" in page and 'role="alert"' in page
+        assert "Yes, ask for the return" not in page
     assert finance.pending_returns_count() == 0
 
 

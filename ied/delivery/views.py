@@ -20,6 +20,7 @@ from ied.delivery.models import Assignment
 from ied.errors import DomainError
 from ied.extensions import csrf, db
 from ied.finance import services as finance
+from ied.finance.models import RETURN_REASONS
 from ied.form_errors import show_field_errors
 from ied.htmx import is_htmx
 from ied.leads.assessment import readable_answers
@@ -125,15 +126,19 @@ def render_installer_lead(
     status: int = 200,
     return_form: ReturnRequestForm | None = None,
     return_problem: str | None = None,
+    confirming: bool = False,
 ):
-    """The lead's details for the installer it was delivered to, with its return request."""
+    """The lead's details for the installer it was delivered to, with its return request (or,
+    `confirming`, the return request filled in, to be confirmed)."""
+    return_form = return_form or ReturnRequestForm(meta={"csrf_context": assignment})
     body = render_template(
         "delivery/installer_lead.html",
         assignment=assignment,
         answers=readable_answers(assignment.lead.assessment),
         returns=finance.return_state(assignment.delivery_event),
-        return_form=return_form or ReturnRequestForm(meta={"csrf_context": assignment}),
+        return_form=return_form,
         return_problem=return_problem,
+        reason_to_confirm=RETURN_REASONS[return_form.reason.data] if confirming else None,
         return_window_days=current_app.config["RETURN_WINDOW_DAYS"],
         **_lead_facts(assignment),
     )
@@ -144,26 +149,32 @@ def render_installer_lead(
 @public
 @csrf.exempt  # no session on signed pages: ReturnRequestForm checks its link-bound token
 def request_return(token: str):
-    """The installer asks for this delivery to be returned (credited)."""
+    """The installer asks for this delivery to be returned (credited). A request is made once
+    and cannot be changed, so the form's answer is first shown back to be confirmed
+    (`step=confirm` sends it, `step=change` brings the form back as it was filled in)."""
     assignment = _resolve_or_problem(token)
     if not isinstance(assignment, Assignment):
         return assignment
     if posted_from_elsewhere():
         abort(403)
     form = ReturnRequestForm(meta={"csrf_context": assignment})
+    step = request.form.get("step")
+    if step == "change":
+        return render_installer_lead(assignment, return_form=form)
     if not form.validate():
         stale = form.errors.get("csrf_token")
         return render_installer_lead(assignment, 400 if stale else 422, form, stale and stale[0])
+    ask = finance.request_return if step == "confirm" else finance.check_return
     try:
-        finance.request_return(
-            assignment.delivery_event.id, form.reason.data, form.reason_text.data
-        )
+        ask(assignment.delivery_event.id, form.reason.data, form.reason_text.data)
     except DomainError as error:
         db.session.rollback()
         show_field_errors(form, {error.field or "": error.message})
         return render_installer_lead(
             assignment, 422 if error.field else 409, form, None if error.field else error.message
         )
+    if step != "confirm":
+        return render_installer_lead(assignment, return_form=form, confirming=True)
     db.session.commit()
     # To the link's page, which says the request was sent: reloading it asks nothing again.
     answer = redirect(url_for(".installer_link", token=token, asked="return"), 303)
