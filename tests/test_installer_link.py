@@ -120,6 +120,8 @@ def test_an_expired_link_answers_410_with_how_to_get_it_resent(
     response, page = open_link(client, token)
     assert response.status_code == 410
     assert "expired" in page and app.config["IED_CONTACT"] in page
+    assert f"To see lead {sent_assignment.lead.reference} again" in page  # which one it was
+    assert "reply to the email" not in page  # the sender's address takes no replies
     assert "Grace Hopper" not in page
 
 
@@ -148,7 +150,11 @@ def test_a_withdrawn_assignment_link_answers_410(client, make_lead, make_install
     db.session.commit()
     response, page = open_link(client, token)
     assert response.status_code == 410
-    assert "no longer valid" in page and "Withdrawn Person" not in page
+    assert "Withdrawn Person" not in page
+    # Not 'withdrawn or replaced': the installer reads which, of which lead, and that it is
+    # not billed.
+    assert "IED withdrew this lead" in page and f"IED took lead {lead.reference} back" in page
+    assert "not billed to you" in page and "replaced" not in page
 
 
 def test_bumping_the_installers_link_version_revokes_its_links(client, sent_assignment):
@@ -158,6 +164,8 @@ def test_bumping_the_installers_link_version_revokes_its_links(client, sent_assi
     response, page = open_link(client, token)
     assert response.status_code == 410
     assert "Grace Hopper" not in page
+    assert "This link was replaced" in page and "withdrew" not in page
+    assert f"To have lead {sent_assignment.lead.reference} sent to you again" in page
     response, page = show_lead(client, link_token(sent_assignment))  # a new link works again
     assert response.status_code == 200 and "Grace Hopper" in page
 
@@ -174,7 +182,7 @@ def test_old_keys_in_fallbacks_still_verify_after_rotation(make_app, sent_assign
 
 @pytest.mark.parametrize(
     ("status", "code", "says"),
-    [("queued", 409, "not ready yet"), ("failed", 410, "no longer valid")],
+    [("queued", 409, "not ready yet"), ("failed", 410, "This lead was not delivered")],
 )
 def test_only_a_delivery_known_to_have_succeeded_shows_its_lead(
     client, make_lead, make_installer, operator, status, code, says
@@ -188,6 +196,6 @@ def test_only_a_delivery_known_to_have_succeeded_shows_its_lead(
     token = link_token(assignment)
     for response, page in (open_link(client, token), show_lead(client, token)):
         assert response.status_code == code
-        assert says in page and "Not Yet Billed" not in page
+        assert says in page and "Not Yet Billed" not in page and lead.reference in page
     db.session.refresh(assignment)
     assert assignment.open_count == 0

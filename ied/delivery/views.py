@@ -12,6 +12,7 @@ from ied.delivery.links import (
     LinkExpired,
     LinkInvalid,
     LinkPending,
+    LinkProblem,
     LinkRevoked,
     posted_from_elsewhere,
     resolve_link,
@@ -196,15 +197,16 @@ def _resolve_or_problem(token: str):
     """The link's assignment, or the page saying why it does not open."""
     try:
         return resolve_link(token)
-    except LinkExpired:
-        return _link_problem("expired", 410)
-    except LinkRevoked:
-        return _link_problem("revoked", 410)
-    except LinkPending:
-        return _link_problem("pending", 409)
-    except LinkInvalid:
-        return _link_problem("invalid", 404)
+    except LinkExpired as problem:
+        return _link_problem("expired", 410, problem)
+    except LinkRevoked as problem:
+        return _link_problem(problem.why, 410, problem)
+    except LinkPending as problem:
+        return _link_problem("pending", 409, problem)
+    except LinkInvalid as problem:
+        return _link_problem("invalid", 404, problem)
 
 
-def _link_problem(kind: str, status: int):
-    return render_template("delivery/link_problem.html", kind=kind), status, INSTALLER_LINK_HEADERS
+def _link_problem(kind: str, status: int, problem: LinkProblem):
+    body = render_template("delivery/link_problem.html", kind=kind, reference=problem.reference)
+    return body, status, INSTALLER_LINK_HEADERS
