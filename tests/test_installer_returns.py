@@ -95,6 +95,21 @@ def test_a_return_is_shown_back_to_be_confirmed_and_nothing_is_asked_until_it_is
     assert request.reason_text == "The number is a fax line\nNobody answers"
 
 
+def test_the_address_a_return_form_answered_at_opened_again_leads_back_to_the_link(
+    secure_app, delivered
+):
+    """A phone restoring the tab of an answer (an error, the request to confirm) opens its
+    address with a GET: the link's page, not a bare 405."""
+    link = f"/d/{link_token(delivered.assignment)}"
+    response = secure_app.test_client().get(f"{link}/return", **HTTPS)
+    assert (response.status_code, response.headers["Location"]) == (303, link)
+    assert (
+        response.headers["Referrer-Policy"] == "no-referrer"
+        and "Set-Cookie" not in response.headers
+    )
+    assert finance.pending_returns_count() == 0
+
+
 def test_over_https_without_referer_the_installer_asks_for_a_return(secure_app, delivered):
     client = secure_app.test_client()
     page = details_page(client, delivered)

@@ -183,6 +183,20 @@ def request_return(token: str):
     return answer
 
 
+@bp.get("/d/<token>/return")
+@public
+def return_address(token: str):
+    """The address a return form answered at (its errors, or the request to confirm), opened
+    again: a phone restoring the tab, a reload, a copied address. Back to the link's page,
+    which opens the lead again, rather than a bare 405; a link that does not open says why."""
+    assignment = _resolve_or_problem(token)
+    if not isinstance(assignment, Assignment):
+        return assignment
+    answer = redirect(url_for(".installer_link", token=token), 303)
+    answer.headers.update(INSTALLER_LINK_HEADERS)
+    return answer
+
+
 def _lead_facts(assignment: Assignment) -> dict:
     lead = assignment.lead
     return {
