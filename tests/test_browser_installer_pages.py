@@ -87,6 +87,19 @@ def test_on_a_phone_the_lead_fits_the_screen_and_every_control_is_big_enough_to_
     assert page.evaluate(LINES_OF_THE_REFERENCE) == 1
 
 
+def test_on_a_tablets_touch_screen_every_control_is_big_enough_to_tap(chromium, delivered_link):
+    page = chromium.new_context(viewport={"width": 768, "height": 1024}, has_touch=True).new_page()
+    try:
+        page.goto(delivered_link)
+        page.click("text=Show the lead")
+        assert [target for target in page.evaluate(TAP_TARGETS) if target[1] < 40] == []
+        assert (
+            page.eval_on_selector("textarea", "e => parseFloat(getComputedStyle(e).fontSize)") >= 16
+        )
+    finally:
+        page.context.close()
+
+
 def html_part(assignment) -> str:
     message = email.message_from_bytes(
         installer_email(assignment, "<test@ied.test>").data, policy=email.policy.default
