@@ -46,6 +46,12 @@ LINES_OF_THE_REFERENCE = """() => {
 }"""
 
 
+def show_the_lead(page) -> None:
+    """Press the button and wait for the lead's page to load, its stylesheet with it."""
+    page.click("text=Show the lead")
+    page.wait_for_load_state("load")
+
+
 @pytest.fixture
 def delivered_link(live_server, make_lead, make_installer, operator):
     installer = make_installer(
@@ -74,7 +80,7 @@ def test_on_a_phone_the_lead_fits_the_screen_and_every_control_is_big_enough_to_
     page.set_viewport_size({"width": width, "height": 800})
     page.goto(delivered_link)
     assert [target for target in page.evaluate(TAP_TARGETS) if target[1] < 40] == []
-    page.click("text=Show the lead")
+    show_the_lead(page)
     page.screenshot(path=f"/tmp/ied-installer-lead-{width}.png", full_page=True)
     assert page.evaluate("() => document.documentElement.scrollWidth") <= width
     assert page.evaluate(OVERFLOW) <= 0
@@ -91,7 +97,7 @@ def test_on_a_tablets_touch_screen_every_control_is_big_enough_to_tap(chromium, 
     page = chromium.new_context(viewport={"width": 768, "height": 1024}, has_touch=True).new_page()
     try:
         page.goto(delivered_link)
-        page.click("text=Show the lead")
+        show_the_lead(page)
         assert [target for target in page.evaluate(TAP_TARGETS) if target[1] < 40] == []
         assert (
             page.eval_on_selector("textarea", "e => parseFloat(getComputedStyle(e).fontSize)") >= 16
@@ -143,7 +149,7 @@ def test_on_a_phone_asking_for_a_return_keeps_its_answer_in_sight_and_asks_to_co
     page = browser_page
     page.set_viewport_size({"width": 375, "height": 700})
     page.goto(delivered_link)
-    page.click("text=Show the lead")
+    show_the_lead(page)
     page.click("text=Ask for a return")  # no reason chosen
     error = page.locator("#lead-return .error")
     assert "Choose why" in error.inner_text() and error.evaluate(IN_SIGHT)
@@ -161,3 +167,21 @@ def test_on_a_phone_asking_for_a_return_keeps_its_answer_in_sight_and_asks_to_co
     page.click("text=Yes, ask for the return")
     page.wait_for_selector("text=You asked for a return of this lead")
     assert "(Duplicate)" in page.inner_text("main")
+
+
+@pytest.mark.nojs
+def test_a_return_refused_for_want_of_a_reason_is_told_to_a_screen_reader_on_the_choices(
+    browser_page, delivered_link
+):
+    page = browser_page
+    page.goto(delivered_link)
+    show_the_lead(page)
+    page.click("text=Ask for a return")
+    choices = page.get_by_role("group", name="Why should this lead be returned?")
+    assert (
+        choices.evaluate(
+            "group => (group.getAttribute('aria-describedby') || '').split(' ')"
+            ".map(id => document.getElementById(id)?.textContent).join(' ')"
+        )
+        == "Choose why the lead should be returned."
+    )
