@@ -134,6 +134,18 @@ def test_a_tampered_link_answers_404(client, sent_assignment):
         assert "Grace Hopper" not in page
 
 
+@pytest.mark.parametrize("address", ["/d/", "/d/{token}/", "/d/{token}/open", "/d/{token}/return/"])
+def test_an_address_under_the_link_that_no_page_takes_is_the_installers_link_not_found(
+    client, sent_assignment, address
+):
+    """A link cut short or run on by a mail client: the signed pages' 'Link not found', with
+    no cookie, not the back office's 404 offering a sign-in the installer has none for."""
+    response, page = open_link(client, address.format(token=link_token(sent_assignment))[3:])
+    assert response.status_code == 404
+    assert "Link not found" in page and "Open it again from the email" in page
+    assert 'href="/"' not in page and "start page" not in page
+
+
 def test_a_well_signed_link_for_an_unknown_assignment_answers_404(app, client, sent_assignment):
     from ied.delivery.links import _serializer
 

@@ -158,6 +158,10 @@ def test_a_return_post_without_the_link_bound_token_or_from_another_site_is_refu
         headers={"Origin": "https://evil.example"},
     )
     assert elsewhere.status_code == 403
+    # The installer's page, not the back office's 'Your role does not give access' and sign-in.
+    refused = elsewhere.get_data(as_text=True)
+    assert "came from a page of another site, so nothing was done" in refused
+    assert "Your role" not in refused and "Set-Cookie" not in elsewhere.headers
     tampered = client.post(f"/d/{link_token(delivered.assignment)}x/return", **HTTPS)
     assert tampered.status_code == 404
     assert finance.pending_returns_count() == 0

@@ -157,7 +157,7 @@ def request_return(token: str):
     if not isinstance(assignment, Assignment):
         return assignment
     if posted_from_elsewhere():
-        abort(403)
+        return _link_problem("elsewhere", 403, LinkProblem(assignment.lead.reference))
     form = ReturnRequestForm(meta={"csrf_context": assignment})
     step = request.form.get("step")
     if step == "change":
@@ -219,6 +219,12 @@ def _resolve_or_problem(token: str):
         return _link_problem("pending", 409, problem)
     except LinkInvalid as problem:
         return _link_problem("invalid", 404, problem)
+
+
+def signed_address_not_found():
+    """An address under /d/ that no route takes (a link cut short, or run on by a mail client):
+    the installer's "Link not found", with no cookie, not the back office's page and sign-in."""
+    return _link_problem("invalid", 404, LinkInvalid())
 
 
 def _link_problem(kind: str, status: int, problem: LinkProblem):
