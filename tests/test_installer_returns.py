@@ -2,6 +2,7 @@
 limit; decided by a manager (approval voids the event and frees the cap slot)."""
 
 import re
+import time
 from datetime import timedelta
 from decimal import Decimal
 
@@ -146,7 +147,7 @@ def test_a_return_post_without_the_link_bound_token_or_from_another_site_is_refu
 ):
     client = secure_app.test_client()
     missing = ask(client, delivered, token="", reason="duplicate")
-    assert missing.status_code == 400 and "The form expired" in missing.get_data(as_text=True)
+    assert missing.status_code == 400 and "nothing was sent" in missing.get_data(as_text=True)
     other = billed_delivery(make_lead, make_installer(), operator)
     foreign_token = form_token(details_page(client, other))
     wrong = ask(client, delivered, token=foreign_token, reason="duplicate")
@@ -165,6 +166,23 @@ def test_a_return_post_without_the_link_bound_token_or_from_another_site_is_refu
     tampered = client.post(f"/d/{link_token(delivered.assignment)}x/return", **HTTPS)
     assert tampered.status_code == 404
     assert finance.pending_returns_count() == 0
+
+
+def test_a_form_left_open_over_a_day_is_renewed_with_its_answer_and_sent_on_the_next_press(
+    secure_app, delivered, monkeypatch
+):
+    client = secure_app.test_client()
+    real_time = time.time
+    monkeypatch.setattr("itsdangerous.timed.time.time", lambda: real_time() - 25 * 3600)
+    old_token = form_token(details_page(client, delivered))  # the page opened yesterday
+    monkeypatch.setattr("itsdangerous.timed.time.time", real_time)
+    stale = ask(client, delivered, token=old_token, step=None, reason="duplicate")
+    assert stale.status_code == 400
+    page = stale.get_data(as_text=True)
+    assert "press Ask for a return again" in page and "open the link in the email" not in page
+    assert 'checked id="reason-3"' in page  # the answer kept
+    assert finance.pending_returns_count() == 0
+    assert ask(client, delivered, token=form_token(page), reason="duplicate").status_code == 303
 
 
 def test_other_needs_its_text_and_one_request_per_delivery(secure_app, delivered):

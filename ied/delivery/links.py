@@ -117,8 +117,10 @@ class LinkBoundCSRF(CSRF):
                 field.data or "", max_age=RETURN_FORM_MAX_AGE
             )
         except BadData as error:
+            # The page answering this carries a new token and the answer as given.
             raise ValidationError(
-                "The form expired: open the link in the email again and resend it."
+                "The form was open for more than a day, so nothing was sent. It is renewed "
+                "below with your answer: press Ask for a return again."
             ) from error
         if payload != self._expected():
             raise ValidationError("This form belongs to another delivery.")
