@@ -158,6 +158,9 @@ def test_on_a_phone_asking_for_a_return_keeps_its_answer_in_sight_and_asks_to_co
     question = page.locator("text=Ask IED to return this lead?")
     assert question.evaluate(IN_SIGHT)
     assert "Outside my area" in page.inner_text("#lead-return")
+    answer = page.locator("#lead-return dl").bounding_box()
+    buttons = page.locator("#lead-return .actions").bounding_box()
+    assert buttons["y"] >= answer["y"] + answer["height"] + 8  # apart from the answer above
     page.screenshot(path="/tmp/ied-installer-return-confirm-375.png", full_page=True)
     page.click("text=Change the reason")
     assert page.is_checked("input[name=reason][value=outside_my_area]")
