@@ -1,12 +1,19 @@
 """The installer's signed link: valid, expired, tampered, withdrawn, revoked, rotated key."""
 
+import email
+import email.policy
+import re
 import time
+from datetime import timedelta
 
 import pytest
 
 from ied.delivery import services
+from ied.delivery.email import installer_email
 from ied.delivery.links import link_token
 from ied.extensions import db
+from ied.formatting import local_date
+from ied.timestamps import utcnow
 
 HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex"}
 
@@ -211,3 +218,39 @@ def test_only_a_delivery_known_to_have_succeeded_shows_its_lead(
         assert says in page and "Not Yet Billed" not in page and lead.reference in page
     db.session.refresh(assignment)
     assert assignment.open_count == 0
+
+
+def email_parts(assignment) -> list[str]:
+    """The email's plain-text and HTML bodies, as the installer's mail client reads them."""
+    message = email.message_from_bytes(
+        installer_email(assignment, "<test@ied.test>").data, policy=email.policy.default
+    )
+    return [message.get_body(preferencelist=(part,)).get_content() for part in ("plain", "html")]
+
+
+@pytest.mark.parametrize(
+    ("path", "says"),
+    [
+        (
+            "recommended_installer",
+            "the customer asked for one installer: this lead goes to you alone",
+        ),
+        ("compare_quotes", "the customer is comparing quotes from several installers"),
+    ],
+)
+def test_the_email_and_the_page_say_what_the_path_means_and_until_when_the_link_opens(
+    app, client, make_lead, make_installer, operator, path, says
+):
+    installer = make_installer()
+    lead = make_lead("ready_to_route", selected_path=path, recommended_installer_id=installer.id)
+    assignment = services.assign_installers(lead, [installer.id], operator)[0]
+    db.session.commit()
+    services.record_delivery_success(assignment.id)
+    db.session.commit()
+    # Until a date, not "for 30 days" from a day the installer has to work out.
+    closes = local_date(utcnow() + timedelta(days=app.config["DELIVERY_LINK_MAX_AGE_DAYS"]))
+    for body in email_parts(assignment):
+        assert says in body
+        assert re.search(rf"The link works until {closes} \d\d:\d\d\.", body)
+    _, page = show_lead(client, link_token(assignment))
+    assert says in page

@@ -25,7 +25,7 @@ from ied.finance.models import RETURN_REASONS
 from ied.form_errors import show_field_errors
 from ied.htmx import is_htmx
 from ied.leads.assessment import readable_answers
-from ied.leads.models import PATH_LABELS, PRODUCT_LABELS
+from ied.leads.models import PATH_LABELS, PATH_NOTES_FOR_INSTALLERS, PRODUCT_LABELS
 from ied.leads.page import lead_or_404, lead_page_parts, queue_row_parts
 from ied.leads.queries import QUEUE_TABS
 
@@ -204,6 +204,7 @@ def _lead_facts(assignment: Assignment) -> dict:
         "installer": assignment.installer,
         "product": PRODUCT_LABELS.get(lead.product_interest, lead.product_interest),
         "path": PATH_LABELS.get(lead.selected_path, lead.selected_path),
+        "path_note": PATH_NOTES_FOR_INSTALLERS.get(lead.selected_path),
     }
 
 
