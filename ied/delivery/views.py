@@ -12,7 +12,6 @@ from ied.delivery.links import (
     LinkExpired,
     LinkInvalid,
     LinkPending,
-    LinkProblem,
     LinkRevoked,
     posted_from_elsewhere,
     resolve_link,
@@ -157,7 +156,7 @@ def request_return(token: str):
     if not isinstance(assignment, Assignment):
         return assignment
     if posted_from_elsewhere():
-        return _link_problem("elsewhere", 403, LinkProblem(assignment.lead.reference))
+        return _link_problem("elsewhere", 403, assignment.lead.reference)
     form = ReturnRequestForm(meta={"csrf_context": assignment})
     step = request.form.get("step")
     if step == "change":
@@ -213,21 +212,22 @@ def _resolve_or_problem(token: str):
     try:
         return resolve_link(token)
     except LinkExpired as problem:
-        return _link_problem("expired", 410, problem)
+        return _link_problem("expired", 410, problem.reference)
     except LinkRevoked as problem:
-        return _link_problem(problem.why, 410, problem)
+        return _link_problem(problem.why, 410, problem.reference)
     except LinkPending as problem:
-        return _link_problem("pending", 409, problem)
-    except LinkInvalid as problem:
-        return _link_problem("invalid", 404, problem)
+        return _link_problem("pending", 409, problem.reference)
+    except LinkInvalid:
+        return _link_problem("invalid", 404)
 
 
 def signed_address_not_found():
     """An address under /d/ that no route takes (a link cut short, or run on by a mail client):
     the installer's "Link not found", with no cookie, not the back office's page and sign-in."""
-    return _link_problem("invalid", 404, LinkInvalid())
+    return _link_problem("invalid", 404)
 
 
-def _link_problem(kind: str, status: int, problem: LinkProblem):
-    body = render_template("delivery/link_problem.html", kind=kind, reference=problem.reference)
+def _link_problem(kind: str, status: int, reference: str | None = None):
+    """`reference`: the lead's, when the link is one we signed."""
+    body = render_template("delivery/link_problem.html", kind=kind, reference=reference)
     return body, status, INSTALLER_LINK_HEADERS
