@@ -13,7 +13,14 @@ from tests.support.billing import billed_delivery
 
 pytestmark = pytest.mark.browser
 
-PHONES = [375, 414]
+PHONES = [320, 375, 414]
+
+# How much of its card's width (inside the padding) the narrowest fact's value gets.
+NARROWEST_FACT = """() => Math.min(...[...document.querySelectorAll('main dl.facts dd')].map(dd => {
+  const card = dd.closest('.card'), style = getComputedStyle(card);
+  const inside = card.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+  return dd.getBoundingClientRect().width / inside;
+}))"""
 
 # Every control of the page that a finger must hit, with the height of the box it can be hit in
 # (a radio button is hit through its label as well).
@@ -91,6 +98,7 @@ def test_on_a_phone_the_lead_fits_the_screen_and_every_control_is_big_enough_to_
     # Text a phone zooms into when focused (iOS does below 16 px), and a reference broken in two.
     assert page.eval_on_selector("textarea", "e => parseFloat(getComputedStyle(e).fontSize)") >= 16
     assert page.evaluate(LINES_OF_THE_REFERENCE) == 1
+    assert page.evaluate(NARROWEST_FACT) > 0.95  # each value as wide as its card, label above
 
 
 def test_on_a_tablets_touch_screen_every_control_is_big_enough_to_tap(chromium, delivered_link):
