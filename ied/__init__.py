@@ -117,6 +117,9 @@ def _trust_the_proxy(app: Flask) -> None:
 
 
 def _register_error_pages(app: Flask) -> None:
+    from ied.delivery.views import signed_address_not_found
+    from ied.security_headers import SIGNED_LINK_PREFIX
+
     @app.errorhandler(CSRFError)
     def csrf_error(error):
         if _session_cookie_dropped_over_plain_http(app):
@@ -142,6 +145,8 @@ def _register_error_pages(app: Flask) -> None:
     def not_found(error):
         if request.path.startswith(API_PREFIX):
             return _api_problem(error, "Nothing at this address: post leads to /api/v1/leads.")
+        if request.path.startswith(SIGNED_LINK_PREFIX):
+            return signed_address_not_found()
         return render_template(
             "error.html", title="Not found", message="There is nothing at this address."
         ), 404

@@ -34,6 +34,7 @@ ACCESS = {
     "delivery.installer_link": PUBLIC,  # signed token
     "delivery.open_installer_link": PUBLIC,  # signed token
     "delivery.request_return": PUBLIC,  # signed token and a form token bound to the link
+    "delivery.return_address": PUBLIC,  # a redirect to the signed link's page
     "leads.queue": OPERATOR,
     "leads.new": OPERATOR,
     "leads.show": OPERATOR,

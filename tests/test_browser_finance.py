@@ -42,6 +42,7 @@ def test_installer_asks_for_a_return_and_the_manager_approves_it_in_finance(
         installer.screenshot(path="/tmp/ied-installer-return-form.png", full_page=True)
         installer.check("input[name=reason][value=customer_unreachable]")
         installer.click("text=Ask for a return")
+        installer.click("text=Yes, ask for the return")  # asked once, never changed: it checks
         # Back on the link's page (post, redirect, get), which says the request was sent.
         installer.wait_for_selector("text=You asked for a return of this lead")
         installer.click("text=Show the lead")

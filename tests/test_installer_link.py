@@ -1,12 +1,19 @@
 """The installer's signed link: valid, expired, tampered, withdrawn, revoked, rotated key."""
 
+import email
+import email.policy
+import re
 import time
+from datetime import timedelta
 
 import pytest
 
 from ied.delivery import services
+from ied.delivery.email import installer_email
 from ied.delivery.links import link_token
 from ied.extensions import db
+from ied.formatting import local_date
+from ied.timestamps import utcnow
 
 HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex"}
 
@@ -120,6 +127,8 @@ def test_an_expired_link_answers_410_with_how_to_get_it_resent(
     response, page = open_link(client, token)
     assert response.status_code == 410
     assert "expired" in page and app.config["IED_CONTACT"] in page
+    assert f"To see lead {sent_assignment.lead.reference} again" in page  # which one it was
+    assert "reply to the email" not in page  # the sender's address takes no replies
     assert "Grace Hopper" not in page
 
 
@@ -130,6 +139,18 @@ def test_a_tampered_link_answers_404(client, sent_assignment):
         response, page = open_link(client, bad)
         assert response.status_code == 404
         assert "Grace Hopper" not in page
+
+
+@pytest.mark.parametrize("address", ["/d/", "/d/{token}/", "/d/{token}/open", "/d/{token}/return/"])
+def test_an_address_under_the_link_that_no_page_takes_is_the_installers_link_not_found(
+    client, sent_assignment, address
+):
+    """A link cut short or run on by a mail client: the signed pages' 'Link not found', with
+    no cookie, not the back office's 404 offering a sign-in the installer has none for."""
+    response, page = open_link(client, address.format(token=link_token(sent_assignment))[3:])
+    assert response.status_code == 404
+    assert "Link not found" in page and "Open it again from the email" in page
+    assert 'href="/"' not in page and "start page" not in page
 
 
 def test_a_well_signed_link_for_an_unknown_assignment_answers_404(app, client, sent_assignment):
@@ -148,7 +169,11 @@ def test_a_withdrawn_assignment_link_answers_410(client, make_lead, make_install
     db.session.commit()
     response, page = open_link(client, token)
     assert response.status_code == 410
-    assert "no longer valid" in page and "Withdrawn Person" not in page
+    assert "Withdrawn Person" not in page
+    # Not 'withdrawn or replaced': the installer reads which, of which lead, and that it is
+    # not billed.
+    assert "IED withdrew this lead" in page and f"IED took lead {lead.reference} back" in page
+    assert "not billed to you" in page and "replaced" not in page
 
 
 def test_bumping_the_installers_link_version_revokes_its_links(client, sent_assignment):
@@ -158,6 +183,8 @@ def test_bumping_the_installers_link_version_revokes_its_links(client, sent_assi
     response, page = open_link(client, token)
     assert response.status_code == 410
     assert "Grace Hopper" not in page
+    assert "This link was replaced" in page and "withdrew" not in page
+    assert f"To have lead {sent_assignment.lead.reference} sent to you again" in page
     response, page = show_lead(client, link_token(sent_assignment))  # a new link works again
     assert response.status_code == 200 and "Grace Hopper" in page
 
@@ -174,7 +201,7 @@ def test_old_keys_in_fallbacks_still_verify_after_rotation(make_app, sent_assign
 
 @pytest.mark.parametrize(
     ("status", "code", "says"),
-    [("queued", 409, "not ready yet"), ("failed", 410, "no longer valid")],
+    [("queued", 409, "not ready yet"), ("failed", 410, "This lead was not delivered")],
 )
 def test_only_a_delivery_known_to_have_succeeded_shows_its_lead(
     client, make_lead, make_installer, operator, status, code, says
@@ -188,6 +215,42 @@ def test_only_a_delivery_known_to_have_succeeded_shows_its_lead(
     token = link_token(assignment)
     for response, page in (open_link(client, token), show_lead(client, token)):
         assert response.status_code == code
-        assert says in page and "Not Yet Billed" not in page
+        assert says in page and "Not Yet Billed" not in page and lead.reference in page
     db.session.refresh(assignment)
     assert assignment.open_count == 0
+
+
+def email_parts(assignment) -> list[str]:
+    """The email's plain-text and HTML bodies, as the installer's mail client reads them."""
+    message = email.message_from_bytes(
+        installer_email(assignment, "<test@ied.test>").data, policy=email.policy.default
+    )
+    return [message.get_body(preferencelist=(part,)).get_content() for part in ("plain", "html")]
+
+
+@pytest.mark.parametrize(
+    ("path", "says"),
+    [
+        (
+            "recommended_installer",
+            "the customer asked for one installer: this lead goes to you alone",
+        ),
+        ("compare_quotes", "the customer is comparing quotes from several installers"),
+    ],
+)
+def test_the_email_and_the_page_say_what_the_path_means_and_until_when_the_link_opens(
+    app, client, make_lead, make_installer, operator, path, says
+):
+    installer = make_installer()
+    lead = make_lead("ready_to_route", selected_path=path, recommended_installer_id=installer.id)
+    assignment = services.assign_installers(lead, [installer.id], operator)[0]
+    db.session.commit()
+    services.record_delivery_success(assignment.id)
+    db.session.commit()
+    # Until a date, not "for 30 days" from a day the installer has to work out.
+    closes = local_date(utcnow() + timedelta(days=app.config["DELIVERY_LINK_MAX_AGE_DAYS"]))
+    for body in email_parts(assignment):
+        assert says in body
+        assert re.search(rf"The link works until {closes} \d\d:\d\d\.", body)
+    _, page = show_lead(client, link_token(assignment))
+    assert says in page

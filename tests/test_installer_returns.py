@@ -2,6 +2,7 @@
 limit; decided by a manager (approval voids the event and frees the cap slot)."""
 
 import re
+import time
 from datetime import timedelta
 from decimal import Decimal
 
@@ -52,13 +53,62 @@ def details_page(client, event) -> str:
     return response.get_data(as_text=True)
 
 
-def ask(client, event, token=None, **data):
+def activity_count() -> int:
+    return db.session.scalar(sa.select(sa.func.count()).select_from(ActivityEntry))
+
+
+def ask(client, event, token=None, step="confirm", **data):
+    """Post the return form, confirmed unless told another `step` (None: the first press)."""
     token = token if token is not None else form_token(details_page(client, event))
     return client.post(
         f"/d/{link_token(event.assignment)}/return",
-        data={"csrf_token": token, **data},
+        data={"csrf_token": token, **({"step": step} if step else {}), **data},
         **HTTPS,
     )
+
+
+def test_a_return_is_shown_back_to_be_confirmed_and_nothing_is_asked_until_it_is(
+    secure_app, delivered
+):
+    client = secure_app.test_client()
+    token = form_token(details_page(client, delivered))
+    activity_before = activity_count()  # the page's open counted
+    details = {"reason": "other", "reason_text": "  The number is a fax line\nNobody answers  "}
+    check = ask(client, delivered, token=token, step=None, **details)
+    assert check.status_code == 200
+    page = check.get_data(as_text=True)
+    assert "Ask IED to return this lead?" in page and "Yes, ask for the return" in page
+    assert "<dd>Other</dd>" in page and "The number is a fax line\nNobody answers</dd>" in page
+    assert "#lead-return" in re.search(r'<form method="post" action="([^"]+)"', page).group(1)
+    assert 'name="reason" value="other"' in page
+    assert finance.pending_returns_count() == 0
+    assert activity_count() == activity_before
+    # Changing it brings the form back as it was filled in; still nothing asked.
+    change = ask(client, delivered, token=form_token(page), step="change", **details)
+    assert change.status_code == 200
+    form = change.get_data(as_text=True)
+    assert '<input checked id="reason-4" name="reason" required type="radio" value="other">' in form
+    assert "The number is a fax line" in form and "Yes, ask for the return" not in form
+    assert (finance.pending_returns_count(), activity_count()) == (0, activity_before)
+    confirmed = ask(client, delivered, token=form_token(page), **details)
+    assert confirmed.status_code == 303
+    request = db.session.scalars(sa.select(ReturnRequest)).one()
+    assert request.reason_text == "The number is a fax line\nNobody answers"
+
+
+def test_the_address_a_return_form_answered_at_opened_again_leads_back_to_the_link(
+    secure_app, delivered
+):
+    """A phone restoring the tab of an answer (an error, the request to confirm) opens its
+    address with a GET: the link's page, not a bare 405."""
+    link = f"/d/{link_token(delivered.assignment)}"
+    response = secure_app.test_client().get(f"{link}/return", **HTTPS)
+    assert (response.status_code, response.headers["Location"]) == (303, link)
+    assert (
+        response.headers["Referrer-Policy"] == "no-referrer"
+        and "Set-Cookie" not in response.headers
+    )
+    assert finance.pending_returns_count() == 0
 
 
 def test_over_https_without_referer_the_installer_asks_for_a_return(secure_app, delivered):
@@ -97,7 +147,7 @@ def test_a_return_post_without_the_link_bound_token_or_from_another_site_is_refu
 ):
     client = secure_app.test_client()
     missing = ask(client, delivered, token="", reason="duplicate")
-    assert missing.status_code == 400 and "The form expired" in missing.get_data(as_text=True)
+    assert missing.status_code == 400 and "nothing was sent" in missing.get_data(as_text=True)
     other = billed_delivery(make_lead, make_installer(), operator)
     foreign_token = form_token(details_page(client, other))
     wrong = ask(client, delivered, token=foreign_token, reason="duplicate")
@@ -109,9 +159,30 @@ def test_a_return_post_without_the_link_bound_token_or_from_another_site_is_refu
         headers={"Origin": "https://evil.example"},
     )
     assert elsewhere.status_code == 403
+    # The installer's page, not the back office's 'Your role does not give access' and sign-in.
+    refused = elsewhere.get_data(as_text=True)
+    assert "came from a page of another site, so nothing was done" in refused
+    assert "Your role" not in refused and "Set-Cookie" not in elsewhere.headers
     tampered = client.post(f"/d/{link_token(delivered.assignment)}x/return", **HTTPS)
     assert tampered.status_code == 404
     assert finance.pending_returns_count() == 0
+
+
+def test_a_form_left_open_over_a_day_is_renewed_with_its_answer_and_sent_on_the_next_press(
+    secure_app, delivered, monkeypatch
+):
+    client = secure_app.test_client()
+    real_time = time.time
+    monkeypatch.setattr("itsdangerous.timed.time.time", lambda: real_time() - 25 * 3600)
+    old_token = form_token(details_page(client, delivered))  # the page opened yesterday
+    monkeypatch.setattr("itsdangerous.timed.time.time", real_time)
+    stale = ask(client, delivered, token=old_token, step=None, reason="duplicate")
+    assert stale.status_code == 400
+    page = stale.get_data(as_text=True)
+    assert "press Ask for a return again" in page and "open the link in the email" not in page
+    assert 'checked id="reason-3"' in page  # the answer kept
+    assert finance.pending_returns_count() == 0
+    assert ask(client, delivered, token=form_token(page), reason="duplicate").status_code == 303
 
 
 def test_other_needs_its_text_and_one_request_per_delivery(secure_app, delivered):
@@ -359,10 +430,12 @@ def test_over_the_return_limit_the_signed_page_says_why(
 ):
     installer = make_installer(return_limit_percent=10)
     event = billed_delivery(make_lead, installer, operator)  # 10% of 1 delivery: none
-    response = ask(secure_app.test_client(), event, reason="duplicate")
-    assert response.status_code == 409
-    page = response.get_data(as_text=True)
-    assert "may return up to 10%" in page and 'role="alert"' in page
+    for step in (None, "confirm"):  # said before the installer is asked to confirm, and after
+        response = ask(secure_app.test_client(), event, step=step, reason="duplicate")
+        assert response.status_code == 409
+        page = response.get_data(as_text=True)
+        assert "may return up to 10%" in page and 'role="alert"' in page
+        assert "Yes, ask for the return" not in page
     assert finance.pending_returns_count() == 0
 
 

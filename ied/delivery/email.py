@@ -8,15 +8,17 @@ link withholds them.
 
 import base64
 import secrets
+from datetime import timedelta
 from email.header import Header
 from email.utils import formataddr, formatdate, parseaddr
 
 from flask import current_app, render_template
 
-from ied.delivery.links import link_url
+from ied.delivery.links import link_url, max_age_seconds
 from ied.delivery.models import Assignment
-from ied.leads.models import PATH_LABELS, PRODUCT_LABELS
+from ied.leads.models import PATH_LABELS, PATH_NOTES_FOR_INSTALLERS, PRODUCT_LABELS
 from ied.mail import PreparedEmail
+from ied.timestamps import utcnow
 
 # SMTP allows 998 characters a line; a longer one goes base64 like non-ASCII text does.
 LONGEST_LINE = 998
@@ -35,12 +37,13 @@ def installer_email(assignment: Assignment, message_id: str) -> PreparedEmail:
         "reference": lead.reference,
         "product": PRODUCT_LABELS.get(lead.product_interest, lead.product_interest),
         "path": PATH_LABELS.get(lead.selected_path, lead.selected_path),
-        "compares_quotes": lead.selected_path == "compare_quotes",
+        "path_note": PATH_NOTES_FOR_INSTALLERS.get(lead.selected_path),
         "area": lead.postcode_outward,
         "installer": assignment.installer,
         "link": link_url(assignment),
         "contact": current_app.config["IED_CONTACT"],
-        "link_days": current_app.config["DELIVERY_LINK_MAX_AGE_DAYS"],
+        # The link is signed now, so it opens until this moment (links.max_age_seconds).
+        "link_expires_at": utcnow() + timedelta(seconds=max_age_seconds()),
     }
     recipient = assignment.installer.delivery_email
     parts = [

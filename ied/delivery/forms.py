@@ -22,5 +22,7 @@ class ReturnRequestForm(FlaskForm):
         validators=[DataRequired("Choose why the lead should be returned.")],
     )
     reason_text = TextAreaField(
-        "Details (required for Other)", validators=[StorableText(REASON_TEXT_LIMIT, multiline=True)]
+        "Details (required for Other)",
+        filters=[lambda text: text.strip() if text else text],
+        validators=[StorableText(REASON_TEXT_LIMIT, multiline=True)],
     )

@@ -15,19 +15,33 @@ RETURN_FORM_SALT = "ied.delivery.return-form"
 RETURN_FORM_MAX_AGE = 24 * 3600
 
 
-class LinkExpired(Exception):
+class LinkProblem(Exception):
+    """Why a link does not open. `reference` names its lead when the link is one we signed, so
+    the installer's page can say which lead it was (the reference is no personal data)."""
+
+    def __init__(self, reference: str | None = None):
+        super().__init__(reference)
+        self.reference = reference
+
+
+class LinkExpired(LinkProblem):
     pass
 
 
-class LinkInvalid(Exception):
+class LinkInvalid(LinkProblem):
     """Tampered, unknown, or signed by no key we know."""
 
 
-class LinkRevoked(Exception):
-    """The assignment was withdrawn or failed, or the installer's links were revoked."""
+class LinkRevoked(LinkProblem):
+    """The assignment was `withdrawn` or `failed`, or the installer's links were `replaced`
+    (its link version bumped): `why`."""
+
+    def __init__(self, reference: str, why: str):
+        super().__init__(reference)
+        self.why = why
 
 
-class LinkPending(Exception):
+class LinkPending(LinkProblem):
     """The delivery is still being confirmed: only a delivery we know succeeded (and billed)
     shows its lead."""
 
@@ -54,21 +68,28 @@ def resolve_link(token: str) -> Assignment:
     try:
         payload = _serializer().loads(token, max_age=max_age_seconds())
     except SignatureExpired as error:
-        raise LinkExpired from error
+        # Signed by us, only too old: its payload still names the lead.
+        expired = _assignment_of(_serializer().load_payload(error.payload))
+        raise LinkExpired(expired and expired.lead.reference) from error
     except BadSignature as error:
         raise LinkInvalid from error
-    if not isinstance(payload, dict) or not isinstance(payload.get("a"), int):
-        raise LinkInvalid
-    assignment = db.session.get(Assignment, payload["a"])
+    assignment = _assignment_of(payload)
     if assignment is None:
         raise LinkInvalid
+    reference = assignment.lead.reference
     if payload.get("v") != assignment.installer.link_version:
-        raise LinkRevoked
+        raise LinkRevoked(reference, "replaced")
     if assignment.status == "queued":
-        raise LinkPending
+        raise LinkPending(reference)
     if assignment.status != "sent":
-        raise LinkRevoked
+        raise LinkRevoked(reference, assignment.status)
     return assignment
+
+
+def _assignment_of(payload) -> Assignment | None:
+    if not isinstance(payload, dict) or not isinstance(payload.get("a"), int):
+        return None
+    return db.session.get(Assignment, payload["a"])
 
 
 class LinkBoundCSRF(CSRF):
@@ -96,8 +117,10 @@ class LinkBoundCSRF(CSRF):
                 field.data or "", max_age=RETURN_FORM_MAX_AGE
             )
         except BadData as error:
+            # The page answering this carries a new token and the answer as given.
             raise ValidationError(
-                "The form expired: open the link in the email again and resend it."
+                "The form was open for more than a day, so nothing was sent. It is renewed "
+                "below with your answer: press Ask for a return again."
             ) from error
         if payload != self._expected():
             raise ValidationError("This form belongs to another delivery.")

@@ -276,10 +276,8 @@ def _refuse_over_return_limit(installer: Installer, cycle: str) -> None:
         )
 
 
-def request_return(
-    event_id: int, reason: str, reason_text: str | None, now: datetime | None = None
-) -> ReturnRequest:
-    """The installer asks for a delivered lead to be credited: once, within the window."""
+def _checked_return_reason(reason: str, reason_text: str | None) -> str | None:
+    """The explanation as kept (None when blank), or why the reason is refused."""
     reason_text = (reason_text or "").strip() or None
     if reason not in RETURN_REASONS:
         raise ReturnRefused("Choose why the lead should be returned.", field="reason")
@@ -289,9 +287,12 @@ def request_return(
         raise ReturnRefused(
             f"Keep the explanation under {REASON_TEXT_LIMIT} characters.", field="reason_text"
         )
-    event = lock_one(DeliveryEvent, event_id)
-    # The installer's lock makes concurrent requests count each other against the limit.
-    installer = lock_one(Installer, event.installer_id)
+    return reason_text
+
+
+def _refuse_unless_returnable(
+    event: DeliveryEvent, installer: Installer, now: datetime | None
+) -> None:
     state = return_state(event, now)
     if state.request is not None:
         raise ReturnRefused(
@@ -306,6 +307,27 @@ def request_return(
             f"delivery; the window closed on {local_datetime(state.window_closes_at)}."
         )
     _refuse_over_return_limit(installer, event.billing_cycle)
+
+
+def check_return(
+    event_id: int, reason: str, reason_text: str | None, now: datetime | None = None
+) -> None:
+    """Refuses what `request_return` would refuse, asking nothing: the installer's page checks
+    a request before the installer confirms it (it can be asked once and not changed)."""
+    _checked_return_reason(reason, reason_text)
+    event = db.session.get(DeliveryEvent, event_id)
+    _refuse_unless_returnable(event, event.installer, now)
+
+
+def request_return(
+    event_id: int, reason: str, reason_text: str | None, now: datetime | None = None
+) -> ReturnRequest:
+    """The installer asks for a delivered lead to be credited: once, within the window."""
+    reason_text = _checked_return_reason(reason, reason_text)
+    event = lock_one(DeliveryEvent, event_id)
+    # The installer's lock makes concurrent requests count each other against the limit.
+    installer = lock_one(Installer, event.installer_id)
+    _refuse_unless_returnable(event, installer, now)
     request = ReturnRequest(
         delivery_event_id=event.id,
         installer_id=event.installer_id,

@@ -37,6 +37,11 @@ PRODUCT_LABELS = {
     "boiler": "Boiler",
 }
 PATH_LABELS = {"compare_quotes": "Compare quotes", "recommended_installer": "Recommended installer"}
+# What the path means to the installer the lead is delivered to (its email and signed page).
+PATH_NOTES_FOR_INSTALLERS = {
+    "compare_quotes": "the customer is comparing quotes from several installers",
+    "recommended_installer": "the customer asked for one installer: this lead goes to you alone",
+}
 STATUS_LABELS = {
     "new": "New",
     "reviewing": "Reviewing",
