@@ -271,6 +271,14 @@ def test_bad_input_is_shown_inline_with_422_and_kept(client, login_as, pending):
     assert no_outcome.status_code == 422
     assert "Choose what happened." in no_outcome.get_data(as_text=True)
     assert "Kept note" in no_outcome.get_data(as_text=True)
+    # The radios' error is their group's description: a screen reader says it on reaching them.
+    group = re.search(
+        r"<fieldset[^>]*>\s*<legend>Outcome</legend>", no_outcome.get_data(as_text=True)
+    )
+    assert group and 'aria-describedby="outcome-error"' in group.group(0)
+    assert '<p class="error" id="outcome-error">Choose what happened.</p>' in no_outcome.get_data(
+        as_text=True
+    )
     bogus = log_attempt(client, pending, "won", "", HTMX)
     assert bogus.status_code == 422 and "Outcome must be one of" in bogus.get_data(as_text=True)
     no_summary = record_outcome(

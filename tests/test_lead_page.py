@@ -221,6 +221,9 @@ def test_a_phone_in_with_errors_keeps_the_input_and_says_what_is_wrong(client, l
     assert "Product is required." in html  # not the API's list of codes
     assert "solar_pv, battery" not in html
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Lead)) == 0
+    unrouted = client.post("/leads/new", data={"customer_name": "Liam Green", "selected_path": "x"})
+    group = re.search(r"<fieldset[^>]*>\s*<legend>[^<]*</legend>", unrouted.get_data(as_text=True))
+    assert group and 'aria-describedby="selected_path-error"' in group.group(0)
 
 
 def test_a_phone_in_matching_a_recent_lead_is_flagged(client, login_as, make_lead):
