@@ -69,6 +69,7 @@ def test_every_staff_page_passes_axe(browser_page, browser_login, live_server, m
     page.fill("input[name=password]", "wrong password")
     audit_refused("login refused")
     operator_id = browser_login("operator").id
+    audit("/", "today's work")
     for tab in ("new", "reviewing", "ready_to_route", "assigned", "attention"):
         audit(f"/leads?tab={tab}")
     audit("/leads?tab=assigned&q=Smith", "queue search")
@@ -77,10 +78,17 @@ def test_every_staff_page_passes_axe(browser_page, browser_login, live_server, m
     page.wait_for_selector("#keyboard-help", state="visible")
     audit(None, "queue, keyboard help")
     page.keyboard.press("Escape")
+    page.goto(f"{url}/leads?tab=new")
+    page.click("table.queue button:has-text('Start review')")
+    page.wait_for_selector("table.queue [data-status=reviewing]")
+    audit(None, "queue, a row advanced in place")
     page.goto(f"{url}/leads?tab=ready_to_route")
     page.click(f"#lead-{ready.reference} a:has-text('Assign')")
     page.wait_for_selector("#assign-dialog:modal")
     audit(None, "queue, assign dialog open")
+    page.click("#assign-dialog button[type=submit]")
+    page.wait_for_selector("#assign-dialog:modal >> text=Deliveries are queued.")
+    audit(None, "queue, assign dialog after assigning")
     audit(f"/leads/{ready.reference}/assign", "lead page, assign dialog open without htmx")
     assigned = db.session.scalar(
         sa.select(Lead).join(Lead.assignments).where(Assignment.status == "failed")
@@ -93,6 +101,9 @@ def test_every_staff_page_passes_axe(browser_page, browser_login, live_server, m
     audit("/follow-ups?due=overdue", "follow-ups, overdue")
     audit("/follow-ups?q=nobody-matches-this", "follow-ups, no match")
     audit(f"/follow-ups/{follow_up.id}", "a follow-up")
+    for status in ("in_progress", "completed"):
+        worked = db.session.scalar(sa.select(FollowUp).where(FollowUp.status == status))
+        audit(f"/follow-ups/{worked.id}", f"a follow-up {status}")
     audit("/leads/new")
     audit_refused("new lead refused")
     audit("/account/password")
