@@ -157,13 +157,15 @@ def test_the_installers_signed_pages_pass_axe(
     page.goto(link)
     found.extend(violations(page, f"signed link landing at {width} px"))
     press_and_audit("text=Show the lead", "the shown lead")
-    ask = "form[action$='/return'] button[type=submit]"
+    ask = "#lead-return button:has-text('Ask for a return')"
     press_and_audit(ask, "return asked with no reason")
     page.check("input[value=other]")
     press_and_audit(ask, "return asked for other without its text")
     page.fill("textarea[name=reason_text]", "The customer moved away")
-    press_and_audit(ask, "signed link landing, return asked")
+    press_and_audit(ask, "return to confirm")
+    press_and_audit("button:has-text('Yes, ask for the return')", "landing, return asked")
     press_and_audit("text=Show the lead", "the shown lead, return pending")
-    page.goto(f"{link}x")
-    found.extend(violations(page, f"tampered link at {width} px"))
+    for problem, address in (("tampered link", f"{link}x"), ("no such page", f"{link}/nothing")):
+        page.goto(address)
+        found.extend(violations(page, f"{problem} at {width} px"))
     assert found == [], "\n".join(found)
