@@ -222,3 +222,35 @@ def test_due_state_counts_beyond_the_cap_show_as_a_floor(client, login_as, follo
     tab_and_count = r'data-due="(\w+)"[^>]*>\s*[^<]*<span class="count[^"]*">([^<]+)<'
     shown = dict(re.findall(tab_and_count, html))
     assert shown == {"all": "1+", "overdue": "1+", "due_today": "0", "upcoming": "1", "done": "0"}
+
+
+def test_a_search_counts_its_matches_by_state_in_one_pass_until_a_cap_for_each(
+    client, login_as, follow_ups, monkeypatch
+):
+    """Fewer matches than a full cap for every state: one statement counts them all, exactly;
+    more: the four capped counts. Either way the tabs say the same."""
+    from ied import capped_counts
+
+    monkeypatch.setattr(capped_counts, "COUNT_CAP", 1)  # one pass while under 4 x 2 matches
+    follow_ups(-3, -2, 5, customer_name="Ada Kelly")
+    follow_ups(-4, 6)  # not matched
+    login_as("manager")
+    tab_and_count = r'data-due="(\w+)"[^>]*>\s*[^<]*<span class="count[^"]*">([^<]+)<'
+    expected = {"all": "1+", "overdue": "1+", "due_today": "0", "upcoming": "1", "done": "0"}
+    with recorded_statements() as statements:
+        html = client.get("/follow-ups?q=kelly").get_data(as_text=True)
+    assert dict(re.findall(tab_and_count, html)) == expected
+    assert counting(statements) == {"one pass": 1, "capped": 0}
+    follow_ups(*[-1] * 6, customer_name="Bo Kelly")  # 9 matches: past 4 x 2
+    with recorded_statements() as statements:
+        html = client.get("/follow-ups?q=kelly").get_data(as_text=True)
+    assert dict(re.findall(tab_and_count, html)) == expected
+    assert counting(statements) == {"one pass": 1, "capped": 1}
+
+
+def counting(statements: list[str]) -> dict[str, int]:
+    """How many of the statements counted due states in one pass, how many by capped counts."""
+    return {
+        "one pass": sum(sql.startswith("SELECT anon_1.due, count(*)") for sql in statements),
+        "capped": sum(sql.startswith("SELECT (SELECT count(*)") for sql in statements),
+    }

@@ -7,6 +7,7 @@ from functools import lru_cache
 import sqlalchemy as sa
 from sqlalchemy.orm import aliased
 
+from ied import capped_counts
 from ied.business_time import business_today, day_bounds
 from ied.capped_counts import CappedCount, capped_count
 from ied.extensions import db
@@ -145,14 +146,38 @@ def _counts_statement(status, issue, installer, search) -> sa.Select:
     return sa.select(*due_state_count_columns(_NOW, DUE_STATES, others, _END_OF_TODAY))
 
 
+@lru_cache(maxsize=256)
+def _matched_states_statement(status, issue, installer, search) -> sa.Select:
+    matched = (
+        sa.select(due_state_of_row(_NOW, _END_OF_TODAY).label("due"))
+        .where(*follow_up_filter(status=status, issue=issue, installer=installer, search=search))
+        .limit(sa.bindparam("matched_cap"))
+        .subquery()
+    )
+    return sa.select(matched.c.due, sa.func.count()).group_by(matched.c.due)
+
+
 def due_state_counts(
     now: datetime | None = None, *, status=None, issue=None, installer=None, q=None
 ) -> dict[str, CappedCount]:
-    """All four counts in one round trip, within the other filters (follow_up_filter's)."""
+    """All four counts in one round trip, within the other filters (follow_up_filter's).
+
+    A search's matches are counted by state in one pass over them while they are fewer than a
+    full cap for every state (each count is then exact): four capped counts would each read the
+    matches from the search's index again. More matches than that: the four capped counts."""
     search, terms = _search(q)
-    row = db.session.execute(
-        _counts_statement(status, issue, installer, search), {**_moments(now or utcnow()), **terms}
-    ).one()
+    parameters = {**_moments(now or utcnow()), **terms}
+    if search is not None:
+        matched_cap = len(DUE_STATES) * (capped_counts.COUNT_CAP + 1)
+        counted = dict(
+            db.session.execute(
+                _matched_states_statement(status, issue, installer, search),
+                {**parameters, "matched_cap": matched_cap},
+            ).all()
+        )
+        if sum(counted.values()) < matched_cap:
+            return {due: CappedCount(counted.get(due, 0)) for due in DUE_STATES}
+    row = db.session.execute(_counts_statement(status, issue, installer, search), parameters).one()
     return {due: CappedCount(row._mapping[due]) for due in DUE_STATES}
 
 
