@@ -358,7 +358,11 @@ def test_a_lead_advanced_on_the_new_tab_brings_the_installers_column_and_still_f
     assert not page.locator("th.routing").is_visible()
     for lead in (started, nobody):
         page.click(f"#lead-{lead.reference} button:has-text('Start review')")
-        page.wait_for_selector(f'#lead-{lead.reference} [data-status="reviewing"]')
+        # Swapped in and marked as such (ied.js), so that the wait below is for the mark to go:
+        # waited for before htmx marks it, a click could land just as it is marked.
+        page.wait_for_selector(
+            f'#lead-{lead.reference}[data-just-swapped] [data-status="reviewing"]'
+        )
     assert page.locator("th.routing").is_visible()
     assert page.inner_text(f"#lead-{started.reference} td.routing").startswith("1 can take it")
     # A row just swapped in ignores pointer clicks for a moment (ied.js: no second step by a
